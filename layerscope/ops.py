@@ -1,0 +1,150 @@
+"""The closed set of functional ops a spec may use, each wrapped as a parameter-free nn.Module.
+
+Wrapping them as modules makes them visible to forward hooks, so `relu`, `flatten` and
+`max_pool2d` get rows in the tables exactly like `nn.ReLU` would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+def relu(x: Tensor) -> Tensor:
+    return F.relu(x)
+
+
+def gelu(x: Tensor, approximate: str = "none") -> Tensor:
+    return F.gelu(x, approximate=approximate)
+
+
+def silu(x: Tensor) -> Tensor:
+    return F.silu(x)
+
+
+def sigmoid(x: Tensor) -> Tensor:
+    return torch.sigmoid(x)
+
+
+def tanh(x: Tensor) -> Tensor:
+    return torch.tanh(x)
+
+
+def softmax(x: Tensor, dim: int) -> Tensor:
+    return F.softmax(x, dim=dim)
+
+
+def log_softmax(x: Tensor, dim: int) -> Tensor:
+    return F.log_softmax(x, dim=dim)
+
+
+def flatten(x: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+    return torch.flatten(x, start_dim, end_dim)
+
+
+def reshape(x: Tensor, shape: Sequence[int]) -> Tensor:
+    return x.reshape(tuple(shape))
+
+
+def view(x: Tensor, shape: Sequence[int]) -> Tensor:
+    return x.view(tuple(shape))
+
+
+def permute(x: Tensor, dims: Sequence[int]) -> Tensor:
+    return x.permute(tuple(dims))
+
+
+def transpose(x: Tensor, dim0: int, dim1: int) -> Tensor:
+    return x.transpose(dim0, dim1)
+
+
+def unsqueeze(x: Tensor, dim: int) -> Tensor:
+    return x.unsqueeze(dim)
+
+
+def squeeze(x: Tensor, dim: int | None = None) -> Tensor:
+    return x.squeeze() if dim is None else x.squeeze(dim)
+
+
+def contiguous(x: Tensor) -> Tensor:
+    return x.contiguous()
+
+
+def select(x: Any, index: int) -> Any:
+    """Element `index` of a tuple output, e.g. LSTM's `(output, (h, c))`."""
+    return x[index]
+
+
+def getitem(x: Tensor, index: int | Sequence[int]) -> Tensor:
+    return x[tuple(index) if isinstance(index, (list, tuple)) else index]
+
+
+def mean(x: Tensor, dim: int | Sequence[int] | None = None, keepdim: bool = False) -> Tensor:
+    return x.mean() if dim is None else x.mean(dim=tuple(dim) if isinstance(dim, (list, tuple)) else dim, keepdim=keepdim)
+
+
+def max_pool2d(
+    x: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0, dilation: Any = 1, ceil_mode: bool = False
+) -> Tensor:
+    return F.max_pool2d(x, kernel_size, stride, padding, dilation, ceil_mode=ceil_mode)
+
+
+def avg_pool2d(x: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0, ceil_mode: bool = False) -> Tensor:
+    return F.avg_pool2d(x, kernel_size, stride, padding, ceil_mode=ceil_mode)
+
+
+def adaptive_avg_pool2d(x: Tensor, output_size: Any) -> Tensor:
+    return F.adaptive_avg_pool2d(x, output_size)
+
+
+def add(*xs: Tensor) -> Tensor:
+    out = xs[0]
+    for x in xs[1:]:
+        out = out + x
+    return out
+
+
+def mul(*xs: Tensor) -> Tensor:
+    out = xs[0]
+    for x in xs[1:]:
+        out = out * x
+    return out
+
+
+def cat(*xs: Tensor, dim: int = 0) -> Tensor:
+    return torch.cat(xs, dim=dim)
+
+
+FUNCTIONAL_OPS: dict[str, Callable[..., Any]] = {
+    f.__name__: f
+    for f in (
+        relu, gelu, silu, sigmoid, tanh, softmax, log_softmax,
+        flatten, reshape, view, permute, transpose, unsqueeze, squeeze, contiguous,
+        select, getitem, mean, max_pool2d, avg_pool2d, adaptive_avg_pool2d,
+        add, mul, cat,
+    )
+}  # fmt: skip
+MERGE_OPS = frozenset({"add", "mul", "cat"})  # take every tensor named in `from:`
+
+
+class FunctionalOp(nn.Module):
+    """A functional op with its keyword arguments bound, shown under the op's own name."""
+
+    def __init__(self, op: str, **kwargs: Any):
+        super().__init__()
+        self.op = op
+        self.kwargs = kwargs
+        self._fn = FUNCTIONAL_OPS[op]
+
+    def forward(self, *xs: Any) -> Any:
+        return self._fn(*xs, **self.kwargs)
+
+    def _get_name(self) -> str:
+        return self.op
+
+    def extra_repr(self) -> str:
+        return ", ".join(f"{k}={v!r}" for k, v in self.kwargs.items())

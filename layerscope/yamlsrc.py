@@ -1,0 +1,138 @@
+"""Safe YAML loading that keeps file:line:col for every mapping key and value."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from layerscope.errors import Source, SpecError
+
+MAX_SPEC_BYTES = 1 << 20  # a hand-written model spec is a few KiB; this stops runaway input
+
+
+UNKNOWN = Source("<spec>", 1, 1)
+
+
+class YMap(dict):  # type: ignore[type-arg]
+    """A YAML mapping that remembers where it, each key and each value stand."""
+
+    def __init__(self, *args: Any, source: Source = UNKNOWN):
+        super().__init__(*args)
+        self.source = source
+        self.key_sources: dict[str, Source] = {}
+        self.value_sources: dict[str, Source] = {}
+
+    def where(self, key: str) -> Source:
+        """Position of the value under `key`, or of the mapping itself when it is absent."""
+        return self.value_sources.get(key, self.source)
+
+
+class YList(list):  # type: ignore[type-arg]
+    """A YAML sequence that remembers where it and each item stand."""
+
+    def __init__(self, *args: Any, source: Source = UNKNOWN):
+        super().__init__(*args)
+        self.source = source
+        self.item_sources: list[Source] = []
+
+    def where(self, index: int) -> Source:
+        """Position of item `index`, or of the list itself."""
+        return self.item_sources[index] if index < len(self.item_sources) else self.source
+
+
+def _source(mark: yaml.Mark, file: str) -> Source:
+    return Source(file, mark.line + 1, mark.column + 1)
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that rejects aliases and duplicate keys and records positions."""
+
+    spec_file = "<string>"
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise SpecError(
+                "YAML aliases (*name) are not supported in specs",
+                source=_source(event.start_mark, self.spec_file),
+                hint="write the value out, or use vars: and ${name}",
+            )
+        return super().compose_node(parent, index)
+
+
+def _construct_map(loader: _Loader, node: yaml.MappingNode) -> Any:
+    data = YMap(source=_source(node.start_mark, loader.spec_file))
+    yield data
+    loader.flatten_mapping(node)
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        where = _source(key_node.start_mark, loader.spec_file)
+        if not isinstance(key, str):
+            raise SpecError(f"mapping key {key!r} is not a string", source=where, hint="quote it")
+        if key in data:
+            first = data.key_sources[key]
+            raise SpecError(
+                f"duplicate key {key!r} (first at line {first.line})",
+                source=where,
+                hint="YAML would silently keep only the last one; remove one of them",
+            )
+        data[key] = loader.construct_object(value_node, deep=True)
+        data.key_sources[key] = where
+        data.value_sources[key] = _source(value_node.start_mark, loader.spec_file)
+
+
+def _construct_seq(loader: _Loader, node: yaml.SequenceNode) -> Any:
+    data = YList(source=_source(node.start_mark, loader.spec_file))
+    data.item_sources = [_source(n.start_mark, loader.spec_file) for n in node.value]
+    yield data
+    data.extend(loader.construct_object(n, deep=True) for n in node.value)
+
+
+def _reject_tag(loader: _Loader, suffix: str, node: yaml.Node) -> Any:
+    raise SpecError(
+        f"YAML tag {node.tag!r} is not allowed in a spec",
+        source=_source(node.start_mark, loader.spec_file),
+        hint="specs hold plain data only: mappings, lists, numbers, strings",
+    )
+
+
+_Loader.add_constructor("tag:yaml.org,2002:map", _construct_map)
+_Loader.add_constructor("tag:yaml.org,2002:seq", _construct_seq)
+_Loader.add_multi_constructor("", _reject_tag)
+
+
+def read_spec_text(path: Path) -> str:
+    """Read a spec file as UTF-8 text, turning every I/O problem into a SpecError."""
+    where = Source(str(path), 1, 1)
+    if path.is_dir():
+        raise SpecError("is a directory, not a spec file", source=where, hint="name a .yaml file inside it")
+    try:
+        size = path.stat().st_size
+        if size > MAX_SPEC_BYTES:
+            raise SpecError(f"file is {size} bytes; specs are capped at {MAX_SPEC_BYTES}", source=where)
+        return path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise SpecError(f"not UTF-8 text (byte {e.start})", source=where, hint="save the file as UTF-8") from None
+    except OSError as e:
+        raise SpecError(e.strerror or str(e), source=where) from None
+
+
+def load_documents(text: str, file: str) -> list[Any]:
+    """Parse every YAML document in `text`; errors carry file:line:col."""
+    loader = _Loader(text)
+    loader.spec_file = file
+    try:
+        docs = []
+        while loader.check_data():
+            docs.append(loader.get_data())
+        return docs
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        where = _source(mark, file) if mark else Source(file, 1, 1)
+        raise SpecError(f"invalid YAML: {e.problem or e.context}", source=where) from None
+    except yaml.YAMLError as e:
+        raise SpecError(f"invalid YAML: {e}", source=Source(file, 1, 1)) from None
+    finally:
+        loader.dispose()
