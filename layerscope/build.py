@@ -1,0 +1,222 @@
+"""Build stage: ModelSpec → torch.nn.Module whose submodule names are the spec's layer names.
+
+In-dims left out of the spec are read off the shapes that flow through the model while it is
+being built, so each layer is run once on example inputs as soon as it exists. Modules are
+constructed on the meta device and then given uninitialised storage: the tables need shapes,
+not weight values, so no time goes into initialisation.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from layerscope.catalog import lookup
+from layerscope.errors import Source, SpecError, UsageError, did_you_mean
+from layerscope.ops import FunctionalOp
+from layerscope.report import Note
+from layerscope.spec import InputSpec, LayerSpec, ModelSpec
+
+# Above this many bytes of weights, "auto" builds on the meta device: nothing is allocated.
+AUTO_CPU_BUDGET = 1 << 30
+
+_DTYPES = {
+    "float32": torch.float32, "float64": torch.float64, "float16": torch.float16, "bfloat16": torch.bfloat16,
+    "int64": torch.int64, "int32": torch.int32, "int16": torch.int16, "int8": torch.int8, "uint8": torch.uint8,
+    "bool": torch.bool,
+}  # fmt: skip
+
+
+class SpecModule(nn.Module):
+    """A model or nested Sequential from a spec: runs its layers in file order along `from:` edges."""
+
+    def __init__(self, type_name: str, input_names: Sequence[str]):
+        super().__init__()
+        self._type_name = type_name
+        self.input_names = tuple(input_names)
+        self.nodes: list[tuple[str, tuple[str, ...]]] = []
+
+    def add_node(self, name: str, module: nn.Module, inputs: Sequence[str]) -> None:
+        """Append a layer; registering a module under a second name shares its weights."""
+        self.add_module(name, module)
+        self.nodes.append((name, tuple(inputs)))
+
+    def forward(self, *args: Any) -> Any:
+        if len(args) != len(self.input_names):
+            raise TypeError(f"{self._type_name} takes {len(self.input_names)} input(s) ({', '.join(self.input_names)}), got {len(args)}")
+        env: dict[str, Any] = {"input": args[0], **dict(zip(self.input_names, args))}
+        out = args[0]
+        for name, inputs in self.nodes:
+            xs = [env[i] for i in inputs] if inputs else [out]
+            out = self._modules[name](*xs)  # type: ignore[misc]
+            env[name] = out
+        return out
+
+    def _get_name(self) -> str:
+        return self._type_name
+
+
+@dataclass
+class Built:
+    """A built model, the example inputs it was built for, and where each layer was written."""
+
+    model: nn.Module
+    inputs: tuple[Tensor, ...]
+    device: torch.device
+    sources: dict[str, Source] = field(default_factory=dict)  # qualified module name → spec position
+    stopped_at: str | None = None  # the layer whose forward failed while building
+    skipped: list[str] = field(default_factory=list)  # spec layers after it, never built
+
+    def notes(self) -> list[Note]:
+        """What the report must say about a model that could not be built to the end."""
+        if not self.skipped or self.stopped_at is None:
+            return []
+        names = ", ".join(self.skipped[:4]) + (", ..." if len(self.skipped) > 4 else "")
+        return [Note(self.stopped_at, f"building stopped here; {len(self.skipped)} later layer(s) ({names}) are not in the totals")]
+
+
+class _OverBudget(Exception):
+    pass
+
+
+def make_inputs(specs: Sequence[InputSpec], device: torch.device) -> tuple[Tensor, ...]:
+    """Example tensors for the inputs: deterministic values; integer ids span the declared range."""
+    tensors = []
+    generator = torch.Generator().manual_seed(0)
+    for spec in specs:
+        dtype = _DTYPES[spec.dtype]
+        if device.type == "meta":
+            tensors.append(torch.empty(spec.shape, dtype=dtype, device=device))
+        elif dtype.is_floating_point:
+            tensors.append(torch.randn(spec.shape, generator=generator).to(dtype=dtype, device=device))
+        else:
+            low, high = spec.value_range or (0, 1)
+            values = torch.arange(int(torch.Size(spec.shape).numel())) % (high - low) + low
+            values[-1] = high - 1  # the largest id is what an Embedding's size must cover
+            tensors.append(values.reshape(spec.shape).to(dtype=dtype, device=device))
+    return tuple(tensors)
+
+
+def build(spec: ModelSpec, inputs: Sequence[InputSpec] | None = None, device: str = "auto") -> Built:
+    """Build `spec` for `inputs` (default: the spec's own input:) on `device` (auto, cpu or meta)."""
+    inputs = tuple(inputs) if inputs is not None else spec.inputs
+    if not inputs:
+        raise UsageError(f"{spec.name} declares no input: and none was given", hint="pass --input, e.g. --input 1x3x32x32")
+    if device == "auto":
+        try:
+            return _Builder(spec, torch.device("cpu"), budget=AUTO_CPU_BUDGET).run(inputs)
+        except _OverBudget:
+            return _Builder(spec, torch.device("meta"), budget=None).run(inputs)
+    try:
+        target = torch.device(device)
+    except RuntimeError:
+        raise UsageError(f"unknown device {device!r}", hint="use auto, cpu or meta") from None
+    return _Builder(spec, target, budget=None).run(inputs)
+
+
+class _Builder:
+    def __init__(self, spec: ModelSpec, device: torch.device, budget: int | None):
+        self.spec = spec
+        self.device = device
+        self.budget = budget
+        self.param_bytes = 0
+        self.registry: dict[str, nn.Module] = {}
+        self.sources: dict[str, Source] = {}
+        self.stopped_at: str | None = None
+        self.skipped: list[str] = []
+
+    def run(self, inputs: Sequence[InputSpec]) -> Built:
+        tensors = make_inputs(inputs, self.device)
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the trace stage records warnings; building repeats them
+            model, _ = self.container(self.spec.name, self.spec.layers, [i.name for i in inputs], tensors, prefix="")
+        return Built(model, tensors, self.device, self.sources, self.stopped_at, self.skipped)
+
+    def container(
+        self, type_name: str, layers: Sequence[LayerSpec], input_names: Sequence[str], xs: Sequence[Any], prefix: str
+    ) -> tuple[SpecModule, Any]:
+        module = SpecModule(type_name, input_names)
+        env: dict[str, Any] = {"input": xs[0], **dict(zip(input_names, xs))}
+        out: Any = xs[0]
+        for index, layer in enumerate(layers):
+            if self.stopped_at is not None:
+                self.skipped.extend(prefix + later.name for later in layers[index:])
+                return module, None
+            qualname = prefix + layer.name
+            args = [env[i] for i in layer.inputs] if layer.inputs else [out]
+            if layer.use is not None:
+                child = self.shared(layer, prefix)
+            elif layer.layers:
+                child, out = self.container("Sequential", layer.layers, ["input"], args, prefix=qualname + ".")
+            else:
+                child = self.construct(layer, args)
+            module.add_node(layer.name, child, layer.inputs)
+            self.registry[qualname] = child
+            self.sources[qualname] = layer.source
+            if self.stopped_at is not None:
+                continue  # a nested Sequential stopped inside; the loop records what is left
+            if not layer.layers:
+                try:
+                    out = child(*args)
+                except Exception:  # noqa: BLE001 - the trace stage re-runs and diagnoses this layer
+                    self.stopped_at = qualname
+                    continue
+            env[layer.name] = out
+        return module, out
+
+    def shared(self, layer: LayerSpec, prefix: str) -> nn.Module:
+        assert layer.use is not None
+        for candidate in (prefix + layer.use, layer.use):
+            if candidate in self.registry:
+                return self.registry[candidate]
+        raise SpecError(f"use: refers to unknown layer {layer.use!r}", source=layer.source, hint=did_you_mean(layer.use, self.registry) or "name a layer defined above")
+
+    def construct(self, layer: LayerSpec, inputs: Sequence[Any]) -> nn.Module:
+        info = lookup(layer.op)
+        assert info is not None, layer.op  # the spec stage checked the name
+        args = [_to_torch(a, self) for a in layer.args]
+        kwargs = {k: _to_torch(v, self) for k, v in layer.kwargs.items()}
+        bound = info.signature.bind_partial(*args, **kwargs)
+        if info.inference and info.inference.arg not in bound.arguments and inputs:
+            bound.arguments[info.inference.arg] = self.infer(layer, info.inference, inputs[0])
+        try:
+            bound = info.signature.bind(*bound.args, **bound.kwargs)
+        except TypeError as e:
+            raise SpecError(f"{layer.op}: {e}", source=layer.source, hint=f"{layer.op}{info.signature}") from None
+        if info.kind == "functional":
+            return FunctionalOp(layer.op, **bound.arguments)
+        try:
+            if info.is_lazy:  # lazy parameters cannot be moved; they materialise on first call
+                with torch.device(self.device):
+                    return info.target(*bound.args, **bound.kwargs)  # type: ignore[no-any-return]
+            with torch.device("meta"):
+                module = info.target(*bound.args, **bound.kwargs)
+        except Exception as e:  # noqa: BLE001 - torch's own argument checks, reported at the layer
+            raise SpecError(f"{layer.op}: {e}", source=layer.source) from None
+        self.param_bytes += sum(p.numel() * p.element_size() for p in module.parameters())
+        if self.budget is not None and self.param_bytes > self.budget:
+            raise _OverBudget
+        return module if self.device.type == "meta" else module.to_empty(device=self.device)
+
+    def infer(self, layer: LayerSpec, inference: Any, x: Any) -> Any:
+        if not isinstance(x, Tensor):
+            raise SpecError(f"cannot infer {layer.op}.{inference.arg}: its input is a {type(x).__name__}, not a tensor", source=layer.source, hint=f"write {inference.arg}: explicitly, or add a select: before it")
+        try:
+            return int(inference.read(x.shape))
+        except IndexError:
+            shape = "x".join(map(str, x.shape)) or "a scalar"
+            raise SpecError(f"cannot infer {layer.op}.{inference.arg} from the {inference.describe} of {shape}", source=layer.source, hint=f"its input has too few dims; write {inference.arg}: explicitly or reshape first") from None
+
+
+def _to_torch(value: Any, builder: _Builder) -> Any:
+    """YAML values as torch expects them: lists become tuples, nested layer specs become modules."""
+    if isinstance(value, LayerSpec):
+        return builder.construct(value, [])
+    if isinstance(value, list):
+        return tuple(_to_torch(v, builder) for v in value)
+    return value

@@ -1,0 +1,94 @@
+"""The report: plain data produced by the trace stage and consumed by the renderers (no torch here)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+Shape = list[int]
+
+
+@dataclass
+class LayerRecord:
+    """One call of one module during the traced forward pass, in call order."""
+
+    name: str  # qualified module name; "" for the model itself
+    type: str
+    depth: int  # 0 for the model, 1 for its children, ...
+    input_shapes: list[Shape]
+    output_shapes: list[Shape] = field(default_factory=list)
+    num_params: int = 0  # this module's parameters including its children's, each counted once
+    trainable_params: int = 0
+    is_leaf: bool = True
+    shared_with: str | None = None  # set on a repeated call: the name the module was first called under
+    source: str | None = None  # spec file:line:col, for modules built from a spec
+    completed: bool = False  # False when the forward pass failed inside this call
+
+
+@dataclass
+class ParamRecord:
+    """One named parameter; tied parameters appear under each name and are counted once."""
+
+    name: str
+    shape: Shape
+    numel: int
+    dtype: str
+    trainable: bool
+    shared_with: list[str] = field(default_factory=list)  # the other names of the same tensor
+    counted: bool = True  # False for every name of a tied tensor but the first
+
+
+@dataclass
+class Failure:
+    """Why the forward pass stopped, at which layer."""
+
+    layer: str
+    type: str
+    source: str | None
+    got: list[Shape]
+    message: str
+
+
+@dataclass
+class Note:
+    """A warning torch raised while running the model, with the layer it came from."""
+
+    layer: str
+    message: str
+
+
+@dataclass
+class Report:
+    """Everything the tables show, as data; `to_dict` is the JSON contract."""
+
+    model: str
+    input_shapes: list[Shape]
+    output_shapes: list[Shape]
+    layers: list[LayerRecord]
+    params: list[ParamRecord]
+    total_params: int
+    trainable_params: int
+    param_bytes: int
+    device: str
+    failure: Failure | None = None
+    notes: list[Note] = field(default_factory=list)
+
+    @property
+    def non_trainable_params(self) -> int:
+        return self.total_params - self.trainable_params
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report as JSON-ready data."""
+        data = asdict(self)
+        data["non_trainable_params"] = self.non_trainable_params
+        return data
+
+
+def format_shape(shape: Shape) -> str:
+    """A shape as users type it after --input: 1x3x32x32 (a 0-d tensor is 'scalar')."""
+    return "x".join(str(d) for d in shape) if shape else "scalar"
+
+
+def format_shapes(shapes: list[Shape]) -> str:
+    """Several shapes, comma-separated."""
+    return ", ".join(format_shape(s) for s in shapes)

@@ -1,0 +1,167 @@
+"""Trace stage: any nn.Module + example inputs → Report, by forward hooks on every submodule."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from layerscope.report import Failure, LayerRecord, Note, ParamRecord, Report, Shape
+
+
+def shapes_of(value: Any) -> list[Shape]:
+    """Every tensor shape in a (nested) output, in order: LSTM's (out, (h, c)) gives three."""
+    if isinstance(value, Tensor):
+        return [list(value.shape)]
+    if isinstance(value, (list, tuple)):
+        return [s for v in value for s in shapes_of(v)]
+    if isinstance(value, Mapping):
+        return [s for v in value.values() for s in shapes_of(v)]
+    return []
+
+
+def _count(params: Sequence[nn.Parameter]) -> tuple[int, int]:
+    unique = {id(p): p for p in params if not isinstance(p, nn.parameter.UninitializedParameter)}
+    total = sum(p.numel() for p in unique.values())
+    return total, sum(p.numel() for p in unique.values() if p.requires_grad)
+
+
+def trace(
+    model: nn.Module,
+    inputs: Sequence[Any],
+    *,
+    name: str | None = None,
+    sources: Mapping[str, Any] | None = None,
+) -> Report:
+    """Run `model(*inputs)` once in eval mode without gradients and record every module call."""
+    sources = sources or {}
+    names: dict[int, list[str]] = {}
+    for qualname, module in model.named_modules(remove_duplicate=False):
+        names.setdefault(id(module), []).append(qualname)
+    calls: dict[int, int] = {}
+    first_call: dict[int, str] = {}
+    records: list[LayerRecord] = []
+    stack: list[LayerRecord] = []
+    caught: list[warnings.WarningMessage] = []
+    raised_in: dict[int, str] = {}  # index into `caught` → the innermost layer open when it was raised
+
+    def pre_hook(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        key = id(module)
+        n = calls.get(key, 0)
+        calls[key] = n + 1
+        options = names.get(key, ["?"])
+        qualname = options[n % len(options)]
+        total, trainable = _count(list(module.parameters()))
+        record = LayerRecord(
+            name=qualname,
+            type=module._get_name(),
+            depth=0 if qualname == "" else qualname.count(".") + 1,
+            input_shapes=shapes_of(args) + shapes_of(kwargs),
+            num_params=total,
+            trainable_params=trainable,
+            is_leaf=not any(True for _ in module.children()),
+            shared_with=first_call.get(key),
+            source=str(sources[qualname]) if qualname in sources else None,
+        )
+        first_call.setdefault(key, qualname)
+        records.append(record)
+        stack.append(record)
+
+    def post_hook(module: nn.Module, args: Any, kwargs: Any, output: Any) -> None:
+        record = stack.pop()
+        record.output_shapes = shapes_of(output)
+        record.completed = True
+        for i in range(len(caught)):
+            raised_in.setdefault(i, record.name)  # inner calls finish first, so they claim first
+
+    handles = []
+    for module in {id(m): m for _, m in model.named_modules()}.values():
+        handles.append(module.register_forward_pre_hook(pre_hook, with_kwargs=True))
+        handles.append(module.register_forward_hook(post_hook, with_kwargs=True))
+    was_training = model.training
+    fastpath = torch.backends.mha.get_fastpath_enabled()
+    failure = None
+    output: Any = None
+    with warnings.catch_warnings(record=True) as log:
+        warnings.simplefilter("always")
+        caught = log
+        try:
+            model.eval()
+            # the fused attention fast path skips the sublayers' forward, hiding their rows
+            torch.backends.mha.set_fastpath_enabled(False)
+            with torch.no_grad():
+                output = model(*inputs)
+        except Exception as e:  # noqa: BLE001 - a model that rejects its input is a result, not a crash
+            failure = _failure(stack, e)
+        finally:
+            model.train(was_training)
+            torch.backends.mha.set_fastpath_enabled(fastpath)
+            for handle in handles:
+                handle.remove()
+    notes = _notes(caught, raised_in, stack)
+    params = _params(model)
+    counted = [p for p in params if p.counted]
+    first = next(iter(model.parameters()), None)
+    return Report(
+        model=name or model._get_name(),
+        input_shapes=shapes_of(list(inputs)),
+        output_shapes=shapes_of(output),
+        layers=records,
+        params=params,
+        total_params=sum(p.numel for p in counted),
+        trainable_params=sum(p.numel for p in counted if p.trainable),
+        param_bytes=sum(p.numel * _itemsize(p.dtype) for p in counted),
+        device=str(first.device) if first is not None else "cpu",
+        failure=failure,
+        notes=notes,
+    )
+
+
+def _failure(stack: list[LayerRecord], error: Exception) -> Failure:
+    where = stack[-1] if stack else LayerRecord("", "?", 0, [])
+    message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return Failure(layer=where.name, type=where.type, source=where.source, got=where.input_shapes, message=message)
+
+
+def _notes(caught: list[warnings.WarningMessage], raised_in: dict[int, str], open_calls: list[LayerRecord]) -> list[Note]:
+    fallback = open_calls[-1].name if open_calls else ""
+    notes: list[Note] = []
+    for i, w in enumerate(caught):
+        note = Note(layer=raised_in.get(i, fallback), message=str(w.message).strip().splitlines()[0])
+        if note not in notes:
+            notes.append(note)
+    return notes
+
+
+def _params(model: nn.Module) -> list[ParamRecord]:
+    by_tensor: dict[int, list[str]] = {}
+    tensors: dict[int, nn.Parameter] = {}
+    order: list[tuple[str, int]] = []
+    for qualname, p in model.named_parameters(remove_duplicate=False):
+        by_tensor.setdefault(id(p), []).append(qualname)
+        tensors[id(p)] = p
+        order.append((qualname, id(p)))
+    records = []
+    for qualname, key in order:
+        p = tensors[key]
+        lazy = isinstance(p, nn.parameter.UninitializedParameter)
+        aliases = by_tensor[key]
+        records.append(
+            ParamRecord(
+                name=qualname,
+                shape=[] if lazy else list(p.shape),
+                numel=0 if lazy else p.numel(),
+                dtype=str(p.dtype).removeprefix("torch."),
+                trainable=p.requires_grad,
+                shared_with=[a for a in aliases if a != qualname],
+                counted=aliases[0] == qualname,
+            )
+        )
+    return records
+
+
+def _itemsize(dtype: str) -> int:
+    return int(getattr(torch, dtype).itemsize)
