@@ -1,0 +1,3 @@
+"""layerscope: look inside a PyTorch model before you train it."""
+
+__version__ = "0.1.0"

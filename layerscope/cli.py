@@ -1,0 +1,182 @@
+"""CLI stage: a thin typer layer. Parses options, calls spec → build → trace, picks a renderer.
+
+torch is imported only inside the commands that need it, so `--help` and `list` start fast.
+"""
+
+from __future__ import annotations
+
+import enum
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Optional
+
+import typer
+
+from layerscope import __version__
+from layerscope.errors import LayerscopeError, UsageError
+
+if TYPE_CHECKING:
+    from rich.console import Console, RenderableType
+
+    from layerscope.report import Report
+    from layerscope.spec import InputSpec, ModelSpec
+
+app = typer.Typer(
+    name="layerscope",
+    help="Look inside a PyTorch model before you train it: layers, shapes and parameters from a YAML spec.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+class Format(str, enum.Enum):
+    table = "table"
+    json = "json"
+
+
+SpecArg = Annotated[Optional[str], typer.Argument(help="Spec file, or a bundled spec's name (see `layerscope list`). Omit it when the current directory holds exactly one .yaml spec.", show_default=False)]  # noqa: UP007 - typer needs Optional
+InputOpt = Annotated[list[str], typer.Option("--input", "-i", help="Input shape such as 1x3x32x32, optionally :dtype (5:int64). Repeat for several inputs. Default: the spec's input:.")]
+FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="table for people, json for scripts.")]
+ModelOpt = Annotated[Optional[str], typer.Option("--model", help="Which model, when the file holds several (---).")]  # noqa: UP007
+DeviceOpt = Annotated[str, typer.Option("--device", help="auto (CPU for small models, meta above 1 GiB of weights), cpu or meta.")]
+DebugOpt = Annotated[bool, typer.Option("--debug", help="Show Python tracebacks instead of one-line errors.")]
+
+
+def parse_input(text: str) -> tuple[tuple[int, ...], str | None]:
+    """`1x3x32x32` or `5:int64` → (shape, dtype or None)."""
+    from layerscope.spec import DTYPES
+
+    shape_text, _, dtype = text.partition(":")
+    hint = "write sizes joined by x, e.g. --input 1x3x32x32 or --input 5:int64"
+    try:
+        shape = tuple(int(part) for part in shape_text.lower().split("x"))
+    except ValueError:
+        raise UsageError(f"--input {text!r}: not a shape", hint=hint) from None
+    if any(d <= 0 for d in shape):
+        raise UsageError(f"--input {text!r}: every size must be a positive integer", hint=hint)
+    if dtype and dtype not in DTYPES:
+        raise UsageError(f"--input {text!r}: unknown dtype {dtype!r}", hint=f"dtypes: {', '.join(DTYPES)}")
+    return shape, dtype or None
+
+
+def _inputs_for(spec: ModelSpec, texts: list[str]) -> tuple[InputSpec, ...]:
+    """The spec's inputs with shapes (and dtypes) replaced by --input; dtype and range carry over."""
+    from dataclasses import replace
+
+    from layerscope.errors import Source
+    from layerscope.spec import InputSpec
+
+    if not texts:
+        return spec.inputs
+    inputs = []
+    for i, text in enumerate(texts):
+        shape, dtype = parse_input(text)
+        if i < len(spec.inputs):
+            base = spec.inputs[i]
+        else:
+            base = InputSpec(f"input{i}" if i else "input", shape, "float32", None, Source("--input", 1, 1))
+        inputs.append(replace(base, shape=shape, dtype=dtype or base.dtype))
+    return tuple(inputs)
+
+
+def _report(spec_arg: str | None, input_texts: list[str], model: str | None, device: str) -> Report:
+    from layerscope.build import build
+    from layerscope.configs import resolve_spec
+    from layerscope.spec import load_spec
+    from layerscope.trace import trace
+
+    spec = load_spec(resolve_spec(spec_arg), model)
+    built = build(spec, _inputs_for(spec, input_texts), device=device)
+    report = trace(built.model, built.inputs, name=spec.name, sources=built.sources)
+    report.notes.extend(built.notes())
+    return report
+
+
+def _run(view: Callable[[Report], RenderableType], spec: str | None, inputs: list[str], fmt: Format, model: str | None, device: str, debug: bool) -> None:
+    try:
+        report = _report(spec, inputs, model, device)
+    except LayerscopeError as e:
+        if debug:
+            raise
+        where = f"{e.source}: " if e.source else "layerscope: "
+        hint = f" — {e.hint}" if e.hint else ""
+        typer.echo(f"{where}error: {e.message}{hint}", err=True)
+        raise typer.Exit(e.exit_code) from None
+    except Exception as e:  # noqa: BLE001 - a bug of ours still gets one line, not a traceback
+        if debug:
+            raise
+        typer.echo(f"layerscope: internal error: {type(e).__name__}: {e} — rerun with --debug and report it", err=True)
+        raise typer.Exit(3) from None
+    if fmt is Format.json:
+        from layerscope.render import to_json
+
+        typer.echo(to_json(report))
+    else:
+        _console().print(view(report))
+    if report.failure is not None:
+        raise typer.Exit(1)
+
+
+def _console() -> Console:
+    """A console as wide as the terminal; 120 columns when piped (rich would pick 80), unless COLUMNS says."""
+    import os
+
+    from rich.console import Console
+
+    wide = sys.stdout.isatty() or "COLUMNS" in os.environ
+    return Console(width=None if wide else 120)
+
+
+@app.command()
+def inspect(spec: SpecArg = None, input: InputOpt = [], depth: Annotated[Optional[int], typer.Option("--depth", "-d", min=0, help="Show layers nested at most this deep (0: the model only).")] = None, format: FormatOpt = Format.table, model: ModelOpt = None, device: DeviceOpt = "auto", debug: DebugOpt = False) -> None:  # noqa: UP007, B006, A002
+    """The layer tree: name, type, output shape, parameters, share of the total; totals below."""
+    from layerscope.render import inspect_view
+
+    _run(lambda r: inspect_view(r, depth), spec, input, format, model, device, debug)
+
+
+@app.command()
+def shapes(spec: SpecArg = None, input: InputOpt = [], format: FormatOpt = Format.table, model: ModelOpt = None, device: DeviceOpt = "auto", debug: DebugOpt = False) -> None:  # noqa: B006, A002
+    """Input and output shape of every layer, in the order they run."""
+    from layerscope.render import shapes_view
+
+    _run(shapes_view, spec, input, format, model, device, debug)
+
+
+@app.command()
+def params(spec: SpecArg = None, input: InputOpt = [], format: FormatOpt = Format.table, model: ModelOpt = None, device: DeviceOpt = "auto", debug: DebugOpt = False) -> None:  # noqa: B006, A002
+    """Every parameter: qualified name, shape, count, dtype, trainable, and what it is tied to."""
+    from layerscope.render import params_view
+
+    _run(params_view, spec, input, format, model, device, debug)
+
+
+@app.command("list")
+def list_specs() -> None:
+    """The bundled specs, usable by name in place of a file."""
+    from layerscope.configs import bundled_specs
+    from layerscope.render import bundled_view
+
+    _console().print(bundled_view(bundled_specs()))
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"layerscope {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")] = False) -> None:
+    """Look inside a PyTorch model before you train it."""
+
+
+def run() -> None:
+    """Console-script entry point."""
+    app(prog_name="layerscope")
+
+
+if __name__ == "__main__":
+    sys.exit(run())

@@ -1,0 +1,159 @@
+"""Render stage: Report → rich renderables. Looks only at report data, never at torch objects."""
+
+from __future__ import annotations
+
+import json
+
+from rich import box
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from layerscope.configs import Bundled
+from layerscope.report import LayerRecord, Report, format_shape, format_shapes
+
+
+def human_bytes(n: int) -> str:
+    """Bytes in binary units: 317.5 KiB."""
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.2f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def _layer_labels(layers: list[LayerRecord], model: str) -> list[Text]:
+    """Tree labels: each name relative to the nearest listed ancestor, indented below it.
+
+    Containers that never run (ModuleList) have no row, so `encoder.layers.0` is shown as
+    `layers.0` under `encoder` rather than as a bare `0` two levels deeper.
+    """
+    labels = []
+    ancestors: list[str] = []
+    for layer in layers:
+        if layer.depth == 0:
+            ancestors = [""]
+            labels.append(Text(model, style="bold"))
+            continue
+        while ancestors and not (ancestors[-1] == "" or layer.name.startswith(ancestors[-1] + ".")):
+            ancestors.pop()
+        parent = ancestors[-1] if ancestors else ""
+        local = layer.name[len(parent) + 1 :] if parent else layer.name
+        labels.append(Text("  " * max(len(ancestors) - 1, 0) + local))
+        ancestors.append(layer.name)
+    return labels
+
+
+def _params_cell(layer: LayerRecord) -> str:
+    if layer.shared_with is not None:
+        return f"shares {layer.shared_with}"
+    return f"{layer.num_params:,}" if layer.num_params else "-"
+
+
+def _percent_cell(layer: LayerRecord, total: int) -> str:
+    if layer.shared_with is not None or not layer.num_params or not total:
+        return "-"
+    return f"{100 * layer.num_params / total:.1f}%"
+
+
+def _output_cell(layer: LayerRecord) -> Text:
+    if not layer.completed:
+        return Text("failed", style="bold red")
+    return Text(format_shapes(layer.output_shapes) or "-")
+
+
+def _table(title: str, *columns: str) -> Table:
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    for column in columns:
+        numeric = column in ("Params", "% of total", "Numel")
+        table.add_column(column, justify="right" if numeric else "left", overflow="fold")
+    return table
+
+
+def _summary(report: Report) -> Table:
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column(justify="right")
+    grid.add_row("Total params", f"{report.total_params:,}")
+    grid.add_row("Trainable params", f"{report.trainable_params:,}")
+    grid.add_row("Non-trainable params", f"{report.non_trainable_params:,}")
+    grid.add_row("Param memory", human_bytes(report.param_bytes))
+    grid.add_row("Input", format_shapes(report.input_shapes))
+    grid.add_row("Output", format_shapes(report.output_shapes) if report.failure is None else "-")
+    return grid
+
+
+def _failure(report: Report) -> RenderableType:
+    failure = report.failure
+    assert failure is not None
+    table = Table(title="Forward pass failed", title_justify="left", title_style="bold red", box=box.SIMPLE_HEAD, show_header=False, pad_edge=False)
+    table.add_column(style="bold red")
+    table.add_column(overflow="fold")
+    table.add_row("Layer", f"{failure.layer or report.model} ({failure.type})")
+    if failure.source:
+        table.add_row("Defined at", failure.source)
+    table.add_row("Got", format_shapes(failure.got) or "-")
+    table.add_row("Error", failure.message)
+    return table
+
+
+def _tail(report: Report) -> list[RenderableType]:
+    parts: list[RenderableType] = []
+    if report.notes:
+        notes = Table.grid(padding=(0, 1))
+        notes.add_column(style="yellow")
+        notes.add_column(overflow="fold")
+        for note in report.notes:
+            notes.add_row("note:", f"{note.layer or report.model}: {note.message}")
+        parts.append(notes)
+    if report.failure is not None:
+        parts.append(_failure(report))
+    return parts
+
+
+def inspect_view(report: Report, depth: int | None = None) -> Group:
+    """The layer tree: name, type, output shape, params, share of the total."""
+    table = _table(f"{report.model} — layers", "Layer", "Type", "Output shape", "Params", "% of total")
+    for layer, label in zip(report.layers, _layer_labels(report.layers, report.model)):
+        if depth is not None and layer.depth > depth:
+            continue
+        table.add_row(label, layer.type, _output_cell(layer), _params_cell(layer), _percent_cell(layer, report.total_params))
+    return Group(table, _summary(report), *_tail(report))
+
+
+def shapes_view(report: Report) -> Group:
+    """Per-layer input and output shapes, in call order."""
+    table = _table(f"{report.model} — shapes", "Layer", "Type", "Input shape", "Output shape")
+    for layer, label in zip(report.layers, _layer_labels(report.layers, report.model)):
+        table.add_row(label, layer.type, format_shapes(layer.input_shapes) or "-", _output_cell(layer))
+    return Group(table, *_tail(report))
+
+
+def params_view(report: Report) -> Group:
+    """Every parameter: name, shape, count, dtype, trainable, and what it is tied to."""
+    table = _table(f"{report.model} — parameters", "Parameter", "Shape", "Numel", "Dtype", "Trainable", "Tied to")
+    for p in report.params:
+        numel = f"{p.numel:,}" if p.counted else f"({p.numel:,})"
+        table.add_row(p.name, format_shape(p.shape), numel, p.dtype, "yes" if p.trainable else "no", ", ".join(p.shared_with) or "-")
+    tied = sum(1 for p in report.params if not p.counted)
+    footer = Table.grid(padding=(0, 2))
+    footer.add_column(style="bold")
+    footer.add_column(justify="right")
+    footer.add_row("Total params", f"{report.total_params:,}" + (f" (tied names counted once: {tied})" if tied else ""))
+    footer.add_row("Trainable params", f"{report.trainable_params:,}")
+    footer.add_row("Param memory", human_bytes(report.param_bytes))
+    return Group(table, footer, *_tail(report))
+
+
+def bundled_view(specs: list[Bundled]) -> Table:
+    """The bundled specs with their one-line descriptions."""
+    table = _table("Bundled specs (use the name in place of a file)", "Name", "Description")
+    for spec in specs:
+        table.add_row(spec.name, spec.description)
+    return table
+
+
+def to_json(report: Report) -> str:
+    """The report serialised: the stable contract for scripts."""
+    return json.dumps(report.to_dict(), indent=2)
