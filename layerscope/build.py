@@ -106,7 +106,7 @@ def build(spec: ModelSpec, inputs: Sequence[InputSpec] | None = None, device: st
     """Build `spec` for `inputs` (default: the spec's own input:) on `device` (auto, cpu or meta)."""
     inputs = tuple(inputs) if inputs is not None else spec.inputs
     if not inputs:
-        raise UsageError(f"{spec.name} declares no input: and none was given", hint="pass --input, e.g. --input 1x3x32x32")
+        raise SpecError(f"{spec.name} declares no input: and none was given", source=spec.source, hint="add input: {shape: [...]} or pass --input, e.g. --input 1x3x32x32")
     if device == "auto":
         try:
             return _Builder(spec, torch.device("cpu"), budget=AUTO_CPU_BUDGET).run(inputs)
@@ -187,7 +187,7 @@ class _Builder:
         try:
             bound = info.signature.bind(*bound.args, **bound.kwargs)
         except TypeError as e:
-            raise SpecError(f"{layer.op}: {e}", source=layer.source, hint=f"{layer.op}{info.signature}") from None
+            raise SpecError(f"{layer.op}: {e}", source=layer.source, hint=info.usage) from None
         if info.kind == "functional":
             return FunctionalOp(layer.op, **bound.arguments)
         try:
@@ -210,7 +210,7 @@ class _Builder:
             return int(inference.read(x.shape))
         except IndexError:
             shape = "x".join(map(str, x.shape)) or "a scalar"
-            raise SpecError(f"cannot infer {layer.op}.{inference.arg} from the {inference.describe} of {shape}", source=layer.source, hint=f"its input has too few dims; write {inference.arg}: explicitly or reshape first") from None
+            raise SpecError(f"cannot infer {layer.op}.{inference.arg} (the input's {inference.describe}) from an input of shape {shape}", source=layer.source, hint=f"its input has too few dims; write {inference.arg}: explicitly or reshape first") from None
 
 
 def _to_torch(value: Any, builder: _Builder) -> Any:

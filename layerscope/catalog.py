@@ -84,6 +84,12 @@ class OpInfo:
     inference: Inference | None
 
     @property
+    def usage(self) -> str:
+        """The call as a spec writes it: Linear(in_features, out_features, bias=True)."""
+        params = [p.name if p.default is p.empty else f"{p.name}={p.default!r}" for p in self.signature.parameters.values()]
+        return f"{self.name}({', '.join(params)})"
+
+    @property
     def is_lazy(self) -> bool:
         return self.kind == "module" and issubclass(self.target, nn.modules.lazy.LazyModuleMixin)
 

@@ -46,7 +46,7 @@ DebugOpt = Annotated[bool, typer.Option("--debug", help="Show Python tracebacks 
 
 def parse_input(text: str) -> tuple[tuple[int, ...], str | None]:
     """`1x3x32x32` or `5:int64` → (shape, dtype or None)."""
-    from layerscope.spec import DTYPES
+    from layerscope.spec import DTYPES, dtype_hint
 
     shape_text, _, dtype = text.partition(":")
     hint = "write sizes joined by x, e.g. --input 1x3x32x32 or --input 5:int64"
@@ -57,7 +57,7 @@ def parse_input(text: str) -> tuple[tuple[int, ...], str | None]:
     if any(d <= 0 for d in shape):
         raise UsageError(f"--input {text!r}: every size must be a positive integer", hint=hint)
     if dtype and dtype not in DTYPES:
-        raise UsageError(f"--input {text!r}: unknown dtype {dtype!r}", hint=f"dtypes: {', '.join(DTYPES)}")
+        raise UsageError(f"--input {text!r}: unknown dtype {dtype!r}", hint=dtype_hint(dtype))
     return shape, dtype or None
 
 

@@ -131,7 +131,7 @@ def _parse_inputs(doc: YMap) -> tuple[InputSpec, ...]:
         shape = parse_shape_value(item["shape"], item.where("shape"))
         dtype = item.get("dtype", "float32")
         if dtype not in DTYPES:
-            raise SpecError(f"unknown dtype {dtype!r}", source=item.where("dtype"), hint=did_you_mean(str(dtype), DTYPES) or f"dtypes: {', '.join(DTYPES)}")
+            raise SpecError(f"unknown dtype {dtype!r}", source=item.where("dtype"), hint=dtype_hint(str(dtype)))
         value_range = None
         if "range" in item:
             r = item["range"]
@@ -140,6 +140,16 @@ def _parse_inputs(doc: YMap) -> tuple[InputSpec, ...]:
             value_range = (int(r[0]), int(r[1]))
         inputs.append(InputSpec(name, shape, dtype, value_range, item.source))
     return tuple(inputs)
+
+
+_DTYPE_ALIASES = {"float": "float32", "double": "float64", "half": "float16", "long": "int64", "int": "int32", "short": "int16"}
+
+
+def dtype_hint(name: str) -> str:
+    """Did-you-mean for a dtype, knowing torch's aliases (long is int64)."""
+    if name.removeprefix("torch.") in _DTYPE_ALIASES:
+        return f"did you mean {_DTYPE_ALIASES[name.removeprefix('torch.')]!r}?"
+    return did_you_mean(name.removeprefix("torch."), DTYPES) or f"dtypes: {', '.join(DTYPES)}"
 
 
 def _is_int(value: Any) -> bool:
@@ -165,7 +175,9 @@ def _parse_layers(raw: Any, where: Source, outer_names: set[str], scope: str) ->
     for item, item_where in zip(raw, raw.item_sources):
         if not isinstance(item, YMap):
             raise SpecError("each layer must be a mapping like {op: Linear, out_features: 10}", source=item_where)
-        layer = _parse_layer(item, outer_names, defined, counters, scope)
+    later = {item["name"]: item.source for item in raw if isinstance(item.get("name"), str)}
+    for item in raw:
+        layer = _parse_layer(item, outer_names, defined, counters, scope, later)
         defined[layer.name] = layer.source
         layers.append(layer)
     return tuple(layers)
@@ -181,7 +193,9 @@ def _auto_name(op: str, defined: dict[str, Source], counters: dict[str, int]) ->
             return name
 
 
-def _parse_layer(item: YMap, input_names: set[str], defined: dict[str, Source], counters: dict[str, int], scope: str) -> LayerSpec:
+def _parse_layer(
+    item: YMap, input_names: set[str], defined: dict[str, Source], counters: dict[str, int], scope: str, later: dict[str, Source] | None = None
+) -> LayerSpec:
     from layerscope.catalog import lookup, op_names, reserved_args
 
     if "use" in item:
@@ -207,7 +221,7 @@ def _parse_layer(item: YMap, input_names: set[str], defined: dict[str, Source], 
         raise SpecError(f"layer name {name!r} is reserved", source=item.where("name"), hint="pick another name")
     if name in defined:
         raise SpecError(f"duplicate layer name {name!r} (first at line {defined[name].line})", source=item.where("name"))
-    inputs = _parse_from(item, input_names, defined)
+    inputs = _parse_from(item, input_names, defined, later or {})
     if op == "use":
         return LayerSpec(name, "use", item.source, inputs=inputs, use=item["use"])
     if op == "Sequential":
@@ -239,7 +253,7 @@ def _parse_layer(item: YMap, input_names: set[str], defined: dict[str, Source], 
     return LayerSpec(name, op, item.source, tuple(args_raw), kwargs, inputs, arg_sources=arg_sources)
 
 
-def _parse_from(item: YMap, input_names: set[str], defined: dict[str, Source]) -> tuple[str, ...]:
+def _parse_from(item: YMap, input_names: set[str], defined: dict[str, Source], later: dict[str, Source]) -> tuple[str, ...]:
     if "from" not in item:
         return ()
     raw = item["from"]
@@ -247,6 +261,8 @@ def _parse_from(item: YMap, input_names: set[str], defined: dict[str, Source]) -
     if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
         raise SpecError("from: must be a layer name or a list of them", source=item.where("from"))
     for ref in names:
+        if ref not in defined and ref in later:
+            raise SpecError(f"from: refers to {ref!r}, which is defined below it (line {later[ref].line})", source=item.where("from"), hint="layers run in file order; move it above")
         if ref not in defined and ref not in input_names:
             raise SpecError(f"from: refers to unknown layer {ref!r}", source=item.where("from"), hint=did_you_mean(ref, [*defined, *input_names]) or "layers may only take inputs from layers above them")
     return tuple(names)
@@ -260,4 +276,4 @@ def _check_signature(info: Any, op: str, args: list[Any], kwargs: dict[str, Any]
     try:
         info.signature.bind_partial(*args, **kwargs)
     except TypeError as e:
-        raise SpecError(f"{op}: {e}", source=item.where("args"), hint=f"{op}{info.signature}") from None
+        raise SpecError(f"{op}: {e}", source=item.where("args"), hint=info.usage) from None

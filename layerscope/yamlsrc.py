@@ -92,7 +92,7 @@ def _construct_seq(loader: _Loader, node: yaml.SequenceNode) -> Any:
 
 def _reject_tag(loader: _Loader, suffix: str, node: yaml.Node) -> Any:
     raise SpecError(
-        f"YAML tag {node.tag!r} is not allowed in a spec",
+        f"YAML tag {node.tag.replace('tag:yaml.org,2002:', '!!')!r} is not allowed in a spec",
         source=_source(node.start_mark, loader.spec_file),
         hint="specs hold plain data only: mappings, lists, numbers, strings",
     )
