@@ -1,0 +1,146 @@
+"""CLI behaviour users rely on: the JSON contract, how SPEC is found, options, exit codes, the entry point."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+
+
+def as_json(run) -> dict:
+    assert run.stderr == ""
+    return json.loads(run.stdout)
+
+
+@pytest.mark.parametrize("command", ["inspect", "shapes", "params"])
+def test_json_contract(cli, command: str) -> None:
+    data = as_json(cli(command, "lenet", "--format", "json"))
+    assert data["model"] == "LeNet"
+    assert data["input_shapes"] == [[1, 1, 32, 32]]
+    assert (data["total_params"], data["trainable_params"]) == (81_290, 81_290)
+    assert data["failure"] is None
+    fc1 = next(layer for layer in data["layers"] if layer["name"] == "fc1")
+    assert {k: fc1[k] for k in ("name", "type", "depth", "input_shapes", "output_shapes", "num_params")} == {
+        "name": "fc1", "type": "Linear", "depth": 1, "input_shapes": [[1, 576]], "output_shapes": [[1, 120]], "num_params": 69_240,
+    }  # fmt: skip
+    weight = data["params"][0]
+    assert {k: weight[k] for k in ("name", "shape", "numel", "trainable", "shared_with")} == {
+        "name": "conv1.weight", "shape": [6, 1, 5, 5], "numel": 150, "trainable": True, "shared_with": [],
+    }  # fmt: skip
+
+
+def test_json_failure_is_exit_1_with_the_failing_layer(cli) -> None:
+    run = cli("shapes", "classifier", "--input", "1x3x16x16", "--format", "json")
+    assert run.exit_code == 1
+    failure = json.loads(run.stdout)["failure"]
+    assert (failure["layer"], failure["type"], failure["got"]) == ("fc", "Linear", [[1, 768]])
+    assert failure["source"].endswith("classifier.yaml:17:5")
+
+
+def test_bundled_name_equals_the_file(cli) -> None:
+    assert cli("inspect", "lenet").stdout == cli("inspect", "configs/lenet.yaml").stdout
+
+
+def test_spec_may_be_omitted_when_the_directory_holds_one(cli, tmp_path: Path) -> None:
+    shutil.copy(ROOT / "configs" / "lenet.yaml", tmp_path)
+    run = cli("shapes", "--input", "1x1x32x32", cwd=tmp_path)
+    assert run.exit_code == 0 and "LeNet — shapes" in run.stdout
+
+
+def test_omitted_spec_with_several_candidates_lists_them(cli, tmp_path: Path) -> None:
+    for name in ("lenet", "tinymodel"):
+        shutil.copy(ROOT / "configs" / f"{name}.yaml", tmp_path)
+    run = cli("params", cwd=tmp_path)
+    assert (run.exit_code, run.stderr) == (2, "layerscope: error: no SPEC given and 2 specs here: lenet.yaml, tinymodel.yaml — name the one you mean\n")
+
+
+def test_omitted_spec_in_an_empty_directory(cli, tmp_path: Path) -> None:
+    run = cli("inspect", cwd=tmp_path)
+    assert run.exit_code == 2 and "no SPEC given and no .yaml spec in the current directory" in run.stderr
+
+
+def test_depth_limits_the_tree(cli) -> None:
+    lines = cli("inspect", "classifier", "--depth", "1").stdout.splitlines()
+    assert [line.split()[0] for line in lines[4:8]] == ["Classifier", "convnet", "flatten", "fc"]
+    assert lines[8].strip() == ""
+    assert "conv1" in cli("inspect", "classifier", "--depth", "2").stdout
+
+
+def test_input_override_with_dtype(cli) -> None:
+    data = as_json(cli("shapes", "lstm_tagger", "--input", "12:int64", "--format", "json"))
+    assert data["input_shapes"] == [[12]]
+    assert data["output_shapes"] == [[12, 3]]
+
+
+def test_inferred_dims_follow_the_input(cli) -> None:
+    # conv in_channels and the Linear in-dims are inferred, so a 1x3x64x64 input simply builds bigger
+    data = as_json(cli("inspect", "exercise_convnet", "--input", "1x3x64x64", "--format", "json"))
+    assert data["layers"][1]["num_params"] == 3 * 9 * 9 + 9
+    assert data["output_shapes"] == [[1, 10]]
+
+
+def test_failed_build_says_what_is_missing_from_the_totals(cli) -> None:
+    run = cli("inspect", "lenet", "--input", "1x1x28x28")
+    assert run.exit_code == 1
+    assert "note: fc1: building stopped here; 4 later layer(s) (relu_2, fc2, relu_3, fc3) are not in the totals" in run.stdout
+
+
+def test_warnings_from_torch_become_notes(cli) -> None:
+    data = as_json(cli("inspect", "tinymodel", "--format", "json"))
+    assert data["notes"] == [{"layer": "softmax", "message": "Implicit dimension choice for softmax has been deprecated. Change the call to include dim=X as an argument."}]
+
+
+def test_meta_device_gives_the_same_tables(cli) -> None:
+    assert cli("inspect", "lenet", "--device", "meta").stdout == cli("inspect", "lenet").stdout
+
+
+def test_version(cli) -> None:
+    from layerscope import __version__
+
+    assert cli("--version").stdout == f"layerscope {__version__}\n"
+
+
+# The console script itself, as installed: a few real subprocess runs.
+
+
+def _script() -> str:
+    found = shutil.which("layerscope", path=str(Path(sys.executable).parent)) or shutil.which("layerscope")
+    assert found, "the layerscope console script is not installed"
+    return found
+
+
+def _run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "COLUMNS": "120", "NO_COLOR": "1"}
+    return subprocess.run(args, capture_output=True, text=True, cwd=cwd, env=env, timeout=120, check=False)
+
+
+def test_console_script_inspects_a_bundled_spec(tmp_path: Path) -> None:
+    run = _run(_script(), "inspect", "lenet", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert run.stderr == ""  # no torch warnings leak into the output
+    assert run.stdout == (ROOT / "tests" / "golden" / "lenet.inspect.txt").read_text(encoding="utf-8")
+
+
+def test_console_script_exit_codes(tmp_path: Path) -> None:
+    assert _run(_script(), "shapes", "classifier", "--input", "1x3x16x16", cwd=tmp_path).returncode == 1
+    bad = _run(_script(), "inspect", "nope", cwd=tmp_path)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+
+
+def test_python_dash_m(tmp_path: Path) -> None:
+    run = _run(sys.executable, "-m", "layerscope", "params", "single_neuron", cwd=tmp_path)
+    assert run.returncode == 0 and "neuron.weight" in run.stdout
+
+
+@pytest.mark.parametrize("args", [["--help"], ["list"], ["inspect", "--help"]])
+def test_help_and_list_do_not_import_torch(args: list[str]) -> None:
+    code = f"import sys; from layerscope.cli import app; sys.argv = ['layerscope', *{args!r}]\ntry:\n    app()\nexcept SystemExit:\n    pass\nprint('TORCH', 'torch' in sys.modules)"
+    run = _run(sys.executable, "-c", code)
+    assert run.stdout.strip().endswith("TORCH False"), run.stdout[-300:] + run.stderr

@@ -1,0 +1,36 @@
+"""Golden outputs: the tables users see, for every bundled spec, at 120 columns without colour.
+
+Regenerate after an intended change with:  python -m pytest tests/test_golden.py --update-golden
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import CONFIGS, ROOT
+
+GOLDEN = ROOT / "tests" / "golden"
+
+CASES = [(f"{config}.{command}", [command, f"configs/{config}.yaml"], 0) for config in CONFIGS for command in ("inspect", "shapes", "params")]
+CASES += [
+    ("classifier_16x16.shapes", ["shapes", "configs/classifier.yaml", "--input", "1x3x16x16"], 1),
+    ("lenet_28x28.inspect", ["inspect", "configs/lenet.yaml", "--input", "1x1x28x28"], 1),
+    ("transformer_encoder_depth2.inspect", ["inspect", "configs/transformer_encoder.yaml", "--depth", "2"], 0),
+    ("list", ["list"], 0),
+]
+
+
+@pytest.mark.parametrize(("golden", "args", "exit_code"), CASES, ids=[c[0] for c in CASES])
+def test_output_matches_golden(cli, update_golden: bool, golden: str, args: list[str], exit_code: int) -> None:
+    run = cli(*args)
+    assert run.exit_code == exit_code, run.stderr
+    assert run.stderr == ""
+    path = GOLDEN / f"{golden}.txt"
+    if update_golden:
+        path.write_text(run.stdout, encoding="utf-8")
+    assert path.exists(), f"no golden file {path.name}: run pytest --update-golden"
+    assert run.stdout == path.read_text(encoding="utf-8")
+
+
+def test_every_golden_file_is_used() -> None:
+    assert sorted(p.stem for p in GOLDEN.glob("*.txt")) == sorted(c[0] for c in CASES)

@@ -1,0 +1,155 @@
+"""Figures checked against independent references: published counts, the tutorials' shapes, torchinfo."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import torchinfo
+from torch import nn
+
+from conftest import CONFIGS, ROOT
+from layerscope.build import build
+from layerscope.report import Report
+from layerscope.spec import load_spec
+from layerscope.trace import trace
+from reference_models import REFERENCES
+
+
+def report_for(config: str, *shapes: tuple[int, ...]) -> Report:
+    spec = load_spec(ROOT / "configs" / f"{config}.yaml")
+    inputs = None
+    if shapes:
+        from dataclasses import replace
+
+        inputs = [replace(spec.inputs[i], shape=s) for i, s in enumerate(shapes)]
+    built = build(spec, inputs)
+    return trace(built.model, built.inputs, name=spec.name, sources=built.sources)
+
+
+def torchinfo_summary(model: nn.Module, inputs: list[torch.Tensor]) -> torchinfo.ModelStatistics:
+    fastpath = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)  # layerscope traces without it, so sublayers run
+    try:
+        return torchinfo.summary(model, input_data=inputs, verbose=0, depth=100, device="cpu")
+    finally:
+        torch.backends.mha.set_fastpath_enabled(fastpath)
+
+
+def leaf_outputs_torchinfo(summary: torchinfo.ModelStatistics) -> list[list[int]]:
+    return [list(layer.output_size) for layer in summary.summary_list if layer.is_leaf_layer and layer.executed]
+
+
+def leaf_outputs(report: Report) -> list[list[int]]:
+    # torchinfo keeps the first tensor of a tuple output (LSTM's output, not (h, c))
+    return [layer.output_shapes[0] for layer in report.layers if layer.is_leaf]
+
+
+def layer(report: Report, name: str):
+    return next(r for r in report.layers if r.name == name)
+
+
+def test_tinymodel_has_22210_params() -> None:
+    report = report_for("tinymodel")
+    assert report.total_params == 22_210
+    assert report.output_shapes == [[1, 10]]
+
+
+def test_lenet_params_and_the_tutorials_shapes() -> None:
+    report = report_for("lenet")
+    assert report.total_params == 81_290
+    chain = [r.output_shapes[0][1:] for r in report.layers if r.type in ("Conv2d", "max_pool2d", "flatten", "Linear")]
+    assert chain == [[6, 28, 28], [6, 14, 14], [16, 12, 12], [16, 6, 6], [576], [120], [84], [10]]
+    assert layer(report, "conv2").num_params == 6 * 16 * 9 + 16  # in_channels inferred as 6
+
+
+def test_classifier_fits_32x32_with_30982_params() -> None:
+    report = report_for("classifier")
+    assert report.failure is None
+    assert report.total_params == 30_982
+    assert report.input_shapes == [[1, 3, 32, 32]]
+    assert report.output_shapes == [[1, 10]]
+
+
+def test_classifier_fails_on_16x16_at_the_linear_layer() -> None:
+    report = report_for("classifier", (1, 3, 16, 16))
+    assert report.failure is not None
+    assert (report.failure.layer, report.failure.type) == ("fc", "Linear")
+    assert report.failure.got == [[1, 768]]
+    assert "3072" in report.failure.message
+    assert report.failure.source == f"{ROOT / 'configs' / 'classifier.yaml'}:17:5"
+
+
+def test_convnet_keeps_any_spatial_size() -> None:
+    for size in (8, 32, 57):
+        assert report_for("convnet", (1, 3, size, size)).output_shapes == [[1, 3, size, size]]
+
+
+def test_tied_layer_is_counted_once_and_marked() -> None:
+    report = report_for("tied_mlp")
+    assert report.total_params == 121  # 40 + 72 + 9, the shared 72 once
+    tied = {p.name: p for p in report.params}
+    assert tied["shared_again.weight"].shared_with == ["shared.weight"]
+    assert tied["shared.weight"].shared_with == ["shared_again.weight"]
+    assert (tied["shared.weight"].counted, tied["shared_again.weight"].counted) == (True, False)
+    assert layer(report, "shared_again").shared_with == "shared"
+
+
+def test_lstm_tagger_scores_every_word() -> None:
+    report = report_for("lstm_tagger")
+    assert report.total_params == 9 * 6 + 4 * 6 * (6 + 6) + 2 * 4 * 6 + 6 * 3 + 3
+    assert layer(report, "lstm").output_shapes == [[5, 1, 6], [1, 1, 6], [1, 1, 6]]
+    assert report.output_shapes == [[5, 3]]
+
+
+def test_module_names_are_the_yaml_names() -> None:
+    spec = load_spec(ROOT / "configs" / "lenet.yaml")
+    names = [n for n, _ in build(spec).model.named_parameters()]
+    assert names == [f"{layer}.{p}" for layer in ("conv1", "conv2", "fc1", "fc2", "fc3") for p in ("weight", "bias")]
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+def test_every_config_matches_torchinfo_on_the_built_module(config: str) -> None:
+    spec = load_spec(ROOT / "configs" / f"{config}.yaml")
+    built = build(spec)
+    summary = torchinfo_summary(built.model, list(built.inputs))
+    report = trace(built.model, built.inputs)
+    assert report.total_params == summary.total_params
+    assert leaf_outputs(report) == leaf_outputs_torchinfo(summary)
+
+
+@pytest.mark.parametrize("config", sorted(REFERENCES))
+def test_every_config_matches_its_python_twin(config: str) -> None:
+    """The YAML spec and the model written in Python have equal totals and equal shapes per parameterised layer."""
+    factory, make_inputs = REFERENCES[config]
+    reference = factory()
+    summary = torchinfo_summary(reference, make_inputs())
+    report = report_for(config)
+    assert report.total_params == summary.total_params
+    ours = [(r.type, r.output_shapes[0]) for r in report.layers if r.is_leaf and r.num_params]
+    theirs = [(t.class_name, list(t.output_size)) for t in summary.summary_list if t.is_leaf_layer and t.executed and t.num_params]
+    assert ours == theirs
+    assert report.output_shapes[0] == list(summary.summary_list[0].output_size)
+
+
+def test_every_config_has_a_python_twin() -> None:
+    assert sorted(REFERENCES) == CONFIGS
+
+
+def test_meta_and_cpu_give_the_same_report() -> None:
+    for config in ("lenet", "lstm_tagger", "tied_mlp"):
+        spec = load_spec(ROOT / "configs" / f"{config}.yaml")
+        on_cpu, on_meta = build(spec, device="cpu"), build(spec, device="meta")
+        a = trace(on_cpu.model, on_cpu.inputs).to_dict()
+        b = trace(on_meta.model, on_meta.inputs).to_dict()
+        assert (a.pop("device"), b.pop("device")) == ("cpu", "meta")
+        assert a == b, config
+
+
+def test_build_allocates_nothing_on_meta(tmp_path: Path) -> None:
+    spec_file = tmp_path / "huge.yaml"
+    spec_file.write_text("input: {shape: [1, 100000]}\nlayers:\n  - {op: Linear, out_features: 100000}\n  - {op: Linear, out_features: 100000}\n")
+    built = build(load_spec(spec_file))  # 80 GB of float32 weights: auto must pick meta
+    assert built.device.type == "meta"
+    assert trace(built.model, built.inputs).total_params == 2 * (100_000 * 100_000 + 100_000)
