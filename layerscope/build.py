@@ -48,8 +48,10 @@ class SpecModule(nn.Module):
 
     def forward(self, *args: Any) -> Any:
         if len(args) != len(self.input_names):
-            raise TypeError(f"{self._type_name} takes {len(self.input_names)} input(s) ({', '.join(self.input_names)}), got {len(args)}")
-        env: dict[str, Any] = {"input": args[0], **dict(zip(self.input_names, args))}
+            raise TypeError(
+                f"{self._type_name} takes {len(self.input_names)} input(s) ({', '.join(self.input_names)}), got {len(args)}"
+            )
+        env: dict[str, Any] = {"input": args[0], **dict(zip(self.input_names, args, strict=False))}
         out = args[0]
         for name, inputs in self.nodes:
             xs = [env[i] for i in inputs] if inputs else [out]
@@ -77,7 +79,12 @@ class Built:
         if not self.skipped or self.stopped_at is None:
             return []
         names = ", ".join(self.skipped[:4]) + (", ..." if len(self.skipped) > 4 else "")
-        return [Note(self.stopped_at, f"building stopped here; {len(self.skipped)} later layer(s) ({names}) are not in the totals")]
+        return [
+            Note(
+                self.stopped_at,
+                f"building stopped here; {len(self.skipped)} later layer(s) ({names}) are not in the totals",
+            )
+        ]
 
 
 class _OverBudget(Exception):
@@ -106,7 +113,11 @@ def build(spec: ModelSpec, inputs: Sequence[InputSpec] | None = None, device: st
     """Build `spec` for `inputs` (default: the spec's own input:) on `device` (auto, cpu or meta)."""
     inputs = tuple(inputs) if inputs is not None else spec.inputs
     if not inputs:
-        raise SpecError(f"{spec.name} declares no input: and none was given", source=spec.source, hint="add input: {shape: [...]} or pass --input, e.g. --input 1x3x32x32")
+        raise SpecError(
+            f"{spec.name} declares no input: and none was given",
+            source=spec.source,
+            hint="add input: {shape: [...]} or pass --input, e.g. --input 1x3x32x32",
+        )
     if device == "auto":
         try:
             return _Builder(spec, torch.device("cpu"), budget=AUTO_CPU_BUDGET).run(inputs)
@@ -141,7 +152,7 @@ class _Builder:
         self, type_name: str, layers: Sequence[LayerSpec], input_names: Sequence[str], xs: Sequence[Any], prefix: str
     ) -> tuple[SpecModule, Any]:
         module = SpecModule(type_name, input_names)
-        env: dict[str, Any] = {"input": xs[0], **dict(zip(input_names, xs))}
+        env: dict[str, Any] = {"input": xs[0], **dict(zip(input_names, xs, strict=False))}
         out: Any = xs[0]
         for index, layer in enumerate(layers):
             if self.stopped_at is not None:
@@ -174,7 +185,11 @@ class _Builder:
         for candidate in (prefix + layer.use, layer.use):
             if candidate in self.registry:
                 return self.registry[candidate]
-        raise SpecError(f"use: refers to unknown layer {layer.use!r}", source=layer.source, hint=did_you_mean(layer.use, self.registry) or "name a layer defined above")
+        raise SpecError(
+            f"use: refers to unknown layer {layer.use!r}",
+            source=layer.source,
+            hint=did_you_mean(layer.use, self.registry) or "name a layer defined above",
+        )
 
     def construct(self, layer: LayerSpec, inputs: Sequence[Any]) -> nn.Module:
         info = lookup(layer.op)
@@ -205,12 +220,20 @@ class _Builder:
 
     def infer(self, layer: LayerSpec, inference: Any, x: Any) -> Any:
         if not isinstance(x, Tensor):
-            raise SpecError(f"cannot infer {layer.op}.{inference.arg}: its input is a {type(x).__name__}, not a tensor", source=layer.source, hint=f"write {inference.arg}: explicitly, or add a select: before it")
+            raise SpecError(
+                f"cannot infer {layer.op}.{inference.arg}: its input is a {type(x).__name__}, not a tensor",
+                source=layer.source,
+                hint=f"write {inference.arg}: explicitly, or add a select: before it",
+            )
         try:
             return int(inference.read(x.shape))
         except IndexError:
             shape = "x".join(map(str, x.shape)) or "a scalar"
-            raise SpecError(f"cannot infer {layer.op}.{inference.arg} (the input's {inference.describe}) from an input of shape {shape}", source=layer.source, hint=f"its input has too few dims; write {inference.arg}: explicitly or reshape first") from None
+            raise SpecError(
+                f"cannot infer {layer.op}.{inference.arg} (the input's {inference.describe}) from an input of shape {shape}",
+                source=layer.source,
+                hint=f"its input has too few dims; write {inference.arg}: explicitly or reshape first",
+            ) from None
 
 
 def _to_torch(value: Any, builder: _Builder) -> Any:

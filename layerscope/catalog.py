@@ -20,7 +20,7 @@ _RNN_PARAMS = "input_size, hidden_size, num_layers=1, bias=True, batch_first=Fal
 _SIGNATURE_OVERRIDES = {
     "LSTM": f"{_RNN_PARAMS}, proj_size=0",
     "GRU": _RNN_PARAMS,
-    "RNN": f"input_size, hidden_size, num_layers=1, nonlinearity='tanh', bias=True, batch_first=False, dropout=0.0, bidirectional=False",
+    "RNN": "input_size, hidden_size, num_layers=1, nonlinearity='tanh', bias=True, batch_first=False, dropout=0.0, bidirectional=False",
     "Identity": "",
     "Sigmoid": "",
     "Tanh": "",
@@ -86,7 +86,9 @@ class OpInfo:
     @property
     def usage(self) -> str:
         """The call as a spec writes it: Linear(in_features, out_features, bias=True)."""
-        params = [p.name if p.default is p.empty else f"{p.name}={p.default!r}" for p in self.signature.parameters.values()]
+        params = [
+            p.name if p.default is p.empty else f"{p.name}={p.default!r}" for p in self.signature.parameters.values()
+        ]
         return f"{self.name}({', '.join(params)})"
 
     @property

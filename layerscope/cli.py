@@ -8,8 +8,7 @@ from __future__ import annotations
 import enum
 import sys
 from collections.abc import Callable
-from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -36,11 +35,37 @@ class Format(str, enum.Enum):
     json = "json"
 
 
-SpecArg = Annotated[Optional[str], typer.Argument(help="Spec file, or a bundled spec's name (see `layerscope list`). Omit it when the current directory holds exactly one .yaml spec.", show_default=False)]  # noqa: UP007 - typer needs Optional
-InputOpt = Annotated[list[str], typer.Option("--input", "-i", help="Input shape such as 1x3x32x32, optionally :dtype (5:int64). Repeat for several inputs. Default: the spec's input:.")]
+SpecArg = Annotated[
+    str | None,
+    typer.Argument(
+        help="Spec file, or a bundled spec's name (see `layerscope list`). Omit it when the current directory holds exactly one .yaml spec.",
+        show_default=False,
+        metavar="SPEC",
+    ),
+]
+InputOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--input",
+        "-i",
+        metavar="SHAPE",
+        help="Input shape such as 1x3x32x32, optionally :dtype (5:int64). Repeat for several inputs. Default: the spec's input:.",
+    ),
+]
 FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="table for people, json for scripts.")]
-ModelOpt = Annotated[Optional[str], typer.Option("--model", help="Which model, when the file holds several (---).")]  # noqa: UP007
-DeviceOpt = Annotated[str, typer.Option("--device", help="auto (CPU for small models, meta above 1 GiB of weights), cpu or meta.")]
+ModelOpt = Annotated[
+    str | None, typer.Option("--model", metavar="NAME", help="Which model, when the file holds several (---).")
+]
+DeviceOpt = Annotated[
+    str,
+    typer.Option(
+        "--device", metavar="DEVICE", help="auto (CPU for small models, meta above 1 GiB of weights), cpu or meta."
+    ),
+]
+DepthOpt = Annotated[
+    int | None,
+    typer.Option("--depth", "-d", min=0, metavar="N", help="Show layers nested at most this deep (0: the model only)."),
+]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show Python tracebacks instead of one-line errors.")]
 
 
@@ -94,7 +119,15 @@ def _report(spec_arg: str | None, input_texts: list[str], model: str | None, dev
     return report
 
 
-def _run(view: Callable[[Report], RenderableType], spec: str | None, inputs: list[str], fmt: Format, model: str | None, device: str, debug: bool) -> None:
+def _run(
+    view: Callable[[Report], RenderableType],
+    spec: str | None,
+    inputs: list[str],
+    fmt: Format,
+    model: str | None,
+    device: str,
+    debug: bool,
+) -> None:
     try:
         report = _report(spec, inputs, model, device)
     except LayerscopeError as e:
@@ -104,7 +137,7 @@ def _run(view: Callable[[Report], RenderableType], spec: str | None, inputs: lis
         hint = f" — {e.hint}" if e.hint else ""
         typer.echo(f"{where}error: {e.message}{hint}", err=True)
         raise typer.Exit(e.exit_code) from None
-    except Exception as e:  # noqa: BLE001 - a bug of ours still gets one line, not a traceback
+    except Exception as e:
         if debug:
             raise
         typer.echo(f"layerscope: internal error: {type(e).__name__}: {e} — rerun with --debug and report it", err=True)
@@ -130,27 +163,49 @@ def _console() -> Console:
 
 
 @app.command()
-def inspect(spec: SpecArg = None, input: InputOpt = [], depth: Annotated[Optional[int], typer.Option("--depth", "-d", min=0, help="Show layers nested at most this deep (0: the model only).")] = None, format: FormatOpt = Format.table, model: ModelOpt = None, device: DeviceOpt = "auto", debug: DebugOpt = False) -> None:  # noqa: UP007, B006, A002
+def inspect(
+    spec: SpecArg = None,
+    inputs: InputOpt = None,
+    depth: DepthOpt = None,
+    fmt: FormatOpt = Format.table,
+    model: ModelOpt = None,
+    device: DeviceOpt = "auto",
+    debug: DebugOpt = False,
+) -> None:
     """The layer tree: name, type, output shape, parameters, share of the total; totals below."""
     from layerscope.render import inspect_view
 
-    _run(lambda r: inspect_view(r, depth), spec, input, format, model, device, debug)
+    _run(lambda r: inspect_view(r, depth), spec, inputs or [], fmt, model, device, debug)
 
 
 @app.command()
-def shapes(spec: SpecArg = None, input: InputOpt = [], format: FormatOpt = Format.table, model: ModelOpt = None, device: DeviceOpt = "auto", debug: DebugOpt = False) -> None:  # noqa: B006, A002
+def shapes(
+    spec: SpecArg = None,
+    inputs: InputOpt = None,
+    fmt: FormatOpt = Format.table,
+    model: ModelOpt = None,
+    device: DeviceOpt = "auto",
+    debug: DebugOpt = False,
+) -> None:
     """Input and output shape of every layer, in the order they run."""
     from layerscope.render import shapes_view
 
-    _run(shapes_view, spec, input, format, model, device, debug)
+    _run(shapes_view, spec, inputs or [], fmt, model, device, debug)
 
 
 @app.command()
-def params(spec: SpecArg = None, input: InputOpt = [], format: FormatOpt = Format.table, model: ModelOpt = None, device: DeviceOpt = "auto", debug: DebugOpt = False) -> None:  # noqa: B006, A002
+def params(
+    spec: SpecArg = None,
+    inputs: InputOpt = None,
+    fmt: FormatOpt = Format.table,
+    model: ModelOpt = None,
+    device: DeviceOpt = "auto",
+    debug: DebugOpt = False,
+) -> None:
     """Every parameter: qualified name, shape, count, dtype, trainable, and what it is tied to."""
     from layerscope.render import params_view
 
-    _run(params_view, spec, input, format, model, device, debug)
+    _run(params_view, spec, inputs or [], fmt, model, device, debug)
 
 
 @app.command("list")
@@ -169,7 +224,11 @@ def _version(value: bool) -> None:
 
 
 @app.callback()
-def main(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")] = False) -> None:
+def main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
     """Look inside a PyTorch model before you train it."""
 
 

@@ -46,14 +46,23 @@ def resolve_spec(arg: str | None, cwd: Path | None = None) -> Path:
         if len(candidates) == 1:
             return cwd / candidates[0]
         if not candidates:
-            raise UsageError("no SPEC given and no .yaml spec in the current directory", hint="name a file, or a bundled spec such as 'lenet' (see `layerscope list`)")
-        raise UsageError(f"no SPEC given and {len(candidates)} specs here: {', '.join(candidates)}", hint="name the one you mean")
+            raise UsageError(
+                "no SPEC given and no .yaml spec in the current directory",
+                hint="name a file, or a bundled spec such as 'lenet' (see `layerscope list`)",
+            )
+        raise UsageError(
+            f"no SPEC given and {len(candidates)} specs here: {', '.join(candidates)}", hint="name the one you mean"
+        )
     path = Path(arg)
     names = {b.name: b.path for b in bundled_specs()}
     if path.exists():
         return path  # the loader reports a directory or an unreadable file with its position
     if path.suffix in SPEC_SUFFIXES or "/" in arg:
-        raise UsageError(f"{arg}: no such file", hint=did_you_mean(path.stem, names) or "`layerscope list` shows the bundled specs")
+        raise UsageError(
+            f"{arg}: no such file", hint=did_you_mean(path.stem, names) or "`layerscope list` shows the bundled specs"
+        )
     if arg in names:
         return names[arg]
-    raise UsageError(f"{arg!r} is neither a file nor a bundled spec", hint=did_you_mean(arg, names) or f"bundled: {', '.join(names)}")
+    raise UsageError(
+        f"{arg!r} is neither a file nor a bundled spec", hint=did_you_mean(arg, names) or f"bundled: {', '.join(names)}"
+    )

@@ -42,7 +42,9 @@ class Resolver:
         if name in self._done:
             return self._done[name]
         if name not in self._raw:
-            raise SpecError(f"unknown var {name!r}", source=where, hint=did_you_mean(name, self._raw) or "define it under vars:")
+            raise SpecError(
+                f"unknown var {name!r}", source=where, hint=did_you_mean(name, self._raw) or "define it under vars:"
+            )
         if name in self._active:
             cycle = " -> ".join([*self._active[self._active.index(name) :], name])
             raise SpecError(f"vars refer to each other in a cycle: {cycle}", source=self._sources.get(name, where))
@@ -83,7 +85,11 @@ class Resolver:
         try:
             tree = ast.parse(text.strip(), mode="eval")
         except SyntaxError:
-            raise SpecError(f"cannot parse expression ${{{text}}}", source=where, hint="use numbers, vars, + - * / // % ** and min/max") from None
+            raise SpecError(
+                f"cannot parse expression ${{{text}}}",
+                source=where,
+                hint="use numbers, vars, + - * / // % ** and min/max",
+            ) from None
         return self._eval(tree.body, text, where)
 
     def _eval(self, node: ast.AST, text: str, where: Source) -> Any:
@@ -98,7 +104,11 @@ class Resolver:
             left = self._number(self._eval(node.left, text, where), text, where)
             right = self._number(self._eval(node.right, text, where), text, where)
             if isinstance(node.op, ast.Pow) and abs(right) > MAX_EXPONENT:
-                raise SpecError(f"exponent {right} too large in ${{{text}}}", source=where, hint=f"exponents are capped at {MAX_EXPONENT}")
+                raise SpecError(
+                    f"exponent {right} too large in ${{{text}}}",
+                    source=where,
+                    hint=f"exponents are capped at {MAX_EXPONENT}",
+                )
             try:
                 result = _BINOPS[type(node.op)](left, right)
             except ZeroDivisionError:
@@ -106,7 +116,13 @@ class Resolver:
             except OverflowError:
                 raise SpecError(f"result too large in ${{{text}}}", source=where) from None
             return self._bounded(result, text, where)
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _FUNCS and not node.keywords and node.args:
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id in _FUNCS
+            and not node.keywords
+            and node.args
+        ):
             args = [self._number(self._eval(a, text, where), text, where) for a in node.args]
             return _FUNCS[node.func.id](*args)
         raise SpecError(

@@ -84,7 +84,9 @@ def getitem(x: Tensor, index: int | Sequence[int]) -> Tensor:
 
 
 def mean(x: Tensor, dim: int | Sequence[int] | None = None, keepdim: bool = False) -> Tensor:
-    return x.mean() if dim is None else x.mean(dim=tuple(dim) if isinstance(dim, (list, tuple)) else dim, keepdim=keepdim)
+    return (
+        x.mean() if dim is None else x.mean(dim=tuple(dim) if isinstance(dim, (list, tuple)) else dim, keepdim=keepdim)
+    )
 
 
 def max_pool2d(

@@ -87,7 +87,14 @@ def _summary(report: Report) -> Table:
 def _failure(report: Report) -> RenderableType:
     failure = report.failure
     assert failure is not None
-    table = Table(title="Forward pass failed", title_justify="left", title_style="bold red", box=box.SIMPLE_HEAD, show_header=False, pad_edge=False)
+    table = Table(
+        title="Forward pass failed",
+        title_justify="left",
+        title_style="bold red",
+        box=box.SIMPLE_HEAD,
+        show_header=False,
+        pad_edge=False,
+    )
     table.add_column(style="bold red")
     table.add_column(overflow="fold")
     table.add_row("Layer", f"{failure.layer or report.model} ({failure.type})")
@@ -115,17 +122,19 @@ def _tail(report: Report) -> list[RenderableType]:
 def inspect_view(report: Report, depth: int | None = None) -> Group:
     """The layer tree: name, type, output shape, params, share of the total."""
     table = _table(f"{report.model} — layers", "Layer", "Type", "Output shape", "Params", "% of total")
-    for layer, label in zip(report.layers, _layer_labels(report.layers, report.model)):
+    for layer, label in zip(report.layers, _layer_labels(report.layers, report.model), strict=False):
         if depth is not None and layer.depth > depth:
             continue
-        table.add_row(label, layer.type, _output_cell(layer), _params_cell(layer), _percent_cell(layer, report.total_params))
+        table.add_row(
+            label, layer.type, _output_cell(layer), _params_cell(layer), _percent_cell(layer, report.total_params)
+        )
     return Group(table, _summary(report), *_tail(report))
 
 
 def shapes_view(report: Report) -> Group:
     """Per-layer input and output shapes, in call order."""
     table = _table(f"{report.model} — shapes", "Layer", "Type", "Input shape", "Output shape")
-    for layer, label in zip(report.layers, _layer_labels(report.layers, report.model)):
+    for layer, label in zip(report.layers, _layer_labels(report.layers, report.model), strict=False):
         table.add_row(label, layer.type, format_shapes(layer.input_shapes) or "-", _output_cell(layer))
     return Group(table, *_tail(report))
 
@@ -135,7 +144,14 @@ def params_view(report: Report) -> Group:
     table = _table(f"{report.model} — parameters", "Parameter", "Shape", "Numel", "Dtype", "Trainable", "Tied to")
     for p in report.params:
         numel = f"{p.numel:,}" if p.counted else f"({p.numel:,})"
-        table.add_row(p.name, format_shape(p.shape), numel, p.dtype, "yes" if p.trainable else "no", ", ".join(p.shared_with) or "-")
+        table.add_row(
+            p.name,
+            format_shape(p.shape),
+            numel,
+            p.dtype,
+            "yes" if p.trainable else "no",
+            ", ".join(p.shared_with) or "-",
+        )
     tied = sum(1 for p in report.params if not p.counted)
     footer = Table.grid(padding=(0, 2))
     footer.add_column(style="bold")

@@ -67,18 +67,31 @@ def load_spec(path: Path, model: str | None = None) -> ModelSpec:
     file = str(path)
     docs = [d for d in load_documents(read_spec_text(path), file) if d is not None]
     if not docs:
-        raise SpecError("the file holds no model", source=Source(file, 1, 1), hint="see configs/lenet.yaml for an example")
+        raise SpecError(
+            "the file holds no model", source=Source(file, 1, 1), hint="see configs/lenet.yaml for an example"
+        )
     for doc in docs:
         if not isinstance(doc, YMap):
-            raise SpecError("a spec must be a mapping with name:, input: and layers:", source=getattr(doc, "source", Source(file, 1, 1)))
+            raise SpecError(
+                "a spec must be a mapping with name:, input: and layers:",
+                source=getattr(doc, "source", Source(file, 1, 1)),
+            )
     if model is None and len(docs) > 1:
         names = [str(d.get("name")) for d in docs]
-        raise SpecError(f"the file holds {len(docs)} models: {', '.join(names)}", source=docs[1].source, hint="pick one with --model NAME")
+        raise SpecError(
+            f"the file holds {len(docs)} models: {', '.join(names)}",
+            source=docs[1].source,
+            hint="pick one with --model NAME",
+        )
     if model is not None:
         chosen = [d for d in docs if d.get("name") == model]
         if not chosen:
             names = [str(d.get("name")) for d in docs]
-            raise SpecError(f"no model named {model!r}", source=docs[0].source, hint=did_you_mean(model, names) or f"models here: {', '.join(names)}")
+            raise SpecError(
+                f"no model named {model!r}",
+                source=docs[0].source,
+                hint=did_you_mean(model, names) or f"models here: {', '.join(names)}",
+            )
         docs = chosen
     return parse_model(docs[0], default_name=path.stem)
 
@@ -100,7 +113,11 @@ def parse_model(doc: YMap, default_name: str) -> ModelSpec:
         raise SpecError("description: must be a string", source=doc.where("description"))
     inputs = _parse_inputs(doc)
     if "layers" not in doc:
-        raise SpecError("the model has no layers:", source=doc.source, hint="add a list of layers, e.g. - {op: Linear, out_features: 10}")
+        raise SpecError(
+            "the model has no layers:",
+            source=doc.source,
+            hint="add a list of layers, e.g. - {op: Linear, out_features: 10}",
+        )
     input_names = {i.name for i in inputs} | {"input"}
     layers = _parse_layers(doc["layers"], doc.where("layers"), input_names, scope="")
     return ModelSpec(name, description, inputs, layers, variables, doc.source)
@@ -109,7 +126,11 @@ def parse_model(doc: YMap, default_name: str) -> ModelSpec:
 def _check_keys(node: YMap, allowed: tuple[str, ...], what: str) -> None:
     for key in node:
         if key not in allowed:
-            raise SpecError(f"unknown {what} key {key!r}", source=node.key_sources[key], hint=did_you_mean(key, allowed) or f"{what} keys: {', '.join(allowed)}")
+            raise SpecError(
+                f"unknown {what} key {key!r}",
+                source=node.key_sources[key],
+                hint=did_you_mean(key, allowed) or f"{what} keys: {', '.join(allowed)}",
+            )
 
 
 def _parse_inputs(doc: YMap) -> tuple[InputSpec, ...]:
@@ -119,7 +140,7 @@ def _parse_inputs(doc: YMap) -> tuple[InputSpec, ...]:
     items = raw if isinstance(raw, YList) else [raw]
     sources = raw.item_sources if isinstance(raw, YList) else [doc.where("input")]
     inputs = []
-    for i, (item, where) in enumerate(zip(items, sources)):
+    for i, (item, where) in enumerate(zip(items, sources, strict=False)):
         if not isinstance(item, YMap):
             raise SpecError("each input must be a mapping like {shape: [1, 3, 32, 32]}", source=where)
         _check_keys(item, INPUT_KEYS, "input")
@@ -142,7 +163,14 @@ def _parse_inputs(doc: YMap) -> tuple[InputSpec, ...]:
     return tuple(inputs)
 
 
-_DTYPE_ALIASES = {"float": "float32", "double": "float64", "half": "float16", "long": "int64", "int": "int32", "short": "int16"}
+_DTYPE_ALIASES = {
+    "float": "float32",
+    "double": "float64",
+    "half": "float16",
+    "long": "int64",
+    "int": "int32",
+    "short": "int16",
+}
 
 
 def dtype_hint(name: str) -> str:
@@ -159,7 +187,9 @@ def _is_int(value: Any) -> bool:
 def parse_shape_value(value: Any, where: Source) -> tuple[int, ...]:
     """A shape written as a YAML list of positive integers."""
     if not isinstance(value, list) or not value:
-        raise SpecError(f"shape must be a non-empty list of sizes, not {value!r}", source=where, hint="e.g. [1, 3, 32, 32]")
+        raise SpecError(
+            f"shape must be a non-empty list of sizes, not {value!r}", source=where, hint="e.g. [1, 3, 32, 32]"
+        )
     for dim in value:
         if not _is_int(dim) or dim <= 0:
             raise SpecError(f"shape {list(value)} has {dim!r}; every size must be a positive integer", source=where)
@@ -172,7 +202,7 @@ def _parse_layers(raw: Any, where: Source, outer_names: set[str], scope: str) ->
     defined: dict[str, Source] = {}
     counters: dict[str, int] = {}
     layers = []
-    for item, item_where in zip(raw, raw.item_sources):
+    for item, item_where in zip(raw, raw.item_sources, strict=False):
         if not isinstance(item, YMap):
             raise SpecError("each layer must be a mapping like {op: Linear, out_features: 10}", source=item_where)
     later = {item["name"]: item.source for item in raw if isinstance(item.get("name"), str)}
@@ -194,14 +224,23 @@ def _auto_name(op: str, defined: dict[str, Source], counters: dict[str, int]) ->
 
 
 def _parse_layer(
-    item: YMap, input_names: set[str], defined: dict[str, Source], counters: dict[str, int], scope: str, later: dict[str, Source] | None = None
+    item: YMap,
+    input_names: set[str],
+    defined: dict[str, Source],
+    counters: dict[str, int],
+    scope: str,
+    later: dict[str, Source] | None = None,
 ) -> LayerSpec:
     from layerscope.catalog import lookup, op_names, reserved_args
 
     if "use" in item:
         extra = [k for k in item if k not in ("use", "name", "from")]
         if extra:
-            raise SpecError(f"a `use:` layer takes only name: and from:, not {extra[0]}:", source=item.key_sources[extra[0]], hint="`use:` calls an existing layer again with its own arguments")
+            raise SpecError(
+                f"a `use:` layer takes only name: and from:, not {extra[0]}:",
+                source=item.key_sources[extra[0]],
+                hint="`use:` calls an existing layer again with its own arguments",
+            )
         target = item["use"]
         if not isinstance(target, str):
             raise SpecError("use: must name a layer defined earlier", source=item.where("use"))
@@ -209,18 +248,26 @@ def _parse_layer(
     else:
         op = item.get("op", "Sequential" if "layers" in item else None)
         if op is None:
-            raise SpecError("layer has no op:", source=item.source, hint="e.g. op: Linear, op: relu, or use: other_layer")
+            raise SpecError(
+                "layer has no op:", source=item.source, hint="e.g. op: Linear, op: relu, or use: other_layer"
+            )
         if not isinstance(op, str):
             raise SpecError(f"op: must be a name, not {op!r}", source=item.where("op"))
     name = item.get("name")
     if name is None:
         name = _auto_name(item["use"] if op == "use" else op, defined, counters)
     if not isinstance(name, str) or not _NAME.match(name):
-        raise SpecError(f"layer name {name!r} must be letters, digits or _", source=item.where("name"), hint="dots are added by nesting")
+        raise SpecError(
+            f"layer name {name!r} must be letters, digits or _",
+            source=item.where("name"),
+            hint="dots are added by nesting",
+        )
     if name in _MODULE_ATTRS or name in input_names:
         raise SpecError(f"layer name {name!r} is reserved", source=item.where("name"), hint="pick another name")
     if name in defined:
-        raise SpecError(f"duplicate layer name {name!r} (first at line {defined[name].line})", source=item.where("name"))
+        raise SpecError(
+            f"duplicate layer name {name!r} (first at line {defined[name].line})", source=item.where("name")
+        )
     inputs = _parse_from(item, input_names, defined, later or {})
     if op == "use":
         return LayerSpec(name, "use", item.source, inputs=inputs, use=item["use"])
@@ -232,10 +279,17 @@ def _parse_layer(
         raise SpecError(f"layers: goes with op: Sequential, not {op}", source=item.key_sources["layers"])
     info = lookup(op)
     if info is None:
-        raise SpecError(f"unknown op {op!r}", source=item.where("op"), hint=did_you_mean(op, [*op_names(), "Sequential"]) or "ops are torch.nn class names or functional ops such as relu, flatten")
+        raise SpecError(
+            f"unknown op {op!r}",
+            source=item.where("op"),
+            hint=did_you_mean(op, [*op_names(), "Sequential"])
+            or "ops are torch.nn class names or functional ops such as relu, flatten",
+        )
     args_raw = item.get("args", YList())
     if not isinstance(args_raw, YList):
-        raise SpecError("args: must be a list of positional arguments", source=item.where("args"), hint="e.g. args: [1, 6, 5]")
+        raise SpecError(
+            "args: must be a list of positional arguments", source=item.where("args"), hint="e.g. args: [1, 6, 5]"
+        )
     arg_sources = {f"args[{i}]": s for i, s in enumerate(args_raw.item_sources)}
     kwargs: dict[str, Any] = {}
     for key, value in item.items():
@@ -243,17 +297,27 @@ def _parse_layer(
             continue
         arg_sources[key] = item.where(key)
         if key in reserved_args():
-            raise SpecError(f"{op} argument {key!r} is set by layerscope", source=item.key_sources[key], hint="use --device / --dtype on the command line")
+            raise SpecError(
+                f"{op} argument {key!r} is set by layerscope",
+                source=item.key_sources[key],
+                hint="use --device / --dtype on the command line",
+            )
         if isinstance(value, YMap) and "op" in value:
             value = _parse_layer(value, {"input"}, {}, {}, scope)  # a module passed as an argument
         kwargs[key] = value
     _check_signature(info, op, args_raw, kwargs, item)
     if len(inputs) > 1 and info.kind == "functional" and op not in ("add", "mul", "cat"):
-        raise SpecError(f"{op} takes one input, but from: names {len(inputs)}", source=item.where("from"), hint="merge first with add, mul or cat")
+        raise SpecError(
+            f"{op} takes one input, but from: names {len(inputs)}",
+            source=item.where("from"),
+            hint="merge first with add, mul or cat",
+        )
     return LayerSpec(name, op, item.source, tuple(args_raw), kwargs, inputs, arg_sources=arg_sources)
 
 
-def _parse_from(item: YMap, input_names: set[str], defined: dict[str, Source], later: dict[str, Source]) -> tuple[str, ...]:
+def _parse_from(
+    item: YMap, input_names: set[str], defined: dict[str, Source], later: dict[str, Source]
+) -> tuple[str, ...]:
     if "from" not in item:
         return ()
     raw = item["from"]
@@ -262,9 +326,18 @@ def _parse_from(item: YMap, input_names: set[str], defined: dict[str, Source], l
         raise SpecError("from: must be a layer name or a list of them", source=item.where("from"))
     for ref in names:
         if ref not in defined and ref in later:
-            raise SpecError(f"from: refers to {ref!r}, which is defined below it (line {later[ref].line})", source=item.where("from"), hint="layers run in file order; move it above")
+            raise SpecError(
+                f"from: refers to {ref!r}, which is defined below it (line {later[ref].line})",
+                source=item.where("from"),
+                hint="layers run in file order; move it above",
+            )
         if ref not in defined and ref not in input_names:
-            raise SpecError(f"from: refers to unknown layer {ref!r}", source=item.where("from"), hint=did_you_mean(ref, [*defined, *input_names]) or "layers may only take inputs from layers above them")
+            raise SpecError(
+                f"from: refers to unknown layer {ref!r}",
+                source=item.where("from"),
+                hint=did_you_mean(ref, [*defined, *input_names])
+                or "layers may only take inputs from layers above them",
+            )
     return tuple(names)
 
 
@@ -272,7 +345,11 @@ def _check_signature(info: Any, op: str, args: list[Any], kwargs: dict[str, Any]
     params = info.signature.parameters
     for key in kwargs:
         if key not in params:
-            raise SpecError(f"{op} has no argument {key!r}", source=item.key_sources[key], hint=did_you_mean(key, params) or f"{op} takes: {', '.join(params) or 'no arguments'}")
+            raise SpecError(
+                f"{op} has no argument {key!r}",
+                source=item.key_sources[key],
+                hint=did_you_mean(key, params) or f"{op} takes: {', '.join(params) or 'no arguments'}",
+            )
     try:
         info.signature.bind_partial(*args, **kwargs)
     except TypeError as e:

@@ -126,7 +126,9 @@ def _failure(stack: list[LayerRecord], error: Exception) -> Failure:
     return Failure(layer=where.name, type=where.type, source=where.source, got=where.input_shapes, message=message)
 
 
-def _notes(caught: list[warnings.WarningMessage], raised_in: dict[int, str], open_calls: list[LayerRecord]) -> list[Note]:
+def _notes(
+    caught: list[warnings.WarningMessage], raised_in: dict[int, str], open_calls: list[LayerRecord]
+) -> list[Note]:
     fallback = open_calls[-1].name if open_calls else ""
     notes: list[Note] = []
     for i, w in enumerate(caught):

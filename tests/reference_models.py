@@ -97,7 +97,9 @@ def tied_mlp() -> nn.Module:  # Dive into Deep Learning, 6.2
 
 def three_layer_mlp(relu: bool) -> nn.Module:
     act = [nn.ReLU] if relu else []
-    return nn.Sequential(nn.Linear(784, 256), *[a() for a in act], nn.Linear(256, 128), *[a() for a in act], nn.Linear(128, 10))
+    return nn.Sequential(
+        nn.Linear(784, 256), *[a() for a in act], nn.Linear(256, 128), *[a() for a in act], nn.Linear(128, 10)
+    )
 
 
 def exercise_convnet() -> nn.Module:
@@ -109,7 +111,9 @@ def exercise_convnet() -> nn.Module:
 
 
 def transformer_encoder() -> nn.Module:  # the torch.nn.TransformerEncoder docs example
-    return nn.TransformerEncoder(nn.TransformerEncoderLayer(d_model=512, nhead=8), num_layers=6, enable_nested_tensor=False)
+    return nn.TransformerEncoder(
+        nn.TransformerEncoderLayer(d_model=512, nhead=8), num_layers=6, enable_nested_tensor=False
+    )
 
 
 # config name → (reference module factory, its input)

@@ -58,7 +58,10 @@ def test_omitted_spec_with_several_candidates_lists_them(cli, tmp_path: Path) ->
     for name in ("lenet", "tinymodel"):
         shutil.copy(ROOT / "configs" / f"{name}.yaml", tmp_path)
     run = cli("params", cwd=tmp_path)
-    assert (run.exit_code, run.stderr) == (2, "layerscope: error: no SPEC given and 2 specs here: lenet.yaml, tinymodel.yaml — name the one you mean\n")
+    assert (run.exit_code, run.stderr) == (
+        2,
+        "layerscope: error: no SPEC given and 2 specs here: lenet.yaml, tinymodel.yaml — name the one you mean\n",
+    )
 
 
 def test_omitted_spec_in_an_empty_directory(cli, tmp_path: Path) -> None:
@@ -89,12 +92,20 @@ def test_inferred_dims_follow_the_input(cli) -> None:
 def test_failed_build_says_what_is_missing_from_the_totals(cli) -> None:
     run = cli("inspect", "lenet", "--input", "1x1x28x28")
     assert run.exit_code == 1
-    assert "note: fc1: building stopped here; 4 later layer(s) (relu_2, fc2, relu_3, fc3) are not in the totals" in run.stdout
+    assert (
+        "note: fc1: building stopped here; 4 later layer(s) (relu_2, fc2, relu_3, fc3) are not in the totals"
+        in run.stdout
+    )
 
 
 def test_warnings_from_torch_become_notes(cli) -> None:
     data = as_json(cli("inspect", "tinymodel", "--format", "json"))
-    assert data["notes"] == [{"layer": "softmax", "message": "Implicit dimension choice for softmax has been deprecated. Change the call to include dim=X as an argument."}]
+    assert data["notes"] == [
+        {
+            "layer": "softmax",
+            "message": "Implicit dimension choice for softmax has been deprecated. Change the call to include dim=X as an argument.",
+        }
+    ]
 
 
 def test_meta_device_gives_the_same_tables(cli) -> None:

@@ -7,50 +7,222 @@ from pathlib import Path
 import pytest
 
 SPECS = [
-    ('unknown_op', 'input: {shape: [1, 3]}\nlayers:\n  - {op: Conv2D, out_channels: 3}\n', "bad.yaml:3:10: error: unknown op 'Conv2D' — did you mean 'Conv2d'?"),
-    ('unknown_op_far', 'input: {shape: [1, 3]}\nlayers:\n  - {op: Frobnicate}\n', "bad.yaml:3:10: error: unknown op 'Frobnicate' — ops are torch.nn class names or functional ops such as relu, flatten"),
-    ('unknown_argument', 'input: {shape: [1, 3]}\nlayers:\n  - {op: Linear, out_feature: 10}\n', "bad.yaml:3:18: error: Linear has no argument 'out_feature' — did you mean 'out_features' or 'in_features'?"),
-    ('duplicate_key', 'input: {shape: [1, 3]}\nlayers:\n  - {op: Linear, out_features: 10, out_features: 5}\n', "bad.yaml:3:36: error: duplicate key 'out_features' (first at line 3) — YAML would silently keep only the last one; remove one of them"),
-    ('duplicate_layer_name', 'input: {shape: [1, 3]}\nlayers:\n  - {name: fc, op: Linear, out_features: 10}\n  - {name: fc, op: Linear, out_features: 5}\n', "bad.yaml:4:12: error: duplicate layer name 'fc' (first at line 3)"),
-    ('from_unknown', 'input: {shape: [1, 3]}\nlayers:\n  - {name: fc1, op: Linear, out_features: 10}\n  - {op: add, from: [fc1, fc_2]}\n', "bad.yaml:4:21: error: from: refers to unknown layer 'fc_2' — layers may only take inputs from layers above them"),
-    ('from_later_layer', 'input: {shape: [1, 3]}\nlayers:\n  - {name: a, op: relu, from: b}\n  - {name: b, op: relu}\n', "bad.yaml:3:31: error: from: refers to 'b', which is defined below it (line 4) — layers run in file order; move it above"),
-    ('alias', 'vars: &v {n: 3}\ninput: {shape: [1, 3]}\nlayers:\n  - {op: Linear, out_features: *v}\n', 'bad.yaml:4:32: error: YAML aliases (*name) are not supported in specs — write the value out, or use vars: and ${name}'),
-    ('python_tag', 'input: {shape: [1, 3]}\nlayers:\n  - !!python/object/apply:os.system [echo hi]\n', "bad.yaml:3:5: error: YAML tag '!!python/object/apply:os.system' is not allowed in a spec — specs hold plain data only: mappings, lists, numbers, strings"),
-    ('yaml_syntax', 'input: {shape: [1, 3]\nlayers:\n  - {op: relu}\n', "bad.yaml:2:1: error: invalid YAML: expected ',' or '}', but got '<scalar>'"),
-    ('empty_file', '', 'bad.yaml:1:1: error: the file holds no model — see configs/lenet.yaml for an example'),
-    ('only_comment', '# nothing here\n', 'bad.yaml:1:1: error: the file holds no model — see configs/lenet.yaml for an example'),
-    ('unknown_var', "vars: {classes: 10}\ninput: {shape: [1, 3]}\nlayers:\n  - {op: Linear, out_features: '${clases}'}\n", "bad.yaml:4:32: error: unknown var 'clases' — did you mean 'classes'?"),
-    ('expression_call', 'input: {shape: [1, 3]}\nlayers:\n  - {op: Linear, out_features: "${__import__(\'os\')}"}\n', "bad.yaml:3:32: error: call is not allowed in ${__import__('os')} — expressions take numbers, vars, + - * / // % ** and min()/max()"),
-    ('expression_attribute', "vars: {n: 3}\ninput: {shape: [1, 3]}\nlayers:\n  - {op: Linear, out_features: '${n.real}'}\n", 'bad.yaml:4:32: error: attribute is not allowed in ${n.real} — expressions take numbers, vars, + - * / // % ** and min()/max()'),
-    ('expression_syntax', "input: {shape: [1, 3]}\nlayers:\n  - {op: Linear, out_features: '${3 +}'}\n", 'bad.yaml:3:32: error: cannot parse expression ${3 +} — use numbers, vars, + - * / // % ** and min/max'),
-    ('huge_exponent', "input: {shape: [1, 3]}\nlayers:\n  - {op: Linear, out_features: '${10 ** 10000}'}\n", 'bad.yaml:3:32: error: exponent 10000 too large in ${10 ** 10000} — exponents are capped at 256'),
-    ('var_cycle', "vars: {a: '${b}', b: '${a}'}\ninput: {shape: [1, 3]}\nlayers:\n  - {op: Linear, out_features: '${a}'}\n", 'bad.yaml:1:11: error: vars refer to each other in a cycle: a -> b -> a'),
-    ('missing_required_argument', 'input: {shape: [1, 3]}\nlayers:\n  - {name: head, op: Linear}\n', "bad.yaml:3:5: error: Linear: missing a required argument: 'out_features' — Linear(in_features, out_features, bias=True)"),
-    ('too_many_positional', 'input: {shape: [1, 3]}\nlayers:\n  - {op: ReLU, args: [true, 2]}\n', 'bad.yaml:3:22: error: ReLU: too many positional arguments — ReLU(inplace=False)'),
-    ('args_not_a_list', 'input: {shape: [1, 3]}\nlayers:\n  - {op: Linear, args: 10}\n', 'bad.yaml:3:24: error: args: must be a list of positional arguments — e.g. args: [1, 6, 5]'),
-    ('two_models_no_choice', 'name: A\ninput: {shape: [1, 3]}\nlayers: [{op: relu}]\n---\nname: B\ninput: {shape: [1, 3]}\nlayers: [{op: relu}]\n', 'bad.yaml:5:1: error: the file holds 2 models: A, B — pick one with --model NAME'),
-    ('unknown_model_key', 'input: {shape: [1, 3]}\nlayer:\n  - {op: relu}\n', "bad.yaml:2:1: error: unknown model key 'layer' — did you mean 'layers'?"),
-    ('zero_in_shape', 'input: {shape: [1, 0]}\nlayers:\n  - {op: relu}\n', 'bad.yaml:1:16: error: shape [1, 0] has 0; every size must be a positive integer'),
-    ('shape_not_a_list', 'input: {shape: 1x3}\nlayers:\n  - {op: relu}\n', "bad.yaml:1:16: error: shape must be a non-empty list of sizes, not '1x3' — e.g. [1, 3, 32, 32]"),
-    ('unknown_dtype', 'input: {shape: [5], dtype: long}\nlayers:\n  - {op: relu}\n', "bad.yaml:1:28: error: unknown dtype 'long' — did you mean 'int64'?"),
-    ('bad_range', 'input: {shape: [5], dtype: int64, range: [9, 0]}\nlayers:\n  - {op: relu}\n', 'bad.yaml:1:42: error: range: must be [low, high) with integers low < high'),
-    ('no_layers', 'input: {shape: [1, 3]}\n', 'bad.yaml:1:1: error: the model has no layers: — add a list of layers, e.g. - {op: Linear, out_features: 10}'),
-    ('layers_not_a_list', 'input: {shape: [1, 3]}\nlayers: {op: relu}\n', 'bad.yaml:2:9: error: layers: must be a non-empty list'),
-    ('spec_is_a_list', '- {op: relu}\n', 'bad.yaml:1:1: error: a spec must be a mapping with name:, input: and layers:'),
-    ('reserved_layer_name', 'input: {shape: [1, 3]}\nlayers:\n  - {name: forward, op: relu}\n', "bad.yaml:3:12: error: layer name 'forward' is reserved — pick another name"),
-    ('dotted_layer_name', 'input: {shape: [1, 3]}\nlayers:\n  - {name: a.b, op: relu}\n', "bad.yaml:3:12: error: layer name 'a.b' must be letters, digits or _ — dots are added by nesting"),
-    ('device_argument', 'input: {shape: [1, 3]}\nlayers:\n  - {op: Linear, out_features: 3, device: cuda}\n', "bad.yaml:3:35: error: Linear argument 'device' is set by layerscope — use --device / --dtype on the command line"),
-    ('functional_missing_argument', 'input: {shape: [1, 3]}\nlayers:\n  - {op: softmax}\n', "bad.yaml:3:5: error: softmax: missing a required argument: 'dim' — softmax(dim)"),
-    ('use_unknown_layer', 'input: {shape: [1, 3]}\nlayers:\n  - {name: fc, op: Linear, out_features: 3}\n  - {use: fcc}\n', "bad.yaml:4:5: error: use: refers to unknown layer 'fcc' — did you mean 'fc'?"),
-    ('use_with_arguments', 'input: {shape: [1, 3]}\nlayers:\n  - {name: fc, op: Linear, out_features: 3}\n  - {use: fc, out_features: 4}\n', 'bad.yaml:4:15: error: a `use:` layer takes only name: and from:, not out_features: — `use:` calls an existing layer again with its own arguments'),
-    ('cannot_infer_channels', 'input: {shape: [3]}\nlayers:\n  - {op: Conv2d, out_channels: 4, kernel_size: 3}\n', "bad.yaml:3:5: error: cannot infer Conv2d.in_channels (the input's channel dim) from an input of shape 3 — its input has too few dims; write in_channels: explicitly or reshape first"),
-    ('torch_rejects_argument', 'input: {shape: [1, 3, 8, 8]}\nlayers:\n  - {op: Conv2d, out_channels: 4, kernel_size: 3, groups: 2}\n', 'bad.yaml:3:5: error: Conv2d: in_channels must be divisible by groups'),
-    ('layers_on_non_sequential', 'input: {shape: [1, 3]}\nlayers:\n  - {op: Linear, out_features: 3, layers: [{op: relu}]}\n', 'bad.yaml:3:35: error: layers: goes with op: Sequential, not Linear'),
-    ('two_inputs_to_relu', 'input: {shape: [1, 3]}\nlayers:\n  - {name: a, op: relu}\n  - {op: relu, from: [a, input]}\n', 'bad.yaml:4:22: error: relu takes one input, but from: names 2 — merge first with add, mul or cat'),
-    ('no_op', 'input: {shape: [1, 3]}\nlayers:\n  - {name: nothing}\n', 'bad.yaml:3:5: error: layer has no op: — e.g. op: Linear, op: relu, or use: other_layer'),
-    ('layer_not_mapping', 'input: {shape: [1, 3]}\nlayers:\n  - relu\n', 'bad.yaml:3:5: error: each layer must be a mapping like {op: Linear, out_features: 10}'),
-    ('no_input', 'layers:\n  - {op: relu}\n', 'bad.yaml:1:1: error: bad declares no input: and none was given — add input: {shape: [...]} or pass --input, e.g. --input 1x3x32x32'),
-    ('non_string_key', 'input: {shape: [1, 3]}\nlayers:\n  - {op: relu, 1: 2}\n', 'bad.yaml:3:16: error: mapping key 1 is not a string — quote it'),
+    (
+        "unknown_op",
+        "input: {shape: [1, 3]}\nlayers:\n  - {op: Conv2D, out_channels: 3}\n",
+        "bad.yaml:3:10: error: unknown op 'Conv2D' — did you mean 'Conv2d'?",
+    ),
+    (
+        "unknown_op_far",
+        "input: {shape: [1, 3]}\nlayers:\n  - {op: Frobnicate}\n",
+        "bad.yaml:3:10: error: unknown op 'Frobnicate' — ops are torch.nn class names or functional ops such as relu, flatten",
+    ),
+    (
+        "unknown_argument",
+        "input: {shape: [1, 3]}\nlayers:\n  - {op: Linear, out_feature: 10}\n",
+        "bad.yaml:3:18: error: Linear has no argument 'out_feature' — did you mean 'out_features' or 'in_features'?",
+    ),
+    (
+        "duplicate_key",
+        "input: {shape: [1, 3]}\nlayers:\n  - {op: Linear, out_features: 10, out_features: 5}\n",
+        "bad.yaml:3:36: error: duplicate key 'out_features' (first at line 3) — YAML would silently keep only the last one; remove one of them",
+    ),
+    (
+        "duplicate_layer_name",
+        "input: {shape: [1, 3]}\nlayers:\n  - {name: fc, op: Linear, out_features: 10}\n  - {name: fc, op: Linear, out_features: 5}\n",
+        "bad.yaml:4:12: error: duplicate layer name 'fc' (first at line 3)",
+    ),
+    (
+        "from_unknown",
+        "input: {shape: [1, 3]}\nlayers:\n  - {name: fc1, op: Linear, out_features: 10}\n  - {op: add, from: [fc1, fc_2]}\n",
+        "bad.yaml:4:21: error: from: refers to unknown layer 'fc_2' — layers may only take inputs from layers above them",
+    ),
+    (
+        "from_later_layer",
+        "input: {shape: [1, 3]}\nlayers:\n  - {name: a, op: relu, from: b}\n  - {name: b, op: relu}\n",
+        "bad.yaml:3:31: error: from: refers to 'b', which is defined below it (line 4) — layers run in file order; move it above",
+    ),
+    (
+        "alias",
+        "vars: &v {n: 3}\ninput: {shape: [1, 3]}\nlayers:\n  - {op: Linear, out_features: *v}\n",
+        "bad.yaml:4:32: error: YAML aliases (*name) are not supported in specs — write the value out, or use vars: and ${name}",
+    ),
+    (
+        "python_tag",
+        "input: {shape: [1, 3]}\nlayers:\n  - !!python/object/apply:os.system [echo hi]\n",
+        "bad.yaml:3:5: error: YAML tag '!!python/object/apply:os.system' is not allowed in a spec — specs hold plain data only: mappings, lists, numbers, strings",
+    ),
+    (
+        "yaml_syntax",
+        "input: {shape: [1, 3]\nlayers:\n  - {op: relu}\n",
+        "bad.yaml:2:1: error: invalid YAML: expected ',' or '}', but got '<scalar>'",
+    ),
+    ("empty_file", "", "bad.yaml:1:1: error: the file holds no model — see configs/lenet.yaml for an example"),
+    (
+        "only_comment",
+        "# nothing here\n",
+        "bad.yaml:1:1: error: the file holds no model — see configs/lenet.yaml for an example",
+    ),
+    (
+        "unknown_var",
+        "vars: {classes: 10}\ninput: {shape: [1, 3]}\nlayers:\n  - {op: Linear, out_features: '${clases}'}\n",
+        "bad.yaml:4:32: error: unknown var 'clases' — did you mean 'classes'?",
+    ),
+    (
+        "expression_call",
+        "input: {shape: [1, 3]}\nlayers:\n  - {op: Linear, out_features: \"${__import__('os')}\"}\n",
+        "bad.yaml:3:32: error: call is not allowed in ${__import__('os')} — expressions take numbers, vars, + - * / // % ** and min()/max()",
+    ),
+    (
+        "expression_attribute",
+        "vars: {n: 3}\ninput: {shape: [1, 3]}\nlayers:\n  - {op: Linear, out_features: '${n.real}'}\n",
+        "bad.yaml:4:32: error: attribute is not allowed in ${n.real} — expressions take numbers, vars, + - * / // % ** and min()/max()",
+    ),
+    (
+        "expression_syntax",
+        "input: {shape: [1, 3]}\nlayers:\n  - {op: Linear, out_features: '${3 +}'}\n",
+        "bad.yaml:3:32: error: cannot parse expression ${3 +} — use numbers, vars, + - * / // % ** and min/max",
+    ),
+    (
+        "huge_exponent",
+        "input: {shape: [1, 3]}\nlayers:\n  - {op: Linear, out_features: '${10 ** 10000}'}\n",
+        "bad.yaml:3:32: error: exponent 10000 too large in ${10 ** 10000} — exponents are capped at 256",
+    ),
+    (
+        "var_cycle",
+        "vars: {a: '${b}', b: '${a}'}\ninput: {shape: [1, 3]}\nlayers:\n  - {op: Linear, out_features: '${a}'}\n",
+        "bad.yaml:1:11: error: vars refer to each other in a cycle: a -> b -> a",
+    ),
+    (
+        "missing_required_argument",
+        "input: {shape: [1, 3]}\nlayers:\n  - {name: head, op: Linear}\n",
+        "bad.yaml:3:5: error: Linear: missing a required argument: 'out_features' — Linear(in_features, out_features, bias=True)",
+    ),
+    (
+        "too_many_positional",
+        "input: {shape: [1, 3]}\nlayers:\n  - {op: ReLU, args: [true, 2]}\n",
+        "bad.yaml:3:22: error: ReLU: too many positional arguments — ReLU(inplace=False)",
+    ),
+    (
+        "args_not_a_list",
+        "input: {shape: [1, 3]}\nlayers:\n  - {op: Linear, args: 10}\n",
+        "bad.yaml:3:24: error: args: must be a list of positional arguments — e.g. args: [1, 6, 5]",
+    ),
+    (
+        "two_models_no_choice",
+        "name: A\ninput: {shape: [1, 3]}\nlayers: [{op: relu}]\n---\nname: B\ninput: {shape: [1, 3]}\nlayers: [{op: relu}]\n",
+        "bad.yaml:5:1: error: the file holds 2 models: A, B — pick one with --model NAME",
+    ),
+    (
+        "unknown_model_key",
+        "input: {shape: [1, 3]}\nlayer:\n  - {op: relu}\n",
+        "bad.yaml:2:1: error: unknown model key 'layer' — did you mean 'layers'?",
+    ),
+    (
+        "zero_in_shape",
+        "input: {shape: [1, 0]}\nlayers:\n  - {op: relu}\n",
+        "bad.yaml:1:16: error: shape [1, 0] has 0; every size must be a positive integer",
+    ),
+    (
+        "shape_not_a_list",
+        "input: {shape: 1x3}\nlayers:\n  - {op: relu}\n",
+        "bad.yaml:1:16: error: shape must be a non-empty list of sizes, not '1x3' — e.g. [1, 3, 32, 32]",
+    ),
+    (
+        "unknown_dtype",
+        "input: {shape: [5], dtype: long}\nlayers:\n  - {op: relu}\n",
+        "bad.yaml:1:28: error: unknown dtype 'long' — did you mean 'int64'?",
+    ),
+    (
+        "bad_range",
+        "input: {shape: [5], dtype: int64, range: [9, 0]}\nlayers:\n  - {op: relu}\n",
+        "bad.yaml:1:42: error: range: must be [low, high) with integers low < high",
+    ),
+    (
+        "no_layers",
+        "input: {shape: [1, 3]}\n",
+        "bad.yaml:1:1: error: the model has no layers: — add a list of layers, e.g. - {op: Linear, out_features: 10}",
+    ),
+    (
+        "layers_not_a_list",
+        "input: {shape: [1, 3]}\nlayers: {op: relu}\n",
+        "bad.yaml:2:9: error: layers: must be a non-empty list",
+    ),
+    (
+        "spec_is_a_list",
+        "- {op: relu}\n",
+        "bad.yaml:1:1: error: a spec must be a mapping with name:, input: and layers:",
+    ),
+    (
+        "reserved_layer_name",
+        "input: {shape: [1, 3]}\nlayers:\n  - {name: forward, op: relu}\n",
+        "bad.yaml:3:12: error: layer name 'forward' is reserved — pick another name",
+    ),
+    (
+        "dotted_layer_name",
+        "input: {shape: [1, 3]}\nlayers:\n  - {name: a.b, op: relu}\n",
+        "bad.yaml:3:12: error: layer name 'a.b' must be letters, digits or _ — dots are added by nesting",
+    ),
+    (
+        "device_argument",
+        "input: {shape: [1, 3]}\nlayers:\n  - {op: Linear, out_features: 3, device: cuda}\n",
+        "bad.yaml:3:35: error: Linear argument 'device' is set by layerscope — use --device / --dtype on the command line",
+    ),
+    (
+        "functional_missing_argument",
+        "input: {shape: [1, 3]}\nlayers:\n  - {op: softmax}\n",
+        "bad.yaml:3:5: error: softmax: missing a required argument: 'dim' — softmax(dim)",
+    ),
+    (
+        "use_unknown_layer",
+        "input: {shape: [1, 3]}\nlayers:\n  - {name: fc, op: Linear, out_features: 3}\n  - {use: fcc}\n",
+        "bad.yaml:4:5: error: use: refers to unknown layer 'fcc' — did you mean 'fc'?",
+    ),
+    (
+        "use_with_arguments",
+        "input: {shape: [1, 3]}\nlayers:\n  - {name: fc, op: Linear, out_features: 3}\n  - {use: fc, out_features: 4}\n",
+        "bad.yaml:4:15: error: a `use:` layer takes only name: and from:, not out_features: — `use:` calls an existing layer again with its own arguments",
+    ),
+    (
+        "cannot_infer_channels",
+        "input: {shape: [3]}\nlayers:\n  - {op: Conv2d, out_channels: 4, kernel_size: 3}\n",
+        "bad.yaml:3:5: error: cannot infer Conv2d.in_channels (the input's channel dim) from an input of shape 3 — its input has too few dims; write in_channels: explicitly or reshape first",
+    ),
+    (
+        "torch_rejects_argument",
+        "input: {shape: [1, 3, 8, 8]}\nlayers:\n  - {op: Conv2d, out_channels: 4, kernel_size: 3, groups: 2}\n",
+        "bad.yaml:3:5: error: Conv2d: in_channels must be divisible by groups",
+    ),
+    (
+        "layers_on_non_sequential",
+        "input: {shape: [1, 3]}\nlayers:\n  - {op: Linear, out_features: 3, layers: [{op: relu}]}\n",
+        "bad.yaml:3:35: error: layers: goes with op: Sequential, not Linear",
+    ),
+    (
+        "two_inputs_to_relu",
+        "input: {shape: [1, 3]}\nlayers:\n  - {name: a, op: relu}\n  - {op: relu, from: [a, input]}\n",
+        "bad.yaml:4:22: error: relu takes one input, but from: names 2 — merge first with add, mul or cat",
+    ),
+    (
+        "no_op",
+        "input: {shape: [1, 3]}\nlayers:\n  - {name: nothing}\n",
+        "bad.yaml:3:5: error: layer has no op: — e.g. op: Linear, op: relu, or use: other_layer",
+    ),
+    (
+        "layer_not_mapping",
+        "input: {shape: [1, 3]}\nlayers:\n  - relu\n",
+        "bad.yaml:3:5: error: each layer must be a mapping like {op: Linear, out_features: 10}",
+    ),
+    (
+        "no_input",
+        "layers:\n  - {op: relu}\n",
+        "bad.yaml:1:1: error: bad declares no input: and none was given — add input: {shape: [...]} or pass --input, e.g. --input 1x3x32x32",
+    ),
+    (
+        "non_string_key",
+        "input: {shape: [1, 3]}\nlayers:\n  - {op: relu, 1: 2}\n",
+        "bad.yaml:3:16: error: mapping key 1 is not a string — quote it",
+    ),
 ]
 
 
@@ -72,16 +244,31 @@ def test_non_utf8_file(cli, tmp_path: Path) -> None:
 def test_directory_as_spec(cli, tmp_path: Path) -> None:
     (tmp_path / "specs").mkdir()
     run = cli("shapes", "specs", cwd=tmp_path)
-    assert (run.exit_code, run.stderr) == (2, "specs:1:1: error: is a directory, not a spec file — name a .yaml file inside it\n")
+    assert (run.exit_code, run.stderr) == (
+        2,
+        "specs:1:1: error: is a directory, not a spec file — name a .yaml file inside it\n",
+    )
 
 
 ARGUMENT_ERRORS = [
-    (["inspect", "missing.yaml"], "layerscope: error: missing.yaml: no such file — `layerscope list` shows the bundled specs"),
+    (
+        ["inspect", "missing.yaml"],
+        "layerscope: error: missing.yaml: no such file — `layerscope list` shows the bundled specs",
+    ),
     (["inspect", "lenet.yml"], "layerscope: error: lenet.yml: no such file — did you mean 'lenet'?"),
     (["inspect", "lenett"], "layerscope: error: 'lenett' is neither a file nor a bundled spec — did you mean 'lenet'?"),
-    (["inspect", "lenet", "--input", "1xa"], "layerscope: error: --input '1xa': not a shape — write sizes joined by x, e.g. --input 1x3x32x32 or --input 5:int64"),
-    (["inspect", "lenet", "--input", "1x0x32x32"], "layerscope: error: --input '1x0x32x32': every size must be a positive integer — write sizes joined by x, e.g. --input 1x3x32x32 or --input 5:int64"),
-    (["shapes", "lenet", "--input", "5:long"], "layerscope: error: --input '5:long': unknown dtype 'long' — did you mean 'int64'?"),
+    (
+        ["inspect", "lenet", "--input", "1xa"],
+        "layerscope: error: --input '1xa': not a shape — write sizes joined by x, e.g. --input 1x3x32x32 or --input 5:int64",
+    ),
+    (
+        ["inspect", "lenet", "--input", "1x0x32x32"],
+        "layerscope: error: --input '1x0x32x32': every size must be a positive integer — write sizes joined by x, e.g. --input 1x3x32x32 or --input 5:int64",
+    ),
+    (
+        ["shapes", "lenet", "--input", "5:long"],
+        "layerscope: error: --input '5:long': unknown dtype 'long' — did you mean 'int64'?",
+    ),
     (["params", "lenet", "--device", "tpu"], "layerscope: error: unknown device 'tpu' — use auto, cpu or meta"),
 ]
 
@@ -93,7 +280,9 @@ def test_bad_arguments_get_one_line(cli, tmp_path: Path, args: list[str], expect
 
 
 def test_unknown_model_names_the_file(cli, tmp_path: Path) -> None:
-    (tmp_path / "two.yaml").write_text("name: A\ninput: {shape: [1, 3]}\nlayers: [{op: relu}]\n---\nname: B\ninput: {shape: [1, 3]}\nlayers: [{op: relu}]\n")
+    (tmp_path / "two.yaml").write_text(
+        "name: A\ninput: {shape: [1, 3]}\nlayers: [{op: relu}]\n---\nname: B\ninput: {shape: [1, 3]}\nlayers: [{op: relu}]\n"
+    )
     run = cli("inspect", "two.yaml", "--model", "C", cwd=tmp_path)
     assert (run.exit_code, run.stderr) == (2, "two.yaml:1:1: error: no model named 'C' — models here: A, B\n")
     picked = cli("inspect", "two.yaml", "--model", "B", cwd=tmp_path)

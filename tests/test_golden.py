@@ -11,7 +11,11 @@ from conftest import CONFIGS, ROOT
 
 GOLDEN = ROOT / "tests" / "golden"
 
-CASES = [(f"{config}.{command}", [command, f"configs/{config}.yaml"], 0) for config in CONFIGS for command in ("inspect", "shapes", "params")]
+CASES = [
+    (f"{config}.{command}", [command, f"configs/{config}.yaml"], 0)
+    for config in CONFIGS
+    for command in ("inspect", "shapes", "params")
+]
 CASES += [
     ("classifier_16x16.shapes", ["shapes", "configs/classifier.yaml", "--input", "1x3x16x16"], 1),
     ("lenet_28x28.inspect", ["inspect", "configs/lenet.yaml", "--input", "1x1x28x28"], 1),

@@ -9,11 +9,12 @@ import torch
 import torchinfo
 from torch import nn
 
-from conftest import CONFIGS, ROOT
 from layerscope.build import build
 from layerscope.report import Report
 from layerscope.spec import load_spec
 from layerscope.trace import trace
+
+from conftest import CONFIGS, ROOT
 from reference_models import REFERENCES
 
 
@@ -128,7 +129,11 @@ def test_every_config_matches_its_python_twin(config: str) -> None:
     report = report_for(config)
     assert report.total_params == summary.total_params
     ours = [(r.type, r.output_shapes[0]) for r in report.layers if r.is_leaf and r.num_params]
-    theirs = [(t.class_name, list(t.output_size)) for t in summary.summary_list if t.is_leaf_layer and t.executed and t.num_params]
+    theirs = [
+        (t.class_name, list(t.output_size))
+        for t in summary.summary_list
+        if t.is_leaf_layer and t.executed and t.num_params
+    ]
     assert ours == theirs
     assert report.output_shapes[0] == list(summary.summary_list[0].output_size)
 
@@ -149,7 +154,9 @@ def test_meta_and_cpu_give_the_same_report() -> None:
 
 def test_build_allocates_nothing_on_meta(tmp_path: Path) -> None:
     spec_file = tmp_path / "huge.yaml"
-    spec_file.write_text("input: {shape: [1, 100000]}\nlayers:\n  - {op: Linear, out_features: 100000}\n  - {op: Linear, out_features: 100000}\n")
+    spec_file.write_text(
+        "input: {shape: [1, 100000]}\nlayers:\n  - {op: Linear, out_features: 100000}\n  - {op: Linear, out_features: 100000}\n"
+    )
     built = build(load_spec(spec_file))  # 80 GB of float32 weights: auto must pick meta
     assert built.device.type == "meta"
     assert trace(built.model, built.inputs).total_params == 2 * (100_000 * 100_000 + 100_000)
