@@ -62,7 +62,8 @@ def resolve_spec(arg: str | None, cwd: Path | None = None) -> Path:
             f"{arg}: no such file", hint=did_you_mean(path.stem, names) or "`layerscope list` shows the bundled specs"
         )
     if arg in names:
-        return names[arg]
+        bundled = names[arg]
+        return bundled.relative_to(cwd) if bundled.is_relative_to(cwd) else bundled
     raise UsageError(
         f"{arg!r} is neither a file nor a bundled spec", hint=did_you_mean(arg, names) or f"bundled: {', '.join(names)}"
     )

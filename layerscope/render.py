@@ -156,7 +156,9 @@ def params_view(report: Report) -> Group:
     footer = Table.grid(padding=(0, 2))
     footer.add_column(style="bold")
     footer.add_column(justify="right")
-    footer.add_row("Total params", f"{report.total_params:,}" + (f" (tied names counted once: {tied})" if tied else ""))
+    footer.add_row("Total params", f"{report.total_params:,}")
+    if tied:
+        footer.add_row("Tied names (counted once)", f"{tied}")
     footer.add_row("Trainable params", f"{report.trainable_params:,}")
     footer.add_row("Param memory", human_bytes(report.param_bytes))
     return Group(table, footer, *_tail(report))
