@@ -124,12 +124,17 @@ def parse_model(doc: YMap, default_name: str) -> ModelSpec:
 
 
 def _check_keys(node: YMap, allowed: tuple[str, ...], what: str) -> None:
-    for key in node:
+    _reject_unknown(node, node, allowed, f"unknown {what} key {{key!r}}", f"{what} keys")
+
+
+def _reject_unknown(node: YMap, keys: Any, allowed: Any, message: str, listing: str) -> None:
+    """The first of `keys` not in `allowed` is an error at its position, with a did-you-mean."""
+    for key in keys:
         if key not in allowed:
             raise SpecError(
-                f"unknown {what} key {key!r}",
+                message.format(key=key),
                 source=node.key_sources[key],
-                hint=did_you_mean(key, allowed) or f"{what} keys: {', '.join(allowed)}",
+                hint=did_you_mean(key, allowed) or f"{listing}: {', '.join(allowed) or 'none'}",
             )
 
 
@@ -342,14 +347,7 @@ def _parse_from(
 
 
 def _check_signature(info: Any, op: str, args: list[Any], kwargs: dict[str, Any], item: YMap) -> None:
-    params = info.signature.parameters
-    for key in kwargs:
-        if key not in params:
-            raise SpecError(
-                f"{op} has no argument {key!r}",
-                source=item.key_sources[key],
-                hint=did_you_mean(key, params) or f"{op} takes: {', '.join(params) or 'no arguments'}",
-            )
+    _reject_unknown(item, kwargs, info.signature.parameters, f"{op} has no argument {{key!r}}", f"{op} takes")
     try:
         info.signature.bind_partial(*args, **kwargs)
     except TypeError as e:
