@@ -162,35 +162,31 @@ def _console() -> Console:
     return Console(width=None if wide else 120)
 
 
-@app.command()
-def inspect(
-    spec: SpecArg = None,
-    inputs: InputOpt = None,
-    depth: DepthOpt = None,
-    fmt: FormatOpt = Format.table,
-    model: ModelOpt = None,
-    device: DeviceOpt = "auto",
-    debug: DebugOpt = False,
-) -> None:
-    """The layer tree: name, type, output shape, parameters, share of the total; totals below."""
-    from layerscope.render import inspect_view
+def _layer_table_command(name: str, view_name: str, summary: str) -> None:
+    """Register a command that prints a per-layer table; `inspect` and `shapes` take the same options."""
 
-    _run(lambda r: inspect_view(r, depth), spec, inputs or [], fmt, model, device, debug)
+    def command(
+        spec: SpecArg = None,
+        inputs: InputOpt = None,
+        depth: DepthOpt = None,
+        fmt: FormatOpt = Format.table,
+        model: ModelOpt = None,
+        device: DeviceOpt = "auto",
+        debug: DebugOpt = False,
+    ) -> None:
+        from layerscope import render
+
+        view = getattr(render, view_name)
+        _run(lambda r: view(r, depth), spec, inputs or [], fmt, model, device, debug)
+
+    command.__doc__ = summary
+    app.command(name)(command)
 
 
-@app.command()
-def shapes(
-    spec: SpecArg = None,
-    inputs: InputOpt = None,
-    fmt: FormatOpt = Format.table,
-    model: ModelOpt = None,
-    device: DeviceOpt = "auto",
-    debug: DebugOpt = False,
-) -> None:
-    """Input and output shape of every layer, in the order they run."""
-    from layerscope.render import shapes_view
-
-    _run(shapes_view, spec, inputs or [], fmt, model, device, debug)
+_layer_table_command(
+    "inspect", "inspect_view", "The layer tree: name, type, output shape, parameters, share of the total; totals below."
+)
+_layer_table_command("shapes", "shapes_view", "Input and output shape of every layer, in the order they run.")
 
 
 @app.command()

@@ -23,26 +23,29 @@ def human_bytes(n: int) -> str:
     raise AssertionError("unreachable")
 
 
-def _layer_labels(layers: list[LayerRecord], model: str) -> list[Text]:
-    """Tree labels: each name relative to the nearest listed ancestor, indented below it.
+def _visible_layers(report: Report, depth: int | None) -> list[tuple[LayerRecord, Text]]:
+    """Rows of the printed tree at most `depth` levels deep (all when None), each with its label.
 
-    Containers that never run (ModuleList) have no row, so `encoder.layers.0` is shown as
-    `layers.0` under `encoder` rather than as a bare `0` two levels deeper.
+    A label is the name relative to the nearest listed ancestor, indented one level below it.
+    Containers that never run (ModuleList) have no row, so `encoder.layers.0` is printed as
+    `layers.0` one level under `encoder`, and `--depth` counts those printed levels.
     """
-    labels = []
-    ancestors: list[str] = []
-    for layer in layers:
+    rows = []
+    ancestors: list[str] = []  # names of the listed rows enclosing the current one, outermost first
+    for layer in report.layers:
         if layer.depth == 0:
-            ancestors = [""]
-            labels.append(Text(model, style="bold"))
-            continue
-        while ancestors and not (ancestors[-1] == "" or layer.name.startswith(ancestors[-1] + ".")):
-            ancestors.pop()
-        parent = ancestors[-1] if ancestors else ""
-        local = layer.name[len(parent) + 1 :] if parent else layer.name
-        labels.append(Text("  " * max(len(ancestors) - 1, 0) + local))
-        ancestors.append(layer.name)
-    return labels
+            ancestors = []
+            level, label = 0, Text(report.model, style="bold")
+        else:
+            while ancestors and not layer.name.startswith(ancestors[-1] + "."):
+                ancestors.pop()
+            parent = ancestors[-1] if ancestors else ""
+            level = len(ancestors) + 1
+            label = Text("  " * (level - 1) + (layer.name[len(parent) + 1 :] if parent else layer.name))
+            ancestors.append(layer.name)
+        if depth is None or level <= depth:
+            rows.append((layer, label))
+    return rows
 
 
 def _params_cell(layer: LayerRecord) -> str:
@@ -122,19 +125,17 @@ def _tail(report: Report) -> list[RenderableType]:
 def inspect_view(report: Report, depth: int | None = None) -> Group:
     """The layer tree: name, type, output shape, params, share of the total."""
     table = _table(f"{report.model} — layers", "Layer", "Type", "Output shape", "Params", "% of total")
-    for layer, label in zip(report.layers, _layer_labels(report.layers, report.model), strict=False):
-        if depth is not None and layer.depth > depth:
-            continue
+    for layer, label in _visible_layers(report, depth):
         table.add_row(
             label, layer.type, _output_cell(layer), _params_cell(layer), _percent_cell(layer, report.total_params)
         )
     return Group(table, _summary(report), *_tail(report))
 
 
-def shapes_view(report: Report) -> Group:
+def shapes_view(report: Report, depth: int | None = None) -> Group:
     """Per-layer input and output shapes, in call order."""
     table = _table(f"{report.model} — shapes", "Layer", "Type", "Input shape", "Output shape")
-    for layer, label in zip(report.layers, _layer_labels(report.layers, report.model), strict=False):
+    for layer, label in _visible_layers(report, depth):
         table.add_row(label, layer.type, format_shapes(layer.input_shapes) or "-", _output_cell(layer))
     return Group(table, *_tail(report))
 

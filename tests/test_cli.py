@@ -155,3 +155,9 @@ def test_help_and_list_do_not_import_torch(args: list[str]) -> None:
     code = f"import sys; from layerscope.cli import app; sys.argv = ['layerscope', *{args!r}]\ntry:\n    app()\nexcept SystemExit:\n    pass\nprint('TORCH', 'torch' in sys.modules)"
     run = _run(sys.executable, "-c", code)
     assert run.stdout.strip().endswith("TORCH False"), run.stdout[-300:] + run.stderr
+
+
+def test_shapes_takes_depth_too(cli) -> None:
+    shallow = cli("shapes", "transformer_encoder", "--depth", "2").stdout
+    assert "layers.0" in shallow and "self_attn" not in shallow
+    assert "self_attn" in cli("shapes", "transformer_encoder", "--depth", "3").stdout
