@@ -110,6 +110,14 @@ def exercise_convnet() -> nn.Module:
     )  # fmt: skip
 
 
+def bn_convnet() -> nn.Module:
+    return nn.Sequential(
+        nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(16, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Dropout(0.5), nn.Linear(2048, 10),
+    )  # fmt: skip
+
+
 def transformer_encoder() -> nn.Module:  # the torch.nn.TransformerEncoder docs example
     return nn.TransformerEncoder(
         nn.TransformerEncoderLayer(d_model=512, nhead=8), num_layers=6, enable_nested_tensor=False
@@ -130,5 +138,6 @@ REFERENCES = {
     "three_layer_mlp_relu": (lambda: three_layer_mlp(True), lambda: [torch.rand(1, 784)]),
     "exercise_convnet": (exercise_convnet, lambda: [torch.rand(1, 1, 32, 32)]),
     "single_neuron": (lambda: nn.Linear(10, 1, bias=False), lambda: [torch.rand(1, 10)]),
+    "bn_convnet": (bn_convnet, lambda: [torch.rand(1, 3, 32, 32)]),
     "transformer_encoder": (transformer_encoder, lambda: [torch.rand(10, 32, 512)]),
 }

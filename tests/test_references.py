@@ -104,6 +104,45 @@ def test_lstm_tagger_scores_every_word() -> None:
     assert report.output_shapes == [[5, 3]]
 
 
+def test_bn_convnet_has_25674_params() -> None:
+    report = report_for("bn_convnet")
+    assert report.total_params == 25_674
+    assert layer(report, "bn2").num_params == 2 * 32  # num_features inferred from conv2
+    assert report.output_shapes == [[1, 10]]
+
+
+INFERENCE_SPEC = """
+input: {shape: [2, 7, 12]}
+layers:
+  - {name: ln, op: LayerNorm}
+  - {name: rms, op: RMSNorm}
+  - {name: gru, op: GRU, hidden_size: 5, batch_first: true}
+  - {op: select, index: 0}
+  - {op: transpose, dim0: 1, dim1: 2}
+  - {name: bn, op: BatchNorm1d}
+  - {name: conv, op: Conv1d, out_channels: 4, kernel_size: 3}
+  - {name: gn, op: GroupNorm, num_groups: 2}
+  - {name: deconv, op: ConvTranspose1d, out_channels: 3, kernel_size: 2}
+  - {name: inorm, op: InstanceNorm1d, affine: true}
+  - {op: flatten, start_dim: 1}
+  - {name: fc, op: Linear, out_features: 2}
+"""
+
+
+def test_every_inference_rule_reads_the_right_dim(tmp_path: Path) -> None:
+    (tmp_path / "infer.yaml").write_text(INFERENCE_SPEC)
+    model = build(load_spec(tmp_path / "infer.yaml")).model
+    assert model.ln.normalized_shape == (12,)
+    assert model.rms.normalized_shape == (12,)
+    assert model.gru.input_size == 12
+    assert model.bn.num_features == 5
+    assert model.conv.in_channels == 5
+    assert model.gn.num_channels == 4
+    assert model.deconv.in_channels == 4
+    assert model.inorm.num_features == 3
+    assert model.fc.in_features == 3 * 6
+
+
 def test_module_names_are_the_yaml_names() -> None:
     spec = load_spec(ROOT / "configs" / "lenet.yaml")
     names = [n for n, _ in build(spec).model.named_parameters()]
