@@ -12,15 +12,20 @@ from torch import Tensor, nn
 from layerscope.report import Failure, LayerRecord, Note, ParamRecord, Report, Shape
 
 
-def shapes_of(value: Any) -> list[Shape]:
-    """Every tensor shape in a (nested) output, in order: LSTM's (out, (h, c)) gives three."""
+def tensors_in(value: Any) -> list[Tensor]:
+    """Every tensor in a (nested) value, in order: LSTM's (out, (h, c)) gives three."""
     if isinstance(value, Tensor):
-        return [list(value.shape)]
+        return [value]
     if isinstance(value, (list, tuple)):
-        return [s for v in value for s in shapes_of(v)]
+        return [t for v in value for t in tensors_in(v)]
     if isinstance(value, Mapping):
-        return [s for v in value.values() for s in shapes_of(v)]
+        return [t for v in value.values() for t in tensors_in(v)]
     return []
+
+
+def shapes_of(value: Any) -> list[Shape]:
+    """The shapes of every tensor in a (nested) value."""
+    return [list(t.shape) for t in tensors_in(value)]
 
 
 def _count(params: Sequence[nn.Parameter]) -> tuple[int, int]:
@@ -43,18 +48,21 @@ def trace(
         names.setdefault(id(module), []).append(qualname)
     calls: dict[int, int] = {}
     first_call: dict[int, str] = {}
+    counts: dict[int, tuple[int, int]] = {}
     records: list[LayerRecord] = []
     stack: list[LayerRecord] = []
-    caught: list[warnings.WarningMessage] = []
     raised_in: dict[int, str] = {}  # index into `caught` → the innermost layer open when it was raised
 
     def pre_hook(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         key = id(module)
         n = calls.get(key, 0)
         calls[key] = n + 1
+        # a module registered under several names (a spec's `use:`) takes them in turn, call by call
         options = names.get(key, ["?"])
         qualname = options[n % len(options)]
-        total, trainable = _count(list(module.parameters()))
+        if key not in counts:
+            counts[key] = _count(list(module.parameters()))
+        total, trainable = counts[key]
         record = LayerRecord(
             name=qualname,
             type=module._get_name(),
@@ -74,8 +82,8 @@ def trace(
         record = stack.pop()
         record.output_shapes = shapes_of(output)
         record.completed = True
-        for i in range(len(caught)):
-            raised_in.setdefault(i, record.name)  # inner calls finish first, so they claim first
+        for i in range(len(raised_in), len(caught)):
+            raised_in[i] = record.name  # inner calls finish first, so they claim first
 
     handles = []
     for module in {id(m): m for _, m in model.named_modules()}.values():
@@ -85,9 +93,8 @@ def trace(
     fastpath = torch.backends.mha.get_fastpath_enabled()
     failure = None
     output: Any = None
-    with warnings.catch_warnings(record=True) as log:
+    with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        caught = log
         try:
             model.eval()
             # the fused attention fast path skips the sublayers' forward, hiding their rows
