@@ -21,8 +21,10 @@ from layerscope.errors import Source, SpecError, UsageError, did_you_mean
 from layerscope.ops import FunctionalOp
 from layerscope.report import Note
 from layerscope.spec import InputSpec, LayerSpec, ModelSpec
+from layerscope.trace import tensors_in
 
-# Above this many bytes of weights, "auto" builds on the meta device: nothing is allocated.
+# Above this many bytes of weights, inputs and activations, "auto" builds on the meta device,
+# where nothing is allocated.
 AUTO_CPU_BUDGET = 1 << 30
 
 _DTYPES = {
@@ -123,11 +125,17 @@ def build(spec: ModelSpec, inputs: Sequence[InputSpec] | None = None, device: st
             return _Builder(spec, torch.device("cpu"), budget=AUTO_CPU_BUDGET).run(inputs)
         except _OverBudget:
             return _Builder(spec, torch.device("meta"), budget=None).run(inputs)
-    try:
-        target = torch.device(device)
-    except RuntimeError:
-        raise UsageError(f"unknown device {device!r}", hint="use auto, cpu or meta") from None
-    return _Builder(spec, target, budget=None).run(inputs)
+    return _Builder(spec, _device(device), budget=None).run(inputs)
+
+
+def _device(name: str) -> torch.device:
+    if name in ("cpu", "meta"):
+        return torch.device(name)
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise UsageError(f"device {name!r}: CUDA is not available on this machine", hint="use auto, cpu or meta")
+        return torch.device(name)
+    raise UsageError(f"unknown device {name!r}", hint="use auto, cpu or meta (or cuda where there is a GPU)")
 
 
 class _Builder:
@@ -135,13 +143,20 @@ class _Builder:
         self.spec = spec
         self.device = device
         self.budget = budget
-        self.param_bytes = 0
+        self.used_bytes = 0
         self.registry: dict[str, nn.Module] = {}
         self.sources: dict[str, Source] = {}
         self.stopped_at: str | None = None
         self.skipped: list[str] = []
 
+    def charge(self, nbytes: int) -> None:
+        """Count bytes about to live on the device; past the budget, start again on meta."""
+        self.used_bytes += nbytes
+        if self.budget is not None and self.used_bytes > self.budget:
+            raise _OverBudget
+
     def run(self, inputs: Sequence[InputSpec]) -> Built:
+        self.charge(sum(torch.Size(i.shape).numel() * _DTYPES[i.dtype].itemsize for i in inputs))
         tensors = make_inputs(inputs, self.device)
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the trace stage records warnings; building repeats them
@@ -177,6 +192,7 @@ class _Builder:
                 except Exception:  # noqa: BLE001 - the trace stage re-runs and diagnoses this layer
                     self.stopped_at = qualname
                     continue
+                self.charge(sum(t.numel() * t.element_size() for t in tensors_in(out)))
             env[layer.name] = out
         return module, out
 
@@ -213,9 +229,7 @@ class _Builder:
                 module = info.target(*bound.args, **bound.kwargs)
         except Exception as e:  # noqa: BLE001 - torch's own argument checks, reported at the layer
             raise SpecError(f"{layer.op}: {e}", source=layer.source) from None
-        self.param_bytes += sum(p.numel() * p.element_size() for p in module.parameters())
-        if self.budget is not None and self.param_bytes > self.budget:
-            raise _OverBudget
+        self.charge(sum(p.numel() * p.element_size() for p in module.parameters()))
         return module if self.device.type == "meta" else module.to_empty(device=self.device)
 
     def infer(self, layer: LayerSpec, inference: Any, x: Any) -> Any:

@@ -269,7 +269,10 @@ ARGUMENT_ERRORS = [
         ["shapes", "lenet", "--input", "5:long"],
         "layerscope: error: --input '5:long': unknown dtype 'long' — did you mean 'int64'?",
     ),
-    (["params", "lenet", "--device", "tpu"], "layerscope: error: unknown device 'tpu' — use auto, cpu or meta"),
+    (
+        ["params", "lenet", "--device", "tpu"],
+        "layerscope: error: unknown device 'tpu' — use auto, cpu or meta (or cuda where there is a GPU)",
+    ),
 ]
 
 

@@ -191,6 +191,17 @@ def test_meta_and_cpu_give_the_same_report() -> None:
         assert a == b, config
 
 
+def test_auto_device_counts_inputs_and_activations() -> None:
+    spec = load_spec(ROOT / "configs" / "convnet.yaml")
+    from dataclasses import replace
+
+    big = [replace(spec.inputs[0], shape=(1, 3, 20_000, 20_000))]  # 4.8 GB of input, 252 parameters
+    built = build(spec, big)
+    assert built.device.type == "meta"
+    assert trace(built.model, built.inputs).output_shapes == [[1, 3, 20_000, 20_000]]
+    assert build(spec).device.type == "cpu"
+
+
 def test_build_allocates_nothing_on_meta(tmp_path: Path) -> None:
     spec_file = tmp_path / "huge.yaml"
     spec_file.write_text(
