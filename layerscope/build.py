@@ -9,8 +9,8 @@ not weight values, so no time goes into initialisation.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -126,6 +126,24 @@ def build(spec: ModelSpec, inputs: Sequence[InputSpec] | None = None, device: st
         except _OverBudget:
             return _Builder(spec, torch.device("meta"), budget=None).run(inputs)
     return _Builder(spec, _device(device), budget=None).run(inputs)
+
+
+def spec_probe(spec: ModelSpec, inputs: Sequence[InputSpec]) -> Callable[[list[int], str], tuple[bool, bool]]:
+    """A diagnose probe that rebuilds `spec` on meta for each candidate first-input shape.
+
+    Rebuilding, rather than re-running the model that failed, counts the layers that were never
+    built and the in-dims that are inferred from the input.
+    """
+
+    def probe(first_shape: list[int], layer: str) -> tuple[bool, bool]:
+        candidate = [replace(inputs[0], shape=tuple(first_shape)), *inputs[1:]]
+        try:
+            built = _Builder(spec, torch.device("meta"), budget=None).run(candidate)
+        except SpecError:  # e.g. an in-dim that cannot be inferred from this shape
+            return False, False
+        return built.stopped_at is None, layer in built.sources and built.stopped_at != layer
+
+    return probe
 
 
 def _device(name: str) -> torch.device:

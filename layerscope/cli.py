@@ -107,14 +107,15 @@ def _inputs_for(spec: ModelSpec, texts: list[str]) -> tuple[InputSpec, ...]:
 
 
 def _report(spec_arg: str | None, input_texts: list[str], model: str | None, device: str) -> Report:
-    from layerscope.build import build
+    from layerscope.build import build, spec_probe
     from layerscope.configs import resolve_spec
     from layerscope.spec import load_spec
     from layerscope.trace import trace
 
     spec = load_spec(resolve_spec(spec_arg), model)
-    built = build(spec, _inputs_for(spec, input_texts), device=device)
-    report = trace(built.model, built.inputs, name=spec.name, sources=built.sources)
+    inputs = _inputs_for(spec, input_texts)
+    built = build(spec, inputs, device=device)
+    report = trace(built.model, built.inputs, name=spec.name, sources=built.sources, probe=spec_probe(spec, inputs))
     report.notes.extend(built.notes())
     return report
 

@@ -90,21 +90,31 @@ def _summary(report: Report) -> Table:
 def _failure(report: Report) -> RenderableType:
     failure = report.failure
     assert failure is not None
+    layer = failure.layer or report.model
     table = Table(
-        title="Forward pass failed",
+        title=f"✗ {layer} ({failure.type}) does not accept its input",
         title_justify="left",
         title_style="bold red",
         box=box.SIMPLE_HEAD,
         show_header=False,
         pad_edge=False,
     )
-    table.add_column(style="bold red")
+    table.add_column(style="bold red", no_wrap=True)
     table.add_column(overflow="fold")
-    table.add_row("Layer", f"{failure.layer or report.model} ({failure.type})")
     if failure.source:
         table.add_row("Defined at", failure.source)
     table.add_row("Got", format_shapes(failure.got) or "-")
-    table.add_row("Error", failure.message)
+    if failure.expected:
+        table.add_row("Expected", failure.expected)
+    steps = [f"input {format_shapes(report.input_shapes)}"] + [
+        f"{s.name} {format_shapes(s.output_shapes)}" for s in failure.chain
+    ]
+    table.add_row("Shapes", " → ".join([*steps, f"{layer} ✗"]))
+    table.add_row("Why", failure.message)
+    if failure.error and failure.error != failure.message:
+        table.add_row("torch says", failure.error)
+    for i, hint in enumerate(failure.hints):
+        table.add_row("Fix" if i == 0 else "", hint)
     return table
 
 

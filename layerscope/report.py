@@ -39,14 +39,26 @@ class ParamRecord:
 
 
 @dataclass
+class ChainStep:
+    """One step on the way to a failing layer: a layer that ran and what it produced."""
+
+    name: str
+    output_shapes: list[Shape]
+
+
+@dataclass
 class Failure:
-    """Why the forward pass stopped, at which layer."""
+    """Why the forward pass stopped, at which layer, and what would fix it."""
 
     layer: str
     type: str
     source: str | None
-    got: list[Shape]
-    message: str
+    got: list[Shape]  # the input shapes the layer received
+    expected: str | None  # what the layer's own attributes ask for, e.g. "in_features=3072 (the last dim)"
+    message: str  # the difference explained; torch's message where layerscope has no explanation
+    hints: list[str] = field(default_factory=list)
+    error: str = ""  # torch's own message, first line
+    chain: list[ChainStep] = field(default_factory=list)
 
 
 @dataclass

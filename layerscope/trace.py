@@ -9,7 +9,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from layerscope.report import Failure, LayerRecord, Note, ParamRecord, Report, Shape
+from layerscope import diagnose
+from layerscope.report import LayerRecord, Note, ParamRecord, Report, Shape
 
 
 def tensors_in(value: Any) -> list[Tensor]:
@@ -40,8 +41,13 @@ def trace(
     *,
     name: str | None = None,
     sources: Mapping[str, Any] | None = None,
+    probe: diagnose.Probe | None = None,
 ) -> Report:
-    """Run `model(*inputs)` once in eval mode without gradients and record every module call."""
+    """Run `model(*inputs)` once in eval mode without gradients and record every module call.
+
+    On failure the report explains it; `probe` tries other inputs for the hints (default: this
+    model on meta stand-ins).
+    """
     sources = sources or {}
     names: dict[int, list[str]] = {}
     for qualname, module in model.named_modules(remove_duplicate=False):
@@ -51,6 +57,7 @@ def trace(
     counts: dict[int, tuple[int, int]] = {}
     records: list[LayerRecord] = []
     stack: list[LayerRecord] = []
+    open_calls: list[tuple[nn.Module, tuple[Any, ...]]] = []  # beside `stack`: the module and its args
     raised_in: dict[int, str] = {}  # index into `caught` → the innermost layer open when it was raised
 
     def pre_hook(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
@@ -77,9 +84,11 @@ def trace(
         first_call.setdefault(key, qualname)
         records.append(record)
         stack.append(record)
+        open_calls.append((module, args))
 
     def post_hook(module: nn.Module, args: Any, kwargs: Any, output: Any) -> None:
         record = stack.pop()
+        open_calls.pop()
         record.output_shapes = shapes_of(output)
         record.completed = True
         for i in range(len(raised_in), len(caught)):
@@ -92,6 +101,7 @@ def trace(
     was_training = model.training
     fastpath = torch.backends.mha.get_fastpath_enabled()
     failure = None
+    error: Exception | None = None
     output: Any = None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -102,12 +112,16 @@ def trace(
             with torch.no_grad():
                 output = model(*inputs)
         except Exception as e:  # noqa: BLE001 - a model that rejects its input is a result, not a crash
-            failure = _failure(stack, e)
+            error = e
         finally:
             model.train(was_training)
             torch.backends.mha.set_fastpath_enabled(fastpath)
             for handle in handles:
                 handle.remove()
+    if error is not None:
+        where = stack[-1] if stack else LayerRecord("", model._get_name(), 0, shapes_of(list(inputs)))
+        module, args = open_calls[-1] if open_calls else (None, tuple(inputs))
+        failure = diagnose.failure(model, inputs, records, where, module, args, error, probe)
     notes = _notes(caught, raised_in, stack)
     params = _params(model)
     counted = [p for p in params if p.counted]
@@ -125,12 +139,6 @@ def trace(
         failure=failure,
         notes=notes,
     )
-
-
-def _failure(stack: list[LayerRecord], error: Exception) -> Failure:
-    where = stack[-1] if stack else LayerRecord("", "?", 0, [])
-    message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    return Failure(layer=where.name, type=where.type, source=where.source, got=where.input_shapes, message=message)
 
 
 def _notes(
