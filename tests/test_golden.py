@@ -22,6 +22,10 @@ CASES += [
     ("transformer_encoder_depth2.inspect", ["inspect", "configs/transformer_encoder.yaml", "--depth", "2"], 0),
     ("list", ["list"], 0),
 ]
+CASES += [
+    (f"{spec.stem}.shapes", ["shapes", f"tests/specs/{spec.name}"], 1)
+    for spec in sorted((ROOT / "tests" / "specs").glob("bad_*.yaml"))
+]
 
 
 @pytest.mark.parametrize(("golden", "args", "exit_code"), CASES, ids=[c[0] for c in CASES])

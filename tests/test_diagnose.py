@@ -1,0 +1,139 @@
+"""Shape-mismatch diagnosis: the failing layer, its YAML line, expected vs got, and computed fixes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from layerscope.trace import trace
+
+
+def failure(cli, *args: str) -> dict:
+    run = cli("shapes", *args, "--format", "json")
+    assert run.exit_code == 1, run.stderr
+    data = json.loads(run.stdout)
+    assert set(data["failure"]) >= {"layer", "type", "source", "got", "expected", "message", "hints"}
+    return data["failure"]
+
+
+def test_classifier_on_16x16(cli) -> None:
+    f = failure(cli, "configs/classifier.yaml", "--input", "1x3x16x16")
+    assert (f["layer"], f["type"], f["source"]) == ("fc", "Linear", "configs/classifier.yaml:17:5")
+    assert f["got"] == [[1, 768]]
+    assert f["expected"] == "in_features=3072 (the last dim)"
+    assert f["message"] == "Linear expects the last dim to be in_features=3072, got 768 (input 1x768)"
+    assert f["error"] == "mat1 and mat2 shapes cannot be multiplied (1x768 and 3072x10)"
+    assert f["hints"] == [
+        "set in_features: 768 to accept this input (or leave it out: layerscope infers it)",
+        "an input that fits the model: 1x3x32x32",
+    ]
+    assert [(s["name"], s["output_shapes"]) for s in f["chain"]] == [
+        ("convnet", [[1, 3, 16, 16]]),
+        ("flatten", [[1, 768]]),
+    ]
+
+
+def test_lenet_on_28x28(cli) -> None:
+    f = failure(cli, "configs/lenet.yaml", "--input", "1x1x28x28")
+    assert (f["layer"], f["source"], f["got"]) == ("fc1", "configs/lenet.yaml:14:5", [[1, 400]])
+    assert f["expected"] == "in_features=576 (the last dim)"
+    assert "inputs that fit the model: 1x1x32x32, 1x1x33x33, 1x1x34x34" in f["hints"]
+
+
+def test_conv_channel_mismatch(cli) -> None:
+    f = failure(cli, "tests/specs/bad_conv_channels.yaml")
+    assert (f["layer"], f["type"], f["source"]) == ("conv1", "Conv2d", "tests/specs/bad_conv_channels.yaml:5:5")
+    assert f["expected"] == "in_channels=3 (the channel dim)"
+    assert f["hints"] == [
+        "set in_channels: 1 to accept this input (or leave it out: layerscope infers it)",
+        "an input with 3 channels fits: 1x3x32x32",
+    ]
+
+
+def test_lstm_input_size_mismatch(cli) -> None:
+    f = failure(cli, "tests/specs/bad_lstm_input_size.yaml")
+    assert (f["layer"], f["type"], f["source"], f["got"]) == (
+        "lstm",
+        "LSTM",
+        "tests/specs/bad_lstm_input_size.yaml:5:5",
+        [[5, 1, 8]],
+    )
+    assert f["expected"] == "input_size=6 (the last dim)"
+    assert "an input that fits the model: 5x1x6" in f["hints"]
+
+
+def test_token_id_out_of_range(cli) -> None:
+    f = failure(cli, "tests/specs/bad_token_ids.yaml")
+    assert (f["layer"], f["type"], f["source"]) == (
+        "word_embeddings",
+        "Embedding",
+        "tests/specs/bad_token_ids.yaml:6:5",
+    )
+    assert f["expected"] == "ids in [0, 9)"
+    assert f["message"] == "Embedding has num_embeddings=9, got ids from 0 to 19"
+    assert f["hints"] == [
+        "set num_embeddings: 20 to accept this input",
+        "or keep the ids below 9: input range [0, 9] in the spec",
+    ]
+
+
+def test_add_of_two_shapes(cli) -> None:
+    f = failure(cli, "tests/specs/bad_residual_add.yaml")
+    assert (f["layer"], f["type"], f["source"], f["got"]) == (
+        "skip",
+        "add",
+        "tests/specs/bad_residual_add.yaml:6:5",
+        [[2, 8], [2, 16]],
+    )
+    assert f["message"] == "add: 2x8 and 2x16 differ at dim 1 (8 vs 16)"
+    # fc1's in_features is inferred, so 2x8 (8 + 8) and 2x1 (broadcast) fit the spec as written
+    assert f["hints"] == ["inputs that fit the model: 2x1, 2x8"]
+
+
+def test_kernel_larger_than_input(cli) -> None:
+    f = failure(cli, "tests/specs/bad_kernel.yaml")
+    assert (f["layer"], f["expected"]) == ("conv1", "spatial size ≥ 5x5 (kernel 5x5, padding 0x0)")
+    # conv1 needs 5x5, but the pool and conv2 behind it need 10x10: the search rebuilds the whole spec
+    assert f["hints"] == [
+        "the smallest input of the form 1x1xSxS that gets through this layer is 1x1x5x5",
+        "inputs that fit the model: 1x1x10x10, 1x1x11x11, 1x1x12x12",
+    ]
+
+
+def test_explicit_in_dim_is_reported_at_that_layer_before_running_further(cli) -> None:
+    run = cli("inspect", "configs/lenet.yaml", "--input", "1x1x28x28", "--format", "json")
+    data = json.loads(run.stdout)
+    assert data["failure"]["layer"] == "fc1"
+    assert [layer["name"] for layer in data["layers"]][-1] == "fc1"  # nothing after it ran
+
+
+@pytest.mark.parametrize("device", ["cpu", "meta"])
+def test_same_diagnosis_on_either_device(cli, device: str) -> None:
+    f = failure(cli, "configs/classifier.yaml", "--input", "1x3x16x16", "--device", device)
+    assert (f["layer"], f["expected"], f["hints"][-1]) == (
+        "fc",
+        "in_features=3072 (the last dim)",
+        "an input that fits the model: 1x3x32x32",
+    )
+
+
+def test_python_module_gets_the_same_diagnosis_and_is_left_as_it_was() -> None:
+    model = nn.Sequential(nn.Conv2d(3, 3, 3, padding=1), nn.Flatten(), nn.Linear(3072, 10)).train()
+    before = {n: p.clone() for n, p in model.state_dict().items()}
+    report = trace(model, [torch.rand(1, 3, 16, 16)])
+    assert report.failure is not None
+    assert (report.failure.layer, report.failure.expected) == ("2", "in_features=3072 (the last dim)")
+    assert report.failure.hints[-1] == "an input that fits the model: 1x3x32x32"
+    assert model.training and next(model.parameters()).device.type == "cpu"
+    assert all(torch.equal(before[n], p) for n, p in model.state_dict().items())
+    assert not any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())
+
+
+def test_unexplained_failure_falls_back_to_torchs_message(cli, tmp_path) -> None:
+    (tmp_path / "m.yaml").write_text("input: {shape: [2, 3]}\nlayers:\n  - {name: pick, op: select, index: 5}\n")
+    f = failure(cli, str(tmp_path / "m.yaml"))
+    assert f["layer"] == "pick" and f["expected"] is None and f["hints"] == []
+    assert f["message"] == f["error"] == "index 5 is out of bounds for dimension 0 with size 2"
