@@ -8,7 +8,7 @@ from __future__ import annotations
 import enum
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 
     from layerscope.report import Report
     from layerscope.spec import InputSpec, ModelSpec
+
+T = TypeVar("T")
 
 app = typer.Typer(
     name="layerscope",
@@ -120,17 +122,10 @@ def _report(spec_arg: str | None, input_texts: list[str], model: str | None, dev
     return report
 
 
-def _run(
-    view: Callable[[Report], RenderableType],
-    spec: str | None,
-    inputs: list[str],
-    fmt: Format,
-    model: str | None,
-    device: str,
-    debug: bool,
-) -> None:
+def _guarded(work: Callable[[], T], debug: bool) -> T:
+    """Run `work`; a user error becomes one line and its exit code, a bug one line and exit 3."""
     try:
-        report = _report(spec, inputs, model, device)
+        return work()
     except LayerscopeError as e:
         if debug:
             raise
@@ -143,6 +138,18 @@ def _run(
             raise
         typer.echo(f"layerscope: internal error: {type(e).__name__}: {e} — rerun with --debug and report it", err=True)
         raise typer.Exit(3) from None
+
+
+def _run(
+    view: Callable[[Report], RenderableType],
+    spec: str | None,
+    inputs: list[str],
+    fmt: Format,
+    model: str | None,
+    device: str,
+    debug: bool,
+) -> None:
+    report = _guarded(lambda: _report(spec, inputs, model, device), debug)
     if fmt is Format.json:
         from layerscope.render import to_json
 
@@ -203,6 +210,52 @@ def params(
     from layerscope.render import params_view
 
     _run(params_view, spec, inputs or [], fmt, model, device, debug)
+
+
+@app.command()
+def check(
+    spec: SpecArg = None,
+    inputs: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--input",
+            "-i",
+            metavar="SHAPE",
+            help="A candidate input such as 1x3x32x32 (:dtype allowed); several inputs of one model joined by commas. Repeat for more candidates. Default: the spec's input:.",
+        ),
+    ] = None,
+    fmt: FormatOpt = Format.table,
+    model: ModelOpt = None,
+    device: DeviceOpt = "auto",
+    debug: DebugOpt = False,
+) -> None:
+    """Which of several inputs the model accepts; exit status 1 when any does not fit."""
+    from layerscope.build import build
+    from layerscope.configs import resolve_spec
+    from layerscope.report import CheckResult
+    from layerscope.spec import load_spec
+    from layerscope.trace import trace
+
+    def results() -> tuple[str, list[CheckResult]]:
+        loaded = load_spec(resolve_spec(spec), model)
+        out = []
+        for candidate in inputs or [""]:
+            built = build(loaded, _inputs_for(loaded, [t for t in candidate.split(",") if t]), device=device)
+            report = trace(built.model, built.inputs, name=loaded.name, sources=built.sources, search=False)
+            out.append(CheckResult(report.input_shapes, report.failure is None, report.output_shapes, report.failure))
+        return loaded.name, out
+
+    name, checked = _guarded(results, debug)
+    if fmt is Format.json:
+        from layerscope.render import check_json
+
+        typer.echo(check_json(name, checked))
+    else:
+        from layerscope.render import check_view
+
+        _console().print(check_view(name, checked))
+    if not all(r.fits for r in checked):
+        raise typer.Exit(1)
 
 
 @app.command("list")

@@ -48,15 +48,17 @@ def failure(
     args: tuple[Any, ...],
     error: Exception,
     probe: Probe | None = None,
+    search: bool = True,
 ) -> Failure:
     """The full account of a failed forward pass at `where` (the innermost call still open).
 
-    `probe` tries other input shapes; the default runs `model` itself on meta stand-ins.
+    `probe` tries other input shapes (default: `model` itself on meta stand-ins); with
+    `search` off, only the hints read off the layer itself are given.
     """
     text = str(error).strip()
     torch_message = text.splitlines()[0] if text else type(error).__name__
     mismatch = _explain(module, args) if module is not None else None
-    hints = _hints(probe or module_probe(model, inputs), inputs, where, mismatch) if mismatch else []
+    hints = _hints(probe or module_probe(model, inputs), inputs, where, mismatch, search) if mismatch else []
     return Failure(
         layer=where.name,
         type=where.type,
@@ -332,7 +334,7 @@ _FUNCTIONAL: dict[str, Callable[[dict[str, Any], tuple[Any, ...]], Mismatch | No
 # -- what would fit ------------------------------------------------------------------------
 
 
-def _hints(probe: Probe, inputs: Sequence[Any], where: LayerRecord, mismatch: Mismatch) -> list[str]:
+def _hints(probe: Probe, inputs: Sequence[Any], where: LayerRecord, mismatch: Mismatch, search: bool) -> list[str]:
     hints = []
     if mismatch.arg and mismatch.fits_input is not None:
         infer = (
@@ -343,7 +345,12 @@ def _hints(probe: Probe, inputs: Sequence[Any], where: LayerRecord, mismatch: Mi
         hints.append(f"set {mismatch.arg}: {mismatch.fits_input} to accept this input{infer}")
     if mismatch.kind == "ids":
         hints.append(f"or keep the ids below {mismatch.wanted}: input range [0, {mismatch.wanted}] in the spec")
-    if mismatch.kind in ("features", "channels", "spatial", "merge") and inputs and isinstance(inputs[0], Tensor):
+    if (
+        search
+        and mismatch.kind in ("features", "channels", "spatial", "merge")
+        and inputs
+        and isinstance(inputs[0], Tensor)
+    ):
         hints.extend(_search(probe, inputs[0], where.name, mismatch))
     return hints
 

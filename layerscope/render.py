@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 
 from rich import box
 from rich.console import Group, RenderableType
@@ -10,7 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from layerscope.configs import Bundled
-from layerscope.report import LayerRecord, Report, format_shape, format_shapes
+from layerscope.report import CheckResult, LayerRecord, Report, format_shape, format_shapes
 
 
 def human_bytes(n: int) -> str:
@@ -173,6 +174,24 @@ def params_view(report: Report) -> Group:
     footer.add_row("Trainable params", f"{report.trainable_params:,}")
     footer.add_row("Param memory", human_bytes(report.param_bytes))
     return Group(table, footer, *_tail(report))
+
+
+def check_view(model: str, results: list[CheckResult]) -> Group:
+    """Which candidate inputs the model accepts; for the others, where and why it fails."""
+    table = _table(f"{model} — which inputs fit", "Input", "Fits", "Output shape / failing layer", "Why")
+    for r in results:
+        if r.failure is None:
+            table.add_row(format_shapes(r.input_shapes), Text("yes", style="green"), format_shapes(r.output_shapes), "")
+        else:
+            where = f"{r.failure.layer} ({r.failure.type})" + (f" at {r.failure.source}" if r.failure.source else "")
+            table.add_row(format_shapes(r.input_shapes), Text("no", style="bold red"), where, r.failure.message)
+    fitting = sum(r.fits for r in results)
+    return Group(table, Text(f"{fitting} of {len(results)} input(s) fit"))
+
+
+def check_json(model: str, results: list[CheckResult]) -> str:
+    """The check results serialised."""
+    return json.dumps({"model": model, "results": [asdict(r) for r in results]}, indent=2)
 
 
 def bundled_view(specs: list[Bundled]) -> Table:

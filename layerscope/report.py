@@ -96,6 +96,16 @@ class Report:
         return data
 
 
+@dataclass
+class CheckResult:
+    """One candidate input of `layerscope check` and how the model took it."""
+
+    input_shapes: list[Shape]
+    fits: bool
+    output_shapes: list[Shape]
+    failure: Failure | None
+
+
 def format_shape(shape: Shape) -> str:
     """A shape as users type it after --input: 1x3x32x32 (a 0-d tensor is 'scalar')."""
     return "x".join(str(d) for d in shape) if shape else "scalar"

@@ -42,11 +42,12 @@ def trace(
     name: str | None = None,
     sources: Mapping[str, Any] | None = None,
     probe: diagnose.Probe | None = None,
+    search: bool = True,
 ) -> Report:
     """Run `model(*inputs)` once in eval mode without gradients and record every module call.
 
     On failure the report explains it; `probe` tries other inputs for the hints (default: this
-    model on meta stand-ins).
+    model on meta stand-ins), unless `search` is off.
     """
     sources = sources or {}
     names: dict[int, list[str]] = {}
@@ -121,7 +122,7 @@ def trace(
     if error is not None:
         where = stack[-1] if stack else LayerRecord("", model._get_name(), 0, shapes_of(list(inputs)))
         module, args = open_calls[-1] if open_calls else (None, tuple(inputs))
-        failure = diagnose.failure(model, inputs, records, where, module, args, error, probe)
+        failure = diagnose.failure(model, inputs, records, where, module, args, error, probe, search)
     notes = _notes(caught, raised_in, stack)
     params = _params(model)
     counted = [p for p in params if p.counted]
