@@ -137,3 +137,41 @@ def test_unexplained_failure_falls_back_to_torchs_message(cli, tmp_path) -> None
     f = failure(cli, str(tmp_path / "m.yaml"))
     assert f["layer"] == "pick" and f["expected"] is None and f["hints"] == []
     assert f["message"] == f["error"] == "index 5 is out of bounds for dimension 0 with size 2"
+
+
+def test_check_reports_which_inputs_fit(cli) -> None:
+    args = [
+        "check",
+        "configs/classifier.yaml",
+        "-i",
+        "1x3x32x32",
+        "-i",
+        "1x3x16x16",
+        "-i",
+        "2x3x32x32",
+        "-i",
+        "1x1x32x32",
+        "-f",
+        "json",
+    ]
+    run = cli(*args)
+    assert run.exit_code == 1
+    results = json.loads(run.stdout)["results"]
+    assert [(r["input_shapes"], r["fits"]) for r in results] == [
+        ([[1, 3, 32, 32]], True), ([[1, 3, 16, 16]], False), ([[2, 3, 32, 32]], True), ([[1, 1, 32, 32]], False),
+    ]  # fmt: skip
+    assert results[2]["output_shapes"] == [[2, 10]]
+    assert (results[1]["failure"]["layer"], results[1]["failure"]["got"]) == ("fc", [[1, 768]])
+    assert results[3]["failure"]["layer"] == "convnet.conv1"
+
+
+def test_check_exit_status_is_0_when_all_fit(cli) -> None:
+    run = cli("check", "configs/convnet.yaml", "-i", "1x3x8x8", "-i", "4x3x100x50")
+    assert run.exit_code == 0 and "2 of 2 input(s) fit" in run.stdout
+
+
+def test_check_joins_several_inputs_of_one_model_with_commas(cli, tmp_path) -> None:
+    spec = "input:\n  - {name: a, shape: [2, 4]}\n  - {name: b, shape: [2, 4]}\nlayers:\n  - {op: add, from: [a, b]}\n"
+    (tmp_path / "two.yaml").write_text(spec)
+    run = cli("check", str(tmp_path / "two.yaml"), "-i", "3x4,3x4", "-i", "3x4,3x5", "-f", "json")
+    assert [r["fits"] for r in json.loads(run.stdout)["results"]] == [True, False]

@@ -21,6 +21,11 @@ CASES += [
     ("lenet_28x28.inspect", ["inspect", "configs/lenet.yaml", "--input", "1x1x28x28"], 1),
     ("transformer_encoder_depth2.inspect", ["inspect", "configs/transformer_encoder.yaml", "--depth", "2"], 0),
     ("list", ["list"], 0),
+    (
+        "classifier.check",
+        ["check", "configs/classifier.yaml", "-i", "1x3x32x32", "-i", "1x3x16x16", "-i", "1x1x32x32"],
+        1,
+    ),
 ]
 CASES += [
     (f"{spec.stem}.shapes", ["shapes", f"tests/specs/{spec.name}"], 1)
