@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch import nn
 
+from layerscope.ops import FunctionalOp
 from layerscope.trace import trace
 
 
@@ -175,3 +176,90 @@ def test_check_joins_several_inputs_of_one_model_with_commas(cli, tmp_path) -> N
     (tmp_path / "two.yaml").write_text(spec)
     run = cli("check", str(tmp_path / "two.yaml"), "-i", "3x4,3x4", "-i", "3x4,3x5", "-f", "json")
     assert [r["fits"] for r in json.loads(run.stdout)["results"]] == [True, False]
+
+
+class _Cat(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.cat = FunctionalOp("cat", dim=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.cat(x, x[:, :, :2])
+
+
+# module, input, expected, message: what the explanation reads off the layer's attributes
+EXPLAINED = [
+    (
+        nn.BatchNorm2d(8),
+        torch.rand(1, 3, 4, 4),
+        "num_features=8 (the channel dim)",
+        "BatchNorm2d expects num_features=8 channels, got 3 (input 1x3x4x4)",
+    ),
+    (
+        nn.LayerNorm(16),
+        torch.rand(2, 12),
+        "normalized_shape=16 (the last dim)",
+        "LayerNorm expects the last dim to be normalized_shape=16, got 12 (input 2x12)",
+    ),
+    (
+        nn.RMSNorm([4, 16]),
+        torch.rand(2, 4, 12),
+        "normalized_shape=4x16 (the trailing dims)",
+        "RMSNorm expects trailing dims 4x16, got 2x4x12",
+    ),
+    (
+        nn.GRU(6, 4),
+        torch.rand(5, 7),
+        "input_size=6 (the last dim)",
+        "GRU expects the last dim to be input_size=6, got 7 (input 5x7)",
+    ),
+    (
+        nn.GRU(6, 4),
+        torch.rand(5),
+        "a 2-D or 3-D input (L, H_in) or (L, N, H_in)",
+        "GRU takes 2-D or 3-D input, got 1-D 5",
+    ),
+    (
+        nn.MultiheadAttention(16, 2),
+        torch.rand(5, 1, 12),
+        "embed_dim=16 (the last dim)",
+        "MultiheadAttention expects the last dim to be embed_dim=16, got 12 (input 5x1x12)",
+    ),
+    (
+        nn.TransformerEncoderLayer(16, 2, 32),
+        torch.rand(5, 1, 12),
+        "embed_dim=16 (the last dim)",
+        "MultiheadAttention expects the last dim to be embed_dim=16, got 12 (input 5x1x12)",
+    ),
+    (
+        nn.MaxPool2d(3),
+        torch.rand(1, 2, 2, 2),
+        "spatial size ≥ 3x3 (kernel 3x3, padding 0x0)",
+        "MaxPool2d's window 3x3 is larger than its input 2x2 after padding",
+    ),
+    (
+        nn.AvgPool1d(4),
+        torch.rand(1, 2, 3),
+        "spatial size ≥ 4 (kernel 4, padding 0)",
+        "AvgPool1d's window 4 is larger than its input 3 after padding",
+    ),
+    (
+        nn.Conv1d(2, 4, 3),
+        torch.rand(1, 2, 3, 3, 3),
+        "a 2-D or 3-D input (C, *spatial) or (N, C, *spatial)",
+        "Conv1d takes 2-D or 3-D input, got 5-D 1x2x3x3x3",
+    ),
+    (nn.Embedding(9, 4), torch.rand(5), "integer ids (int64)", "Embedding takes integer ids, got float32"),
+    (_Cat(), torch.rand(2, 3, 4), "equal sizes in every dim but 1", "cat along dim 1: 2x3x4 and 2x3x2 differ at dim 2"),
+]
+
+
+@pytest.mark.parametrize(
+    ("module", "x", "expected", "message"),
+    EXPLAINED,
+    ids=[type(m).__name__ + str(i) for i, (m, *_) in enumerate(EXPLAINED)],
+)
+def test_expected_is_read_off_the_layer(module: nn.Module, x: torch.Tensor, expected: str, message: str) -> None:
+    report = trace(module, [x])
+    assert report.failure is not None
+    assert (report.failure.expected, report.failure.message) == (expected, message)
