@@ -4,6 +4,7 @@ which of its arguments can be inferred from the traced input shape."""
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -141,3 +142,42 @@ def lookup(op: str) -> OpInfo | None:
 def reserved_args() -> tuple[str, ...]:
     """Constructor arguments a spec may not set."""
     return _RESERVED_ARGS
+
+
+# Arguments that are sizes or counts: a spec must give positive whole numbers.
+POSITIVE_ARGS = frozenset(
+    "in_features out_features in1_features in2_features in_channels out_channels num_features num_channels "
+    "num_groups input_size hidden_size num_layers embedding_dim num_embeddings d_model nhead num_heads embed_dim "
+    "dim_feedforward num_encoder_layers num_decoder_layers kernel_size stride dilation groups normalized_shape".split()
+)
+_NUMBER_TEXT = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+
+
+def yaml_hint(value: Any) -> str | None:
+    """A hint for values YAML 1.1 reads differently from what people mean."""
+    if isinstance(value, bool):
+        return "YAML 1.1 reads yes/no/on/off/true/false as booleans; quote it to keep it as text"
+    if isinstance(value, str) and _NUMBER_TEXT.match(value.strip()):
+        return "it is text: drop the quotes, and write exponents with a dot (1.0e-3), which YAML 1.1 needs to read a number"
+    return None
+
+
+def _expects(param: inspect.Parameter) -> set[str]:
+    """What a parameter takes, as far as its annotation (or else its default) says: int/float/bool/str."""
+    text = str(param.annotation) if param.annotation is not param.empty else type(param.default).__name__
+    return {kind for kind in ("int", "float", "bool", "str") if re.search(rf"\b{kind}\b", text)}
+
+
+def check_argument(op: str, param: inspect.Parameter, value: Any) -> str | None:
+    """Why `value` cannot be `param` of `op`, or None when it can."""
+    name, expects = param.name, _expects(param)
+    if isinstance(value, str) and _NUMBER_TEXT.match(value.strip()) and expects & {"int", "float"}:
+        return f"{op} {name}: {value!r} is text, not a number"
+    if isinstance(value, bool) and expects == {"str"}:
+        return f"{op} {name}: {value!r} is a boolean, not text"
+    if name in POSITIVE_ARGS and value is not None:  # None asks for the default (stride: null)
+        for item in value if isinstance(value, (list, tuple)) else [value]:
+            if isinstance(item, bool) or not isinstance(item, int) or item <= 0:
+                whole = "positive whole numbers" if isinstance(value, (list, tuple)) else "a positive whole number"
+                return f"{op} {name} must be {whole}, got {value!r}"
+    return None

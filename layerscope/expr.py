@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import math
 import operator
 import re
 from collections.abc import Callable, Mapping
@@ -15,6 +16,7 @@ _WHOLE = re.compile(r"^\$\{([^{}]*)\}$")
 _PART = re.compile(r"\$\{([^{}]*)\}")
 MAX_INT = 2**63 - 1
 MAX_EXPONENT = 256
+MAX_EXPRESSION = 200  # characters inside ${...}
 
 _BINOPS: dict[type, Callable[[Any, Any], Any]] = {
     ast.Add: operator.add,
@@ -82,6 +84,12 @@ class Resolver:
         return value
 
     def _evaluate(self, text: str, where: Source) -> Any:
+        if len(text) > MAX_EXPRESSION:
+            raise SpecError(
+                f"expression of {len(text)} characters is too long",
+                source=where,
+                hint=f"keep ${{...}} under {MAX_EXPRESSION} characters; use vars: for parts",
+            )
         try:
             tree = ast.parse(text.strip(), mode="eval")
         except SyntaxError:
@@ -141,4 +149,6 @@ class Resolver:
     def _bounded(value: Any, text: str, where: Source) -> Any:
         if isinstance(value, complex) or (isinstance(value, int) and abs(value) > MAX_INT):
             raise SpecError(f"${{{text}}} is out of range", source=where, hint="results must fit in a 64-bit integer")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise SpecError(f"${{{text}}} is not a finite number", source=where)
         return value

@@ -107,7 +107,7 @@ def parse_model(doc: YMap, default_name: str) -> ModelSpec:
     doc = resolver.resolve(doc, doc.source)
     name = doc.get("name", default_name)
     if not isinstance(name, str) or not name:
-        raise SpecError("name: must be a non-empty string", source=doc.where("name"))
+        raise SpecError("name: must be a non-empty string", source=doc.where("name"), hint=_yaml_hint(name))
     description = doc.get("description", "")
     if not isinstance(description, str):
         raise SpecError("description: must be a string", source=doc.where("description"))
@@ -151,7 +151,9 @@ def _parse_inputs(doc: YMap) -> tuple[InputSpec, ...]:
         _check_keys(item, INPUT_KEYS, "input")
         name = item.get("name", "input" if len(items) == 1 else f"input{i}")
         if not isinstance(name, str) or not _NAME.match(name):
-            raise SpecError(f"input name {name!r} must be letters, digits or _", source=item.where("name"))
+            raise SpecError(
+                f"input name {name!r} must be letters, digits or _", source=item.where("name"), hint=_yaml_hint(name)
+            )
         if "shape" not in item:
             raise SpecError("input needs shape:", source=item.source, hint="e.g. shape: [1, 3, 32, 32]")
         shape = parse_shape_value(item["shape"], item.where("shape"))
@@ -185,6 +187,12 @@ def dtype_hint(name: str) -> str:
     return did_you_mean(name.removeprefix("torch."), DTYPES) or f"dtypes: {', '.join(DTYPES)}"
 
 
+def _yaml_hint(value: Any) -> str | None:
+    from layerscope.catalog import yaml_hint
+
+    return yaml_hint(value)
+
+
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -197,7 +205,11 @@ def parse_shape_value(value: Any, where: Source) -> tuple[int, ...]:
         )
     for dim in value:
         if not _is_int(dim) or dim <= 0:
-            raise SpecError(f"shape {list(value)} has {dim!r}; every size must be a positive integer", source=where)
+            raise SpecError(
+                f"shape {list(value)} has {dim!r}; every size must be a positive integer",
+                source=where,
+                hint=_yaml_hint(dim),
+            )
     return tuple(int(d) for d in value)
 
 
@@ -257,7 +269,7 @@ def _parse_layer(
                 "layer has no op:", source=item.source, hint="e.g. op: Linear, op: relu, or use: other_layer"
             )
         if not isinstance(op, str):
-            raise SpecError(f"op: must be a name, not {op!r}", source=item.where("op"))
+            raise SpecError(f"op: must be a name, not {op!r}", source=item.where("op"), hint=_yaml_hint(op))
     name = item.get("name")
     if name is None:
         name = _auto_name(item["use"] if op == "use" else op, defined, counters)
@@ -265,7 +277,7 @@ def _parse_layer(
         raise SpecError(
             f"layer name {name!r} must be letters, digits or _",
             source=item.where("name"),
-            hint="dots are added by nesting",
+            hint=_yaml_hint(name) or "dots are added by nesting",
         )
     if name in _MODULE_ATTRS or name in input_names:
         raise SpecError(f"layer name {name!r} is reserved", source=item.where("name"), hint="pick another name")
@@ -346,9 +358,17 @@ def _parse_from(
     return tuple(names)
 
 
-def _check_signature(info: Any, op: str, args: list[Any], kwargs: dict[str, Any], item: YMap) -> None:
+def _check_signature(info: Any, op: str, args: YList, kwargs: dict[str, Any], item: YMap) -> None:
+    from layerscope.catalog import check_argument, yaml_hint
+
     _reject_unknown(item, kwargs, info.signature.parameters, f"{op} has no argument {{key!r}}", f"{op} takes")
     try:
-        info.signature.bind_partial(*args, **kwargs)
+        bound = info.signature.bind_partial(*args, **kwargs)
     except TypeError as e:
         raise SpecError(f"{op}: {e}", source=item.where("args"), hint=info.usage) from None
+    positional = list(info.signature.parameters)[: len(args)]
+    for name, value in bound.arguments.items():
+        problem = None if isinstance(value, LayerSpec) else check_argument(op, info.signature.parameters[name], value)
+        if problem:
+            where = item.where(name) if name in kwargs else args.where(positional.index(name))
+            raise SpecError(problem, source=where, hint=yaml_hint(value))

@@ -98,8 +98,22 @@ def _reject_tag(loader: _Loader, suffix: str, node: yaml.Node) -> Any:
     )
 
 
+def _reject_plain_type(loader: _Loader, node: yaml.Node) -> Any:
+    where = _source(node.start_mark, loader.spec_file)
+    kind = node.tag.rsplit(":", 1)[-1]
+    if kind == "timestamp":  # YAML turns an unquoted 2024-01-01 into a date object
+        raise SpecError(f"YAML reads {node.value!r} as a date", source=where, hint="quote it to keep it as text")
+    raise SpecError(
+        f"YAML !!{kind} values are not allowed in a spec",
+        source=where,
+        hint="specs hold mappings, lists, numbers, strings and booleans",
+    )
+
+
 _Loader.add_constructor("tag:yaml.org,2002:map", _construct_map)
 _Loader.add_constructor("tag:yaml.org,2002:seq", _construct_seq)
+for _kind in ("timestamp", "binary", "set", "omap", "pairs"):
+    _Loader.add_constructor(f"tag:yaml.org,2002:{_kind}", _reject_plain_type)
 _Loader.add_multi_constructor("", _reject_tag)
 
 

@@ -223,6 +223,91 @@ SPECS = [
         "input: {shape: [1, 3]}\nlayers:\n  - {op: relu, 1: 2}\n",
         "bad.yaml:3:16: error: mapping key 1 is not a string — quote it",
     ),
+    (
+        "yaml_exponent_as_text",
+        "input: {shape: [1, 3, 4, 4]}\nlayers:\n  - {op: BatchNorm2d, eps: 1e-5}\n",
+        "bad.yaml:3:28: error: BatchNorm2d eps: '1e-5' is text, not a number — it is text: drop the quotes, and write exponents with a dot (1.0e-3), which YAML 1.1 needs to read a number",
+    ),
+    (
+        "yaml_exponent_positional",
+        "input: {shape: [1, 3]}\nlayers:\n  - {op: Linear, args: [3, 1e1]}\n",
+        "bad.yaml:3:28: error: Linear out_features: '1e1' is text, not a number — it is text: drop the quotes, and write exponents with a dot (1.0e-3), which YAML 1.1 needs to read a number",
+    ),
+    (
+        "yaml_no_as_false_name",
+        "input: {shape: [1, 3]}\nlayers:\n  - {name: no, op: relu}\n",
+        "bad.yaml:3:12: error: layer name False must be letters, digits or _ — YAML 1.1 reads yes/no/on/off/true/false as booleans; quote it to keep it as text",
+    ),
+    (
+        "yaml_off_as_false_text_argument",
+        "input: {shape: [5, 1, 3]}\nlayers:\n  - {op: RNN, hidden_size: 4, nonlinearity: off}\n",
+        "bad.yaml:3:45: error: RNN nonlinearity: False is a boolean, not text — YAML 1.1 reads yes/no/on/off/true/false as booleans; quote it to keep it as text",
+    ),
+    (
+        "yaml_date",
+        "name: 2024-01-01\ninput: {shape: [1, 3]}\nlayers: [{op: relu}]\n",
+        "bad.yaml:1:7: error: YAML reads '2024-01-01' as a date — quote it to keep it as text",
+    ),
+    (
+        "yaml_binary",
+        "name: !!binary aGVsbG8=\ninput: {shape: [1, 3]}\nlayers: [{op: relu}]\n",
+        "bad.yaml:1:7: error: YAML !!binary values are not allowed in a spec — specs hold mappings, lists, numbers, strings and booleans",
+    ),
+    (
+        "negative_dim",
+        "input: {shape: [1, 3]}\nlayers:\n  - {op: Linear, out_features: -3}\n",
+        "bad.yaml:3:32: error: Linear out_features must be a positive whole number, got -3",
+    ),
+    (
+        "zero_dim",
+        "input: {shape: [1, 3]}\nlayers:\n  - {op: Linear, out_features: 0}\n",
+        "bad.yaml:3:32: error: Linear out_features must be a positive whole number, got 0",
+    ),
+    (
+        "fractional_dim",
+        "input: {shape: [1, 3]}\nlayers:\n  - {op: Linear, out_features: 2.5}\n",
+        "bad.yaml:3:32: error: Linear out_features must be a positive whole number, got 2.5",
+    ),
+    (
+        "quoted_dim",
+        "input: {shape: [5, 1, 3]}\nlayers:\n  - {op: LSTM, hidden_size: '8'}\n",
+        "bad.yaml:3:29: error: LSTM hidden_size must be a positive whole number, got '8' — it is text: drop the quotes, and write exponents with a dot (1.0e-3), which YAML 1.1 needs to read a number",
+    ),
+    (
+        "zero_in_kernel",
+        "input: {shape: [1, 3, 8, 8]}\nlayers:\n  - {op: Conv2d, out_channels: 4, kernel_size: [3, 0]}\n",
+        "bad.yaml:3:48: error: Conv2d kernel_size must be positive whole numbers, got [3, 0]",
+    ),
+    (
+        "fractional_input_dim",
+        "input: {shape: [1, 3e2]}\nlayers:\n  - {op: relu}\n",
+        "bad.yaml:1:16: error: shape [1, '3e2'] has '3e2'; every size must be a positive integer — it is text: drop the quotes, and write exponents with a dot (1.0e-3), which YAML 1.1 needs to read a number",
+    ),
+    (
+        "infinite_expression",
+        "input: {shape: [1, 3]}\nlayers:\n  - {op: Linear, out_features: '${1e308 * 10}'}\n",
+        "bad.yaml:3:32: error: ${1e308 * 10} is not a finite number",
+    ),
+    (
+        "huge_integer_expression",
+        "input: {shape: [1, 3]}\nlayers:\n  - {op: Linear, out_features: '${10 ** 200}'}\n",
+        "bad.yaml:3:32: error: ${10 ** 200} is out of range — results must fit in a 64-bit integer",
+    ),
+    (
+        "long_expression",
+        "input: {shape: [1, 3]}\nlayers:\n  - {op: Linear, out_features: '${1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1}'}\n",
+        "bad.yaml:3:32: error: expression of 219 characters is too long — keep ${...} under 200 characters; use vars: for parts",
+    ),
+    (
+        "expression_subscript",
+        "vars: {n: 3}\ninput: {shape: [1, 3]}\nlayers:\n  - {op: Linear, out_features: '${n[0]}'}\n",
+        "bad.yaml:4:32: error: subscript is not allowed in ${n[0]} — expressions take numbers, vars, + - * / // % ** and min()/max()",
+    ),
+    (
+        "expression_string_var",
+        "vars: {n: abc}\ninput: {shape: [1, 3]}\nlayers:\n  - {op: Linear, out_features: '${n * 2}'}\n",
+        "bad.yaml:4:32: error: ${n * 2} uses 'abc', which is not a number",
+    ),
 ]
 
 
@@ -233,6 +318,27 @@ def test_bad_spec_gets_one_positioned_line(cli, tmp_path: Path, case: str, text:
     assert run.exit_code == 2
     assert run.stdout == ""
     assert run.stderr == expected + "\n"
+
+
+def test_billion_laughs_fails_fast(cli, tmp_path: Path) -> None:
+    lines = ["a: &a [x, x, x, x, x, x, x, x, x]"] + [
+        f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}]" for i in range(8)
+    ]
+    (tmp_path / "bad.yaml").write_text("\n".join(lines) + "\n")
+    run = cli("inspect", "bad.yaml", cwd=tmp_path)
+    assert (run.exit_code, run.stderr) == (
+        2,
+        "bad.yaml:2:8: error: YAML aliases (*name) are not supported in specs — write the value out, or use vars: and ${name}\n",
+    )
+
+
+def test_oversized_file(cli, tmp_path: Path) -> None:
+    (tmp_path / "bad.yaml").write_text("# " + "x" * (1 << 20) + "\n")
+    run = cli("inspect", "bad.yaml", cwd=tmp_path)
+    assert (run.exit_code, run.stderr) == (
+        2,
+        "bad.yaml:1:1: error: file is 1048579 bytes; specs are capped at 1048576\n",
+    )
 
 
 def test_non_utf8_file(cli, tmp_path: Path) -> None:
