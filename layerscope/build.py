@@ -16,16 +16,13 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from layerscope import devices
 from layerscope.catalog import lookup
 from layerscope.errors import Source, SpecError, UsageError, did_you_mean
 from layerscope.ops import FunctionalOp
 from layerscope.report import Note
 from layerscope.spec import InputSpec, LayerSpec, ModelSpec
 from layerscope.trace import tensors_in
-
-# Above this many bytes of weights, inputs and activations, "auto" builds on the meta device,
-# where nothing is allocated.
-AUTO_CPU_BUDGET = 1 << 30
 
 _DTYPES = {
     "float32": torch.float32, "float64": torch.float64, "float16": torch.float16, "bfloat16": torch.bfloat16,
@@ -112,7 +109,10 @@ def make_inputs(specs: Sequence[InputSpec], device: torch.device) -> tuple[Tenso
 
 
 def build(spec: ModelSpec, inputs: Sequence[InputSpec] | None = None, device: str = "auto") -> Built:
-    """Build `spec` for `inputs` (default: the spec's own input:) on `device` (auto, cpu or meta)."""
+    """Build `spec` for `inputs` (default: the spec's own input:) on `device` (auto, cpu or meta).
+
+    auto: see devices.py.
+    """
     inputs = tuple(inputs) if inputs is not None else spec.inputs
     if not inputs:
         raise SpecError(
@@ -121,15 +121,20 @@ def build(spec: ModelSpec, inputs: Sequence[InputSpec] | None = None, device: st
             hint="add input: {shape: [...]} or pass --input, e.g. --input 1x3x32x32",
         )
     if device == "auto":
-        try:
-            return _Builder(spec, torch.device("cpu"), budget=AUTO_CPU_BUDGET).run(inputs)
-        except _OverBudget:
-            return _Builder(spec, torch.device("meta"), budget=None).run(inputs)
+        return _build_auto(spec, inputs)
     return _Builder(spec, _device(device), budget=None).run(inputs)
 
 
+def _build_auto(spec: ModelSpec, inputs: Sequence[InputSpec]) -> Built:
+    """On the CPU within devices.CPU_BUDGET_BYTES, else again on meta."""
+    try:
+        return _Builder(spec, torch.device("cpu"), budget=devices.CPU_BUDGET_BYTES).run(inputs)
+    except _OverBudget:
+        return _Builder(spec, torch.device("meta"), budget=None).run(inputs)
+
+
 def spec_probe(spec: ModelSpec, inputs: Sequence[InputSpec]) -> Callable[[list[int], str], tuple[bool, bool]]:
-    """A diagnose probe that rebuilds `spec` on meta for each candidate first-input shape.
+    """A diagnose probe that rebuilds `spec` for each candidate first-input shape, like `build` does.
 
     Rebuilding, rather than re-running the model that failed, counts the layers that were never
     built and the in-dims that are inferred from the input.
@@ -138,7 +143,7 @@ def spec_probe(spec: ModelSpec, inputs: Sequence[InputSpec]) -> Callable[[list[i
     def probe(first_shape: list[int], layer: str) -> tuple[bool, bool]:
         candidate = [replace(inputs[0], shape=tuple(first_shape)), *inputs[1:]]
         try:
-            built = _Builder(spec, torch.device("meta"), budget=None).run(candidate)
+            built = _build_auto(spec, candidate)
         except SpecError:  # e.g. an in-dim that cannot be inferred from this shape
             return False, False
         return built.stopped_at is None, layer in built.sources and built.stopped_at != layer

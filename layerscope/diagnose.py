@@ -2,8 +2,8 @@
 
 Called by the trace stage when the forward pass fails. What the layer expected is read off
 the layer's own attributes (in_features, in_channels, kernel_size, ...), compared with what it
-got; hints are computed, not canned: other inputs are tried on the meta device, with meta
-stand-ins for the weights, so the search allocates nothing and the user's model is untouched.
+got; hints are computed, not canned: other inputs are tried with stand-ins for the weights (on
+the CPU for small models, on meta above that; see devices.py), so the user's model is untouched.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
+from layerscope import devices
 from layerscope.ops import FunctionalOp
 from layerscope.report import ChainStep, Failure, LayerRecord, format_shape, format_shapes
 
@@ -398,22 +399,25 @@ def _search(probe: Probe, x: Tensor, layer: str, mismatch: Mismatch) -> list[str
 
 
 def module_probe(model: nn.Module, inputs: Sequence[Any]) -> Probe:
-    """A probe for any module: runs it on meta stand-ins for its weights and inputs, allocating nothing."""
-    try:
-        weights = {
-            n: torch.empty(t.shape, dtype=t.dtype, device="meta")
-            for n, t in [*model.named_parameters(), *model.named_buffers()]
-        }
-    except (RuntimeError, ValueError):  # lazy weights never materialised: nothing to try against
-        return lambda shape, layer: (False, False)
-    rest = [torch.empty(t.shape, dtype=t.dtype, device="meta") for t in inputs[1:] if isinstance(t, Tensor)]
+    """A probe for any module: runs it on stand-ins for its weights (uninitialised, on the device
+    devices.py picks for their size), so the user's module and its weights stay as they are."""
+    tensors = [t for _, t in [*model.named_parameters(), *model.named_buffers()]]
+    if any(isinstance(t, nn.parameter.UninitializedParameter) for t in tensors):
+        return lambda shape, layer: (False, False)  # lazy weights never materialised: nothing to try
+    size = sum(t.numel() * t.element_size() for t in [*tensors, *[i for i in inputs if isinstance(i, Tensor)]])
+    device = devices.for_bytes(size)
+    weights = {
+        n: torch.empty(t.shape, dtype=t.dtype, device=device)
+        for n, t in [*model.named_parameters(), *model.named_buffers()]
+    }
+    rest = [torch.zeros(t.shape, dtype=t.dtype, device=device) for t in inputs[1:] if isinstance(t, Tensor)]
 
     def probe(first_shape: list[int], layer: str) -> tuple[bool, bool]:
         reached = [False]
         module = model.get_submodule(layer) if layer else model
         handle = module.register_forward_hook(lambda *_: reached.__setitem__(0, True))
         try:
-            first = torch.empty(first_shape, dtype=inputs[0].dtype, device="meta")
+            first = torch.zeros(first_shape, dtype=inputs[0].dtype, device=device)
             with torch.no_grad():
                 functional_call(model, weights, (first, *rest))
             return True, True
