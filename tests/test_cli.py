@@ -161,3 +161,16 @@ def test_shapes_takes_depth_too(cli) -> None:
     shallow = cli("shapes", "transformer_encoder", "--depth", "2").stdout
     assert "layers.0" in shallow and "self_attn" not in shallow
     assert "self_attn" in cli("shapes", "transformer_encoder", "--depth", "3").stdout
+
+
+def test_a_trillion_parameters_inspect_on_meta_without_allocating(tmp_path: Path) -> None:
+    (tmp_path / "trillion.yaml").write_text("input: {shape: [1, 1000000]}\nlayers:\n  - {name: fc, op: Linear, out_features: 1000000}\n")
+    code = (
+        "import json, resource, sys; from layerscope.cli import app; sys.argv = ['layerscope', 'inspect', 'trillion.yaml', '-f', 'json']\n"
+        "try:\n    app()\nexcept SystemExit:\n    pass\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)"
+    )
+    run = _run(sys.executable, "-c", code, cwd=tmp_path)
+    data = json.loads(run.stdout)
+    assert (data["total_params"], data["device"]) == (1_000_001_000_000, "meta")
+    assert int(run.stderr.strip().splitlines()[-1]) < 1_000_000  # KB: far below the 4 TB the weights would take
