@@ -250,7 +250,8 @@ def _parse_layer(
 ) -> LayerSpec:
     from layerscope.catalog import lookup, op_names, reserved_args
 
-    if "use" in item:
+    reuse = "use" in item  # decided by the key: `op: use` is just an unknown op
+    if reuse:
         extra = [k for k in item if k not in ("use", "name", "from")]
         if extra:
             raise SpecError(
@@ -272,7 +273,7 @@ def _parse_layer(
             raise SpecError(f"op: must be a name, not {op!r}", source=item.where("op"), hint=_yaml_hint(op))
     name = item.get("name")
     if name is None:
-        name = _auto_name(item["use"] if op == "use" else op, defined, counters)
+        name = _auto_name(item["use"] if reuse else op, defined, counters)
     if not isinstance(name, str) or not _NAME.match(name):
         raise SpecError(
             f"layer name {name!r} must be letters, digits or _",
@@ -286,7 +287,7 @@ def _parse_layer(
             f"duplicate layer name {name!r} (first at line {defined[name].line})", source=item.where("name")
         )
     inputs = _parse_from(item, input_names, defined, later or {})
-    if op == "use":
+    if reuse:
         return LayerSpec(name, "use", item.source, inputs=inputs, use=item["use"])
     if op == "Sequential":
         _check_keys(item, ("name", "op", "from", "layers"), "Sequential")

@@ -164,7 +164,9 @@ def test_shapes_takes_depth_too(cli) -> None:
 
 
 def test_a_trillion_parameters_inspect_on_meta_without_allocating(tmp_path: Path) -> None:
-    (tmp_path / "trillion.yaml").write_text("input: {shape: [1, 1000000]}\nlayers:\n  - {name: fc, op: Linear, out_features: 1000000}\n")
+    (tmp_path / "trillion.yaml").write_text(
+        "input: {shape: [1, 1000000]}\nlayers:\n  - {name: fc, op: Linear, out_features: 1000000}\n"
+    )
     code = (
         "import json, resource, sys; from layerscope.cli import app; sys.argv = ['layerscope', 'inspect', 'trillion.yaml', '-f', 'json']\n"
         "try:\n    app()\nexcept SystemExit:\n    pass\n"

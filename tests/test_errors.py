@@ -8,6 +8,11 @@ import pytest
 
 SPECS = [
     (
+        "op_named_use",
+        "input: {shape: [1, 3]}\nlayers:\n  - {name: a, op: use, hidden_size: 4}\n",
+        "bad.yaml:3:19: error: unknown op 'use' — ops are torch.nn class names or functional ops such as relu, flatten",
+    ),
+    (
         "unknown_op",
         "input: {shape: [1, 3]}\nlayers:\n  - {op: Conv2D, out_channels: 3}\n",
         "bad.yaml:3:10: error: unknown op 'Conv2D' — did you mean 'Conv2d'?",
