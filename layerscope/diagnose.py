@@ -21,7 +21,8 @@ from layerscope import devices
 from layerscope.ops import FunctionalOp
 from layerscope.report import ChainStep, Failure, LayerRecord, format_shape, format_shapes
 
-SEARCH_SECONDS = 2.0  # the candidate search stops here and reports what it found
+MAX_PROBES = 64  # candidate inputs tried per failure: what bounds the search, so hints are repeatable
+SEARCH_SECONDS = 10.0  # a safety net for models so large that even 64 probes take long
 MAX_FITS = 3
 
 # probe(first input's shape, failing layer's name) → (the whole model ran, that layer finished)
@@ -58,7 +59,7 @@ def failure(
     """
     text = str(error).strip()
     torch_message = text.splitlines()[0] if text else type(error).__name__
-    mismatch = _explain(module, args) if module is not None else None
+    mismatch = _explain_safely(module, args) if module is not None else None
     hints = _hints(probe or module_probe(model, inputs), inputs, where, mismatch, search) if mismatch else []
     return Failure(
         layer=where.name,
@@ -90,6 +91,15 @@ def chain_to(records: list[LayerRecord], failing: str) -> list[ChainStep]:
 
 def _first_tensor(args: tuple[Any, ...]) -> Tensor | None:
     return next((a for a in args if isinstance(a, Tensor)), None)
+
+
+def _explain_safely(module: nn.Module, args: tuple[Any, ...]) -> Mismatch | None:
+    """`_explain`, or None (torch's message stands) when the layer is in a state it cannot read,
+    e.g. a Conv2d constructed with padding=None: an explanation must never replace the failure."""
+    try:
+        return _explain(module, args)
+    except Exception:  # noqa: BLE001 - the layer's own error is reported either way
+        return None
 
 
 def _explain(module: nn.Module, args: tuple[Any, ...]) -> Mismatch | None:
@@ -369,19 +379,21 @@ def _search(probe: Probe, x: Tensor, layer: str, mismatch: Mismatch) -> list[str
             else []
         )
     vary = list(range(2, x.dim())) if x.dim() >= 3 else [x.dim() - 1]
-    top = min(max(4 * max(shape[d] for d in vary), 64), 1024)
+    sizes = _candidate_sizes(mismatch, max(shape[d] for d in vary), len(vary))
     pattern = "x".join("S" if i in vary else str(s) for i, s in enumerate(shape))
     fits: list[list[int]] = []
     through: list[int] | None = None
     deadline = time.monotonic() + SEARCH_SECONDS
-    for size in range(1, top + 1):
+    for size in sizes:
         if time.monotonic() > deadline or len(fits) >= MAX_FITS:
             break
         candidate = [size if i in vary else s for i, s in enumerate(shape)]
         whole, reached = probe(candidate, layer)
-        through = through or (candidate if reached else None)
+        if reached and (through is None or size < through[vary[0]]):
+            through = candidate
         if whole:
             fits.append(candidate)
+    fits.sort()
     hints = []
     if mismatch.kind == "spatial" and through is not None:
         hints.append(
@@ -394,8 +406,22 @@ def _search(probe: Probe, x: Tensor, layer: str, mismatch: Mismatch) -> list[str
             else f"an input that fits the model: {format_shape(fits[0])}"
         )
     elif time.monotonic() <= deadline:
-        hints.append(f"no input of the form {pattern} with S ≤ {top} fits the model")
+        hints.append(f"no input of the form {pattern} with S ≤ {max(sizes)} fits the model")
     return hints
+
+
+def _candidate_sizes(mismatch: Mismatch, size: int, spatial_dims: int) -> list[int]:
+    """Sizes to try for the varied dims, most promising first, at most MAX_PROBES of them.
+
+    A feature count after flatten grows like S**spatial_dims, so the size that turns the count
+    the layer got into the one it wants is estimated first, with its neighbours.
+    """
+    first: list[int] = []
+    if mismatch.kind == "features" and mismatch.wanted and mismatch.fits_input and mismatch.fits_input > 0:
+        estimate = round(size * (mismatch.wanted / mismatch.fits_input) ** (1 / spatial_dims))
+        first = list(range(max(1, estimate - 8), estimate + 9))
+    top = min(max(4 * size, 64), 1024)
+    return (first + [s for s in range(1, top + 1) if s not in first])[:MAX_PROBES]
 
 
 def module_probe(model: nn.Module, inputs: Sequence[Any]) -> Probe:

@@ -248,7 +248,7 @@ def _parse_layer(
     scope: str,
     later: dict[str, Source] | None = None,
 ) -> LayerSpec:
-    from layerscope.catalog import lookup, op_names, reserved_args
+    from layerscope.catalog import lookup, reserved_args
 
     reuse = "use" in item  # decided by the key: `op: use` is just an unknown op
     if reuse:
@@ -271,6 +271,8 @@ def _parse_layer(
             )
         if not isinstance(op, str):
             raise SpecError(f"op: must be a name, not {op!r}", source=item.where("op"), hint=_yaml_hint(op))
+        if op != "Sequential" and lookup(op) is None:
+            raise _unknown_op(op, item.where("op"))
     name = item.get("name")
     if name is None:
         name = _auto_name(item["use"] if reuse else op, defined, counters)
@@ -296,13 +298,7 @@ def _parse_layer(
     if "layers" in item:
         raise SpecError(f"layers: goes with op: Sequential, not {op}", source=item.key_sources["layers"])
     info = lookup(op)
-    if info is None:
-        raise SpecError(
-            f"unknown op {op!r}",
-            source=item.where("op"),
-            hint=did_you_mean(op, [*op_names(), "Sequential"])
-            or "ops are torch.nn class names or functional ops such as relu, flatten",
-        )
+    assert info is not None  # checked before naming
     args_raw = item.get("args", YList())
     if not isinstance(args_raw, YList):
         raise SpecError(
@@ -331,6 +327,22 @@ def _parse_layer(
             hint="merge first with add, mul or cat",
         )
     return LayerSpec(name, op, item.source, tuple(args_raw), kwargs, inputs, arg_sources=arg_sources)
+
+
+def _unknown_op(op: str, where: Source) -> SpecError:
+    from layerscope.catalog import op_names
+
+    known = [*op_names(), "Sequential"]
+    if "." in op:  # a module path: specs import nothing, but the class name alone may be an op
+        name = {k.lower(): k for k in known}.get(op.rsplit(".", 1)[-1].lower())
+        hint = (
+            f"did you mean {name!r}? a spec names ops without a module path and imports nothing"
+            if name
+            else "a spec imports nothing: ops are torch.nn class names or functional ops"
+        )
+    else:
+        hint = did_you_mean(op, known) or "ops are torch.nn class names or functional ops such as relu, flatten"
+    return SpecError(f"unknown op {op!r}", source=where, hint=hint)
 
 
 def _parse_from(

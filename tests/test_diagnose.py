@@ -263,3 +263,18 @@ def test_expected_is_read_off_the_layer(module: nn.Module, x: torch.Tensor, expe
     report = trace(module, [x])
     assert report.failure is not None
     assert (report.failure.expected, report.failure.message) == (expected, message)
+
+
+@pytest.mark.parametrize(
+    "layer",
+    [
+        "{name: c, op: Conv2d, out_channels: 3, kernel_size: 3, padding: null}",  # torch builds it; forward fails
+        "{name: c, op: MaxPool2d, kernel_size: [2, 2], padding: [1, 1, 1]}",  # lengths that do not line up
+    ],
+)
+def test_layers_in_odd_states_fall_back_to_torchs_message(cli, tmp_path, layer: str) -> None:
+    (tmp_path / "m.yaml").write_text(f"input: {{shape: [1, 3, 8, 8]}}\nlayers:\n  - {layer}\n")
+    run = cli("shapes", str(tmp_path / "m.yaml"), "--format", "json")
+    assert run.exit_code == 1
+    f = json.loads(run.stdout)["failure"]
+    assert f["layer"] == "c" and f["expected"] is None and f["message"] == f["error"]

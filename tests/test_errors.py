@@ -8,6 +8,16 @@ import pytest
 
 SPECS = [
     (
+        "op_with_module_path",
+        "input: {shape: [1, 3]}\nlayers:\n  - {op: torch.nn.Linear, out_features: 4}\n",
+        "bad.yaml:3:10: error: unknown op 'torch.nn.Linear' — did you mean 'Linear'? a spec names ops without a module path and imports nothing",
+    ),
+    (
+        "op_importing_code",
+        "input: {shape: [1, 3]}\nlayers:\n  - {op: os.system, args: [echo hi]}\n",
+        "bad.yaml:3:10: error: unknown op 'os.system' — a spec imports nothing: ops are torch.nn class names or functional ops",
+    ),
+    (
         "op_named_use",
         "input: {shape: [1, 3]}\nlayers:\n  - {name: a, op: use, hidden_size: 4}\n",
         "bad.yaml:3:19: error: unknown op 'use' — ops are torch.nn class names or functional ops such as relu, flatten",
