@@ -8,6 +8,16 @@ import pytest
 
 SPECS = [
     (
+        "from_misspelt_layer",
+        "input: {shape: [1, 3]}\nlayers:\n  - {name: fc1, op: Linear, out_features: 3}\n  - {op: add, from: [fcc1, input]}\n",
+        "bad.yaml:4:21: error: from: refers to unknown layer 'fcc1' — did you mean 'fc1'?",
+    ),
+    (
+        "from_misspelt_input",
+        "input: {name: image, shape: [1, 3]}\nlayers:\n  - {op: relu, from: imgae}\n",
+        "bad.yaml:3:22: error: from: refers to unknown layer 'imgae' — did you mean 'image'?",
+    ),
+    (
         "op_with_module_path",
         "input: {shape: [1, 3]}\nlayers:\n  - {op: torch.nn.Linear, out_features: 4}\n",
         "bad.yaml:3:10: error: unknown op 'torch.nn.Linear' — did you mean 'Linear'? a spec names ops without a module path and imports nothing",
