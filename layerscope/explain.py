@@ -1,0 +1,283 @@
+"""What a layer expected of its input, read off its own attributes, against what it got.
+
+Used by diagnose.py when a forward pass fails: Linear's in_features against the last dim,
+ConvNd's in_channels and kernel against the input, and so on for the layers people use most.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from layerscope.ops import FunctionalOp
+from layerscope.report import format_shape
+
+
+@dataclass
+class Mismatch:
+    """What a layer expected, in its own terms, and an explanation of the difference."""
+
+    expected: str
+    message: str
+    arg: str | None = None  # the constructor argument that fixes it, e.g. in_features
+    fits_input: int | None = None  # the value of `arg` that would accept the input as it is
+    wanted: int | None = None  # the value the layer has for `arg`
+    kind: str = "features"  # features | channels | spatial | ids | merge | other
+
+
+def _first_tensor(args: tuple[Any, ...]) -> Tensor | None:
+    return next((a for a in args if isinstance(a, Tensor)), None)
+
+
+def explain(module: nn.Module, args: tuple[Any, ...]) -> Mismatch | None:
+    """What `module` expected of `args` and how they differ; None when there is nothing to add to
+    torch's message: an unknown layer kind, or a layer in a state it cannot read (a Conv2d built
+    with padding=None), since an explanation must never replace the failure itself."""
+    try:
+        return _explain(module, args)
+    except Exception:  # noqa: BLE001 - the layer's own error is reported either way
+        return None
+
+
+def _explain(module: nn.Module, args: tuple[Any, ...]) -> Mismatch | None:
+    x = _first_tensor(args)
+    if isinstance(module, FunctionalOp):
+        reader = _FUNCTIONAL.get(module.op)
+        return reader(module.kwargs, args) if reader else None
+    for cls, read in _MODULES:
+        if isinstance(module, cls):
+            return read(module, x, args) if x is not None else None
+    return None
+
+
+def _last_dim(arg: str, expected: int, x: Tensor, what: str) -> Mismatch | None:
+    got = x.shape[-1] if x.dim() else None
+    if got == expected:
+        return None
+    return Mismatch(
+        f"{arg}={expected} (the last dim)",
+        f"{what} expects the last dim to be {arg}={expected}, got {got} (input {format_shape(list(x.shape))})",
+        arg,
+        got,
+        expected,
+    )
+
+
+def _linear(m: nn.Linear, x: Tensor, args: Any) -> Mismatch | None:
+    return _last_dim("in_features", m.in_features, x, "Linear")
+
+
+def _rnn(m: nn.RNNBase, x: Tensor, args: Any) -> Mismatch | None:
+    if x.dim() not in (2, 3):
+        return Mismatch(
+            "a 2-D or 3-D input (L, H_in) or (L, N, H_in)",
+            f"{type(m).__name__} takes 2-D or 3-D input, got {x.dim()}-D {format_shape(list(x.shape))}",
+            kind="other",
+        )
+    return _last_dim("input_size", m.input_size, x, type(m).__name__)
+
+
+def _norm(m: nn.LayerNorm | nn.RMSNorm, x: Tensor, args: Any) -> Mismatch | None:
+    expected = list(m.normalized_shape)
+    got = list(x.shape[-len(expected) :])
+    if got == expected:
+        return None
+    if len(expected) == 1:
+        return _last_dim("normalized_shape", expected[0], x, type(m).__name__)
+    return Mismatch(
+        f"normalized_shape={format_shape(expected)} (the trailing dims)",
+        f"{type(m).__name__} expects trailing dims {format_shape(expected)}, got {format_shape(list(x.shape))}",
+        kind="other",
+    )
+
+
+def _channel_dim(arg: str, expected: int, got: int, x: Tensor, what: str) -> Mismatch:
+    return Mismatch(
+        f"{arg}={expected} (the channel dim)",
+        f"{what} expects {arg}={expected} channels, got {got} (input {format_shape(list(x.shape))})",
+        arg,
+        got,
+        expected,
+        kind="channels",
+    )
+
+
+def _batchnorm(m: nn.modules.batchnorm._BatchNorm, x: Tensor, args: Any) -> Mismatch | None:
+    if x.dim() < 2:
+        return Mismatch(
+            "a batched input (N, C, ...)",
+            f"{type(m).__name__} needs at least 2 dims, got {format_shape(list(x.shape))}",
+            kind="other",
+        )
+    if x.shape[1] != m.num_features:
+        return _channel_dim("num_features", m.num_features, x.shape[1], x, type(m).__name__)
+    return None
+
+
+def _window(
+    kernel: Sequence[int], padding: Sequence[int], dilation: Sequence[int], x: Tensor, what: str
+) -> Mismatch | None:
+    """A sliding window (conv or pool) larger than the padded input."""
+    spatial = list(x.shape[-len(kernel) :])
+    needed = [d * (k - 1) + 1 - 2 * p for k, p, d in zip(kernel, padding, dilation, strict=True)]
+    if all(s >= n for s, n in zip(spatial, needed, strict=True)):
+        return None
+    return Mismatch(
+        f"spatial size ≥ {format_shape(needed)} (kernel {format_shape(list(kernel))}, padding {format_shape(list(padding))})",
+        f"{what}'s window {format_shape(list(kernel))} is larger than its input {format_shape(spatial)} after padding",
+        kind="spatial",
+    )
+
+
+def _ntuple(value: Any, n: int) -> list[int]:
+    return list(value) if isinstance(value, (list, tuple)) else [int(value)] * n
+
+
+def _conv(m: nn.modules.conv._ConvNd, x: Tensor, args: Any) -> Mismatch | None:
+    n = len(m.kernel_size)
+    name = type(m).__name__
+    if x.dim() not in (n + 1, n + 2):
+        return Mismatch(
+            f"a {n + 1}-D or {n + 2}-D input (C, *spatial) or (N, C, *spatial)",
+            f"{name} takes {n + 1}-D or {n + 2}-D input, got {x.dim()}-D {format_shape(list(x.shape))}",
+            kind="other",
+        )
+    channels = x.shape[-(n + 1)]
+    if channels != m.in_channels:
+        return _channel_dim("in_channels", m.in_channels, channels, x, name)
+    padding = [0] * n if m.padding == "valid" else (list(m.kernel_size) if m.padding == "same" else list(m.padding))
+    return _window(m.kernel_size, padding, m.dilation, x, name)  # type: ignore[arg-type]
+
+
+def _pool_module(m: nn.Module, x: Tensor, args: Any) -> Mismatch | None:
+    n = 1 if "1d" in type(m).__name__ else 3 if "3d" in type(m).__name__ else 2
+    return _window(
+        _ntuple(m.kernel_size, n), _ntuple(m.padding, n), _ntuple(getattr(m, "dilation", 1), n), x, type(m).__name__
+    )
+
+
+def _pool_functional(kwargs: dict[str, Any], args: tuple[Any, ...]) -> Mismatch | None:
+    x = _first_tensor(args)
+    if x is None:
+        return None
+    return _window(
+        _ntuple(kwargs["kernel_size"], 2),
+        _ntuple(kwargs.get("padding", 0), 2),
+        _ntuple(kwargs.get("dilation", 1), 2),
+        x,
+        "pooling",
+    )
+
+
+def _embedding(m: nn.Embedding, x: Tensor, args: Any) -> Mismatch | None:
+    if x.dtype.is_floating_point or x.dtype == torch.bool:
+        return Mismatch(
+            "integer ids (int64)",
+            f"Embedding takes integer ids, got {str(x.dtype).removeprefix('torch.')}",
+            kind="other",
+        )
+    if x.device.type == "meta" or x.numel() == 0:
+        return None
+    low, high = int(x.min()), int(x.max())
+    if low >= 0 and high < m.num_embeddings:
+        return None
+    return Mismatch(
+        f"ids in [0, {m.num_embeddings})",
+        f"Embedding has num_embeddings={m.num_embeddings}, got ids from {low} to {high}",
+        "num_embeddings",
+        high + 1,
+        m.num_embeddings,
+        kind="ids",
+    )
+
+
+def _attention(m: nn.MultiheadAttention, x: Tensor, args: Any) -> Mismatch | None:
+    return _last_dim("embed_dim", m.embed_dim, x, "MultiheadAttention")
+
+
+def _transformer_layer(m: nn.Module, x: Tensor, args: Any) -> Mismatch | None:
+    return _last_dim("d_model", m.self_attn.embed_dim, x, type(m).__name__)  # type: ignore[union-attr]
+
+
+def _broadcast(op: str) -> Callable[[dict[str, Any], tuple[Any, ...]], Mismatch | None]:
+    def explain(kwargs: dict[str, Any], args: tuple[Any, ...]) -> Mismatch | None:
+        shapes = [list(a.shape) for a in args if isinstance(a, Tensor)]
+        try:
+            torch.broadcast_shapes(*[torch.Size(s) for s in shapes])
+            return None
+        except RuntimeError:
+            pass
+        width = max(len(s) for s in shapes)
+        for offset in range(1, width + 1):
+            sizes = {s[-offset] for s in shapes if len(s) >= offset} - {1}
+            if len(sizes) > 1:
+                dim = width - offset
+                return Mismatch(
+                    "shapes that broadcast together",
+                    f"{op}: {' and '.join(map(format_shape, shapes))} differ at dim {dim} ({' vs '.join(str(s[-offset]) for s in shapes if len(s) >= offset)})",
+                    kind="merge",
+                )
+        return None
+
+    return explain
+
+
+def _cat(kwargs: dict[str, Any], args: tuple[Any, ...]) -> Mismatch | None:
+    shapes = [list(a.shape) for a in args if isinstance(a, Tensor)]
+    dim = kwargs.get("dim", 0)
+    if len({len(s) for s in shapes}) > 1:
+        return Mismatch(
+            "inputs with the same number of dims",
+            f"cat: {' and '.join(map(format_shape, shapes))} have different numbers of dims",
+            kind="merge",
+        )
+    dim %= len(shapes[0])
+    for i in range(len(shapes[0])):
+        if i != dim and len({s[i] for s in shapes}) > 1:
+            return Mismatch(
+                f"equal sizes in every dim but {dim}",
+                f"cat along dim {dim}: {' and '.join(map(format_shape, shapes))} differ at dim {i}",
+                kind="merge",
+            )
+    return None
+
+
+def _reshape(kwargs: dict[str, Any], args: tuple[Any, ...]) -> Mismatch | None:
+    x = _first_tensor(args)
+    if x is None:
+        return None
+    target = list(kwargs["shape"])
+    return Mismatch(
+        f"a shape holding {x.numel()} elements",
+        f"cannot reshape {format_shape(list(x.shape))} ({x.numel()} elements) to {target}",
+        kind="features",
+    )
+
+
+_MODULES: list[tuple[type, Callable[..., Mismatch | None]]] = [
+    (nn.Linear, _linear),
+    (nn.modules.conv._ConvNd, _conv),
+    (nn.modules.batchnorm._BatchNorm, _batchnorm),
+    (nn.LayerNorm, _norm),
+    (nn.RMSNorm, _norm),
+    (nn.RNNBase, _rnn),
+    (nn.Embedding, _embedding),
+    (nn.MultiheadAttention, _attention),
+    (nn.TransformerEncoderLayer, _transformer_layer),
+    (nn.TransformerDecoderLayer, _transformer_layer),
+    (nn.modules.pooling._MaxPoolNd, _pool_module),
+    (nn.modules.pooling._AvgPoolNd, _pool_module),
+]
+_FUNCTIONAL: dict[str, Callable[[dict[str, Any], tuple[Any, ...]], Mismatch | None]] = {
+    "add": _broadcast("add"),
+    "mul": _broadcast("mul"),
+    "cat": _cat,
+    "max_pool2d": _pool_functional,
+    "avg_pool2d": _pool_functional,
+    "reshape": _reshape,
+    "view": _reshape,
+}
