@@ -41,7 +41,7 @@ def failure(
 ) -> Failure:
     """The full account of a failed forward pass at `where` (the innermost call still open).
 
-    `probe` tries other input shapes (default: `model` itself on meta stand-ins); with
+    `probe` tries other input shapes (default: module_probe, `model` on stand-in weights); with
     `search` off, only the hints read off the layer itself are given.
     """
     text = str(error).strip()
@@ -89,6 +89,7 @@ def _hints(probe: Probe, inputs: Sequence[Any], where: LayerRecord, mismatch: Mi
         and mismatch.kind in ("features", "channels", "spatial", "merge")
         and inputs
         and isinstance(inputs[0], Tensor)
+        and inputs[0].dim() > 0  # a 0-d input has no size to vary
     ):
         hints.extend(_search(probe, inputs[0], where.name, mismatch))
     return hints

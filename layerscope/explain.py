@@ -58,9 +58,10 @@ def _last_dim(arg: str, expected: int, x: Tensor, what: str) -> Mismatch | None:
     got = x.shape[-1] if x.dim() else None
     if got == expected:
         return None
+    seen = "a scalar" if got is None else f"{got} (input {format_shape(list(x.shape))})"
     return Mismatch(
         f"{arg}={expected} (the last dim)",
-        f"{what} expects the last dim to be {arg}={expected}, got {got} (input {format_shape(list(x.shape))})",
+        f"{what} expects the last dim to be {arg}={expected}, got {seen}",
         arg,
         got,
         expected,

@@ -46,8 +46,8 @@ def trace(
 ) -> Report:
     """Run `model(*inputs)` once in eval mode without gradients and record every module call.
 
-    On failure the report explains it; `probe` tries other inputs for the hints (default: this
-    model on meta stand-ins), unless `search` is off.
+    On failure the report explains it; `probe` tries other inputs for the hints (default:
+    diagnose.module_probe, this model on stand-in weights), unless `search` is off.
     """
     sources = sources or {}
     names: dict[int, list[str]] = {}

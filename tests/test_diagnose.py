@@ -133,6 +133,14 @@ def test_python_module_gets_the_same_diagnosis_and_is_left_as_it_was() -> None:
     assert not any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())
 
 
+def test_a_scalar_input_is_explained_without_a_search() -> None:
+    report = trace(nn.Sequential(nn.LayerNorm(4)), [torch.tensor(3.0)])
+    assert report.failure is not None
+    assert (report.failure.layer, report.failure.got) == ("0", [[]])
+    assert report.failure.message == "LayerNorm expects the last dim to be normalized_shape=4, got a scalar"
+    assert report.failure.hints == []
+
+
 def test_unexplained_failure_falls_back_to_torchs_message(cli, tmp_path) -> None:
     (tmp_path / "m.yaml").write_text("input: {shape: [2, 3]}\nlayers:\n  - {name: pick, op: select, index: 5}\n")
     f = failure(cli, str(tmp_path / "m.yaml"))
