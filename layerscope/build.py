@@ -21,14 +21,10 @@ from layerscope.catalog import lookup
 from layerscope.errors import Source, SpecError, UsageError, did_you_mean
 from layerscope.ops import FunctionalOp
 from layerscope.report import Note
-from layerscope.spec import InputSpec, LayerSpec, ModelSpec
+from layerscope.spec import DTYPES, InputSpec, LayerSpec, ModelSpec
 from layerscope.trace import tensors_in
 
-_DTYPES = {
-    "float32": torch.float32, "float64": torch.float64, "float16": torch.float16, "bfloat16": torch.bfloat16,
-    "int64": torch.int64, "int32": torch.int32, "int16": torch.int16, "int8": torch.int8, "uint8": torch.uint8,
-    "bool": torch.bool,
-}  # fmt: skip
+_DTYPES = {name: getattr(torch, name) for name in DTYPES}  # the spec's dtype names are torch's
 
 
 class SpecModule(nn.Module):
@@ -50,7 +46,7 @@ class SpecModule(nn.Module):
             raise TypeError(
                 f"{self._type_name} takes {len(self.input_names)} input(s) ({', '.join(self.input_names)}), got {len(args)}"
             )
-        env: dict[str, Any] = {"input": args[0], **dict(zip(self.input_names, args, strict=False))}
+        env = inputs_by_name(self.input_names, args)
         out = args[0]
         for name, inputs in self.nodes:
             xs = [env[i] for i in inputs] if inputs else [out]
@@ -60,6 +56,11 @@ class SpecModule(nn.Module):
 
     def _get_name(self) -> str:
         return self._type_name
+
+
+def inputs_by_name(names: Sequence[str], values: Sequence[Any]) -> dict[str, Any]:
+    """What `from:` can name in a container: its inputs by name, and `input` for the first."""
+    return {"input": values[0], **dict(zip(names, values, strict=False))}
 
 
 @dataclass
@@ -190,7 +191,7 @@ class _Builder:
         self, type_name: str, layers: Sequence[LayerSpec], input_names: Sequence[str], xs: Sequence[Any], prefix: str
     ) -> tuple[SpecModule, Any]:
         module = SpecModule(type_name, input_names)
-        env: dict[str, Any] = {"input": xs[0], **dict(zip(input_names, xs, strict=False))}
+        env = inputs_by_name(input_names, xs)
         out: Any = xs[0]
         for index, layer in enumerate(layers):
             if self.stopped_at is not None:
