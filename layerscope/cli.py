@@ -109,15 +109,22 @@ def _inputs_for(spec: ModelSpec, texts: list[str]) -> tuple[InputSpec, ...]:
 
 
 def _report(spec_arg: str | None, input_texts: list[str], model: str | None, device: str) -> Report:
-    from layerscope.build import build, spec_probe
     from layerscope.configs import resolve_spec
     from layerscope.spec import load_spec
+
+    return _traced(load_spec(resolve_spec(spec_arg), model), input_texts, device)
+
+
+def _traced(spec: ModelSpec, input_texts: list[str], device: str, search: bool = True) -> Report:
+    """Build `spec` for the --input texts and trace it; `search` off skips looking for inputs that fit."""
+    from layerscope.build import build, spec_probe
     from layerscope.trace import trace
 
-    spec = load_spec(resolve_spec(spec_arg), model)
     inputs = _inputs_for(spec, input_texts)
     built = build(spec, inputs, device=device)
-    report = trace(built.model, built.inputs, name=spec.name, sources=built.sources, probe=spec_probe(spec, inputs))
+    report = trace(
+        built.model, built.inputs, name=spec.name, sources=built.sources, probe=spec_probe(spec, inputs), search=search
+    )
     report.notes.extend(built.notes())
     return report
 
@@ -150,13 +157,18 @@ def _run(
     debug: bool,
 ) -> None:
     report = _guarded(lambda: _report(spec, inputs, model, device), debug)
-    if fmt is Format.json:
-        from layerscope.render import to_json
+    from layerscope.render import to_json
 
-        typer.echo(to_json(report))
+    _emit(fmt, lambda: to_json(report), lambda: view(report), failed=report.failure is not None)
+
+
+def _emit(fmt: Format, as_json: Callable[[], str], as_table: Callable[[], RenderableType], failed: bool) -> None:
+    """Print JSON or a table; a model that rejected an input makes the exit status 1."""
+    if fmt is Format.json:
+        typer.echo(as_json())
     else:
-        _console().print(view(report))
-    if report.failure is not None:
+        _console().print(as_table())
+    if failed:
         raise typer.Exit(1)
 
 
@@ -230,32 +242,26 @@ def check(
     debug: DebugOpt = False,
 ) -> None:
     """Which of several inputs the model accepts; exit status 1 when any does not fit."""
-    from layerscope.build import build
+    from layerscope import render
     from layerscope.configs import resolve_spec
     from layerscope.report import CheckResult
     from layerscope.spec import load_spec
-    from layerscope.trace import trace
 
     def results() -> tuple[str, list[CheckResult]]:
         loaded = load_spec(resolve_spec(spec), model)
         out = []
         for candidate in inputs or [""]:
-            built = build(loaded, _inputs_for(loaded, [t for t in candidate.split(",") if t]), device=device)
-            report = trace(built.model, built.inputs, name=loaded.name, sources=built.sources, search=False)
+            report = _traced(loaded, [t for t in candidate.split(",") if t], device, search=False)
             out.append(CheckResult(report.input_shapes, report.failure is None, report.output_shapes, report.failure))
         return loaded.name, out
 
     name, checked = _guarded(results, debug)
-    if fmt is Format.json:
-        from layerscope.render import check_json
-
-        typer.echo(check_json(name, checked))
-    else:
-        from layerscope.render import check_view
-
-        _console().print(check_view(name, checked))
-    if not all(r.fits for r in checked):
-        raise typer.Exit(1)
+    _emit(
+        fmt,
+        lambda: render.check_json(name, checked),
+        lambda: render.check_view(name, checked),
+        failed=not all(r.fits for r in checked),
+    )
 
 
 @app.command("list")
