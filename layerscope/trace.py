@@ -57,8 +57,7 @@ def trace(
     first_call: dict[int, str] = {}
     counts: dict[int, tuple[int, int]] = {}
     records: list[LayerRecord] = []
-    stack: list[LayerRecord] = []
-    open_calls: list[tuple[nn.Module, tuple[Any, ...]]] = []  # beside `stack`: the module and its args
+    stack: list[tuple[LayerRecord, nn.Module, tuple[Any, ...]]] = []  # calls still open, innermost last
     raised_in: dict[int, str] = {}  # index into `caught` → the innermost layer open when it was raised
 
     def pre_hook(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
@@ -84,12 +83,10 @@ def trace(
         )
         first_call.setdefault(key, qualname)
         records.append(record)
-        stack.append(record)
-        open_calls.append((module, args))
+        stack.append((record, module, args))
 
     def post_hook(module: nn.Module, args: Any, kwargs: Any, output: Any) -> None:
-        record = stack.pop()
-        open_calls.pop()
+        record = stack.pop()[0]
         record.output_shapes = shapes_of(output)
         record.completed = True
         for i in range(len(raised_in), len(caught)):
@@ -120,10 +117,13 @@ def trace(
             for handle in handles:
                 handle.remove()
     if error is not None:
-        where = stack[-1] if stack else LayerRecord("", model._get_name(), 0, shapes_of(list(inputs)))
-        module, args = open_calls[-1] if open_calls else (None, tuple(inputs))
+        where, module, args = (
+            stack[-1]
+            if stack
+            else (LayerRecord("", model._get_name(), 0, shapes_of(list(inputs))), None, tuple(inputs))
+        )
         failure = diagnose.failure(model, inputs, records, where, module, args, error, probe, search)
-    notes = _notes(caught, raised_in, stack)
+    notes = _notes(caught, raised_in, stack[-1][0].name if stack else "")
     params = _params(model)
     counted = [p for p in params if p.counted]
     first = next(iter(model.parameters()), None)
@@ -142,10 +142,8 @@ def trace(
     )
 
 
-def _notes(
-    caught: list[warnings.WarningMessage], raised_in: dict[int, str], open_calls: list[LayerRecord]
-) -> list[Note]:
-    fallback = open_calls[-1].name if open_calls else ""
+def _notes(caught: list[warnings.WarningMessage], raised_in: dict[int, str], fallback: str) -> list[Note]:
+    """Warnings as notes, each with the layer it was raised in (`fallback`: the one that failed)."""
     notes: list[Note] = []
     for i, w in enumerate(caught):
         note = Note(layer=raised_in.get(i, fallback), message=str(w.message).strip().splitlines()[0])
