@@ -75,17 +75,27 @@ def _table(title: str, *columns: str) -> Table:
     return table
 
 
-def _summary(report: Report) -> Table:
+def _totals(rows: list[tuple[str, str]]) -> Table:
+    """The label/value grid printed under a table."""
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold")
     grid.add_column(justify="right")
-    grid.add_row("Total params", f"{report.total_params:,}")
-    grid.add_row("Trainable params", f"{report.trainable_params:,}")
-    grid.add_row("Non-trainable params", f"{report.non_trainable_params:,}")
-    grid.add_row("Param memory", human_bytes(report.param_bytes))
-    grid.add_row("Input", format_shapes(report.input_shapes))
-    grid.add_row("Output", format_shapes(report.output_shapes) if report.failure is None else "-")
+    for label, value in rows:
+        grid.add_row(label, value)
     return grid
+
+
+def _summary(report: Report) -> Table:
+    return _totals(
+        [
+            ("Total params", f"{report.total_params:,}"),
+            ("Trainable params", f"{report.trainable_params:,}"),
+            ("Non-trainable params", f"{report.non_trainable_params:,}"),
+            ("Param memory", human_bytes(report.param_bytes)),
+            ("Input", format_shapes(report.input_shapes)),
+            ("Output", format_shapes(report.output_shapes) if report.failure is None else "-"),
+        ]
+    )
 
 
 def _failure(report: Report) -> RenderableType:
@@ -165,14 +175,14 @@ def params_view(report: Report) -> Group:
             ", ".join(p.shared_with) or "-",
         )
     tied = sum(1 for p in report.params if not p.counted)
-    footer = Table.grid(padding=(0, 2))
-    footer.add_column(style="bold")
-    footer.add_column(justify="right")
-    footer.add_row("Total params", f"{report.total_params:,}")
-    if tied:
-        footer.add_row("Tied names (counted once)", f"{tied}")
-    footer.add_row("Trainable params", f"{report.trainable_params:,}")
-    footer.add_row("Param memory", human_bytes(report.param_bytes))
+    footer = _totals(
+        [
+            ("Total params", f"{report.total_params:,}"),
+            *([("Tied names (counted once)", f"{tied}")] if tied else []),
+            ("Trainable params", f"{report.trainable_params:,}"),
+            ("Param memory", human_bytes(report.param_bytes)),
+        ]
+    )
     return Group(table, footer, *_tail(report))
 
 
