@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from layerscope.catalog import check_argument, lookup, op_names, reserved_args, yaml_hint
 from layerscope.errors import Source, SpecError, did_you_mean
 from layerscope.expr import Resolver
 from layerscope.yamlsrc import YList, YMap, load_documents, read_spec_text
@@ -107,7 +108,7 @@ def parse_model(doc: YMap, default_name: str) -> ModelSpec:
     doc = resolver.resolve(doc, doc.source)
     name = doc.get("name", default_name)
     if not isinstance(name, str) or not name:
-        raise SpecError("name: must be a non-empty string", source=doc.where("name"), hint=_yaml_hint(name))
+        raise SpecError("name: must be a non-empty string", source=doc.where("name"), hint=yaml_hint(name))
     description = doc.get("description", "")
     if not isinstance(description, str):
         raise SpecError("description: must be a string", source=doc.where("description"))
@@ -152,7 +153,7 @@ def _parse_inputs(doc: YMap) -> tuple[InputSpec, ...]:
         name = item.get("name", "input" if len(items) == 1 else f"input{i}")
         if not isinstance(name, str) or not _NAME.match(name):
             raise SpecError(
-                f"input name {name!r} must be letters, digits or _", source=item.where("name"), hint=_yaml_hint(name)
+                f"input name {name!r} must be letters, digits or _", source=item.where("name"), hint=yaml_hint(name)
             )
         if "shape" not in item:
             raise SpecError("input needs shape:", source=item.source, hint="e.g. shape: [1, 3, 32, 32]")
@@ -187,12 +188,6 @@ def dtype_hint(name: str) -> str:
     return did_you_mean(name.removeprefix("torch."), DTYPES) or f"dtypes: {', '.join(DTYPES)}"
 
 
-def _yaml_hint(value: Any) -> str | None:
-    from layerscope.catalog import yaml_hint
-
-    return yaml_hint(value)
-
-
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -208,7 +203,7 @@ def parse_shape_value(value: Any, where: Source) -> tuple[int, ...]:
             raise SpecError(
                 f"shape {list(value)} has {dim!r}; every size must be a positive integer",
                 source=where,
-                hint=_yaml_hint(dim),
+                hint=yaml_hint(dim),
             )
     return tuple(int(d) for d in value)
 
@@ -248,8 +243,6 @@ def _parse_layer(
     scope: str,
     later: dict[str, Source] | None = None,
 ) -> LayerSpec:
-    from layerscope.catalog import lookup, reserved_args
-
     reuse = "use" in item  # decided by the key: `op: use` is just an unknown op
     if reuse:
         extra = [k for k in item if k not in ("use", "name", "from")]
@@ -270,7 +263,7 @@ def _parse_layer(
                 "layer has no op:", source=item.source, hint="e.g. op: Linear, op: relu, or use: other_layer"
             )
         if not isinstance(op, str):
-            raise SpecError(f"op: must be a name, not {op!r}", source=item.where("op"), hint=_yaml_hint(op))
+            raise SpecError(f"op: must be a name, not {op!r}", source=item.where("op"), hint=yaml_hint(op))
         if op != "Sequential" and lookup(op) is None:
             raise _unknown_op(op, item.where("op"))
     name = item.get("name")
@@ -280,7 +273,7 @@ def _parse_layer(
         raise SpecError(
             f"layer name {name!r} must be letters, digits or _",
             source=item.where("name"),
-            hint=_yaml_hint(name) or "dots are added by nesting",
+            hint=yaml_hint(name) or "dots are added by nesting",
         )
     if name in _MODULE_ATTRS or name in input_names:
         raise SpecError(f"layer name {name!r} is reserved", source=item.where("name"), hint="pick another name")
@@ -330,8 +323,6 @@ def _parse_layer(
 
 
 def _unknown_op(op: str, where: Source) -> SpecError:
-    from layerscope.catalog import op_names
-
     known = [*op_names(), "Sequential"]
     if "." in op:  # a module path: specs import nothing, but the class name alone may be an op
         name = {k.lower(): k for k in known}.get(op.rsplit(".", 1)[-1].lower())
@@ -372,8 +363,6 @@ def _parse_from(
 
 
 def _check_signature(info: Any, op: str, args: YList, kwargs: dict[str, Any], item: YMap) -> None:
-    from layerscope.catalog import check_argument, yaml_hint
-
     _reject_unknown(item, kwargs, info.signature.parameters, f"{op} has no argument {{key!r}}", f"{op} takes")
     try:
         bound = info.signature.bind_partial(*args, **kwargs)
