@@ -12,7 +12,7 @@ from typing import Any
 
 from torch import nn
 
-from layerscope.ops import FUNCTIONAL_OPS
+from layerscope.ops import FUNCTIONAL_OPS, LAYERSCOPE_MODULES
 
 # Classes that are not layers: they have no forward of their own.
 _NOT_LAYERS = {"Module", "Container", "ModuleList", "ModuleDict", "ParameterList", "ParameterDict"}
@@ -71,6 +71,7 @@ INFERENCES: dict[str, Inference] = {
     **{f"InstanceNorm{n}d": Inference("num_features", _dim1, "dim 1") for n in (1, 2, 3)},
     **{f"Conv{n}d": Inference("in_channels", _channels(n), "channel dim") for n in (1, 2, 3)},
     **{f"ConvTranspose{n}d": Inference("in_channels", _channels(n), "channel dim") for n in (1, 2, 3)},
+    "ClassToken": Inference("embed_dim", _last, "last dim"),
 }
 
 
@@ -111,7 +112,7 @@ def module_class_names() -> tuple[str, ...]:
 
 def op_names() -> list[str]:
     """Every op name a spec may use (blocks aside)."""
-    return [*module_class_names(), *FUNCTIONAL_OPS]
+    return [*module_class_names(), *LAYERSCOPE_MODULES, *FUNCTIONAL_OPS]
 
 
 def _signature_from_text(params: str) -> inspect.Signature:
@@ -128,9 +129,12 @@ def lookup(op: str) -> OpInfo | None:
         # the first parameter takes the tensor(s) from `from:`; the rest are the spec's arguments
         params = [p.replace(kind=inspect.Parameter.POSITIONAL_OR_KEYWORD) for p in list(sig.parameters.values())[1:]]
         return OpInfo(op, "functional", FUNCTIONAL_OPS[op], sig.replace(parameters=params), None)
-    if op not in module_class_names():
+    if op in LAYERSCOPE_MODULES:
+        cls: type[nn.Module] = LAYERSCOPE_MODULES[op]
+    elif op in module_class_names():
+        cls = getattr(nn, op)
+    else:
         return None
-    cls = getattr(nn, op)
     if op in _SIGNATURE_OVERRIDES:
         sig = _signature_from_text(_SIGNATURE_OVERRIDES[op])
     else:

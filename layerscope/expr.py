@@ -17,6 +17,7 @@ _PART = re.compile(r"\$\{([^{}]*)\}")
 MAX_INT = 2**63 - 1
 MAX_EXPONENT = 256
 MAX_EXPRESSION = 200  # characters inside ${...}
+_BOOLS = {"true": True, "false": False, "True": True, "False": False}
 
 _BINOPS: dict[type, Callable[[Any, Any], Any]] = {
     ast.Add: operator.add,
@@ -28,6 +29,15 @@ _BINOPS: dict[type, Callable[[Any, Any], Any]] = {
     ast.Pow: operator.pow,
 }
 _FUNCS: dict[str, Callable[..., Any]] = {"min": min, "max": max}
+_COMPARE: dict[type, Callable[[Any, Any], bool]] = {
+    ast.Eq: operator.eq,
+    ast.NotEq: operator.ne,
+    ast.Lt: operator.lt,
+    ast.LtE: operator.le,
+    ast.Gt: operator.gt,
+    ast.GtE: operator.ge,
+}
+ALLOWED = "numbers, true/false, vars, + - * / // % **, min()/max(), comparisons, and/or/not, a if cond else b"
 
 
 class Resolver:
@@ -44,8 +54,11 @@ class Resolver:
         if name in self._done:
             return self._done[name]
         if name not in self._raw:
+            outside = "i is the index of a repeat: and exists only in a repeated layer" if name == "i" else None
             raise SpecError(
-                f"unknown var {name!r}", source=where, hint=did_you_mean(name, self._raw) or "define it under vars:"
+                f"unknown var {name!r}",
+                source=where,
+                hint=outside or did_you_mean(name, self._raw) or "define it under vars:",
             )
         if name in self._active:
             cycle = " -> ".join([*self._active[self._active.index(name) :], name])
@@ -57,6 +70,10 @@ class Resolver:
             self._active.pop()
         self._done[name] = value
         return value
+
+    def child(self, values: Mapping[str, Any], sources: Mapping[str, Source]) -> Resolver:
+        """A resolver for an inner scope: these vars, evaluated, plus `values` (a block's params, a repeat's i)."""
+        return Resolver({**self.all_vars(), **values}, {**self._sources, **sources})
 
     def all_vars(self) -> dict[str, Any]:
         """Every var, evaluated."""
@@ -96,15 +113,28 @@ class Resolver:
             raise SpecError(
                 f"cannot parse expression ${{{text}}}",
                 source=where,
-                hint="use numbers, vars, + - * / // % ** and min/max",
+                hint=f"use {ALLOWED}",
             ) from None
         return self._eval(tree.body, text, where)
 
     def _eval(self, node: ast.AST, text: str, where: Source) -> Any:
-        if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
+        if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)):
             return node.value
         if isinstance(node, ast.Name):
+            if node.id in _BOOLS and node.id not in self._raw:
+                return _BOOLS[node.id]
             return self.var(node.id, where)
+        if isinstance(node, ast.Compare) and all(type(op) in _COMPARE for op in node.ops):
+            values = [self._scalar(self._eval(n, text, where), text, where) for n in [node.left, *node.comparators]]
+            return all(_COMPARE[type(op)](a, b) for op, a, b in zip(node.ops, values, values[1:], strict=False))
+        if isinstance(node, ast.BoolOp):
+            values = [self._truth(self._eval(v, text, where), text, where) for v in node.values]
+            return all(values) if isinstance(node.op, ast.And) else any(values)
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+            return not self._truth(self._eval(node.operand, text, where), text, where)
+        if isinstance(node, ast.IfExp):
+            chosen = node.body if self._truth(self._eval(node.test, text, where), text, where) else node.orelse
+            return self._eval(chosen, text, where)
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
             value = self._number(self._eval(node.operand, text, where), text, where)
             return -value if isinstance(node.op, ast.USub) else value
@@ -136,13 +166,29 @@ class Resolver:
         raise SpecError(
             f"{type(node).__name__.lower()} is not allowed in ${{{text}}}",
             source=where,
-            hint="expressions take numbers, vars, + - * / // % ** and min()/max()",
+            hint=f"expressions take {ALLOWED}",
         )
 
     @staticmethod
     def _number(value: Any, text: str, where: Source) -> int | float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise SpecError(f"${{{text}}} uses {value!r}, which is not a number", source=where)
+        return value
+
+    @staticmethod
+    def _scalar(value: Any, text: str, where: Source) -> int | float | bool:
+        if not isinstance(value, (int, float)):
+            raise SpecError(f"${{{text}}} compares {value!r}, which is not a number or true/false", source=where)
+        return value
+
+    @staticmethod
+    def _truth(value: Any, text: str, where: Source) -> bool:
+        if not isinstance(value, bool):
+            raise SpecError(
+                f"${{{text}}} uses {value!r} as a condition",
+                source=where,
+                hint="conditions are comparisons or true/false",
+            )
         return value
 
     @staticmethod

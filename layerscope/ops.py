@@ -79,8 +79,30 @@ def select(x: Any, index: int) -> Any:
     return x[index]
 
 
-def getitem(x: Tensor, index: int | Sequence[int]) -> Tensor:
+def getitem(x: Tensor, index: int | Sequence[int], dim: int | None = None) -> Tensor:
+    """`x[index]`; with `dim`, element `index` along that dim (`x[:, 0]` is index 0, dim 1)."""
+    if dim is not None:
+        return x.select(dim, index)  # type: ignore[arg-type]
     return x[tuple(index) if isinstance(index, (list, tuple)) else index]
+
+
+def positions(x: Tensor, dim: int = 1) -> Tensor:
+    """Position ids 0..n-1 for the n entries along `dim`, shaped (1, n): the input to a position Embedding."""
+    return torch.arange(x.shape[dim], device=x.device).unsqueeze(0)
+
+
+def attention(*xs: Tensor, num_heads: int, causal: bool = False) -> Tensor:
+    """Multi-head scaled dot-product attention on (batch, sequence, features) tensors.
+
+    Takes q, k and v, or one tensor holding all three side by side (GPT-2's c_attn output).
+    """
+    if len(xs) == 1:
+        xs = tuple(xs[0].chunk(3, dim=-1))
+    if len(xs) != 3:
+        raise ValueError(f"attention takes q, k and v, or one tensor holding all three; got {len(xs)} inputs")
+    q, k, v = (x.unflatten(-1, (num_heads, -1)).transpose(1, 2) for x in xs)
+    out = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+    return out.transpose(1, 2).flatten(-2)
 
 
 def mean(x: Tensor, dim: int | Sequence[int] | None = None, keepdim: bool = False) -> Tensor:
@@ -127,10 +149,10 @@ FUNCTIONAL_OPS: dict[str, Callable[..., Any]] = {
         relu, gelu, silu, sigmoid, tanh, softmax, log_softmax,
         flatten, reshape, view, permute, transpose, unsqueeze, squeeze, contiguous,
         select, getitem, mean, max_pool2d, avg_pool2d, adaptive_avg_pool2d,
-        add, mul, cat,
+        add, mul, cat, positions, attention,
     )
 }  # fmt: skip
-MERGE_OPS = frozenset({"add", "mul", "cat"})  # take every tensor named in `from:`
+MULTI_INPUT_OPS = frozenset({"add", "mul", "cat", "attention"})  # take every tensor named in `from:`
 
 
 class FunctionalOp(nn.Module):
@@ -150,3 +172,20 @@ class FunctionalOp(nn.Module):
 
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={v!r}" for k, v in self.kwargs.items())
+
+
+class ClassToken(nn.Module):
+    """A learned token put in front of the sequence (dim 1): ViT's class token.
+
+    torch.nn has no layer that holds a bare parameter; this is layerscope's one addition.
+    """
+
+    def __init__(self, embed_dim: int):
+        super().__init__()
+        self.token = nn.Parameter(torch.zeros(1, 1, embed_dim))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.cat([self.token.expand(x.shape[0], -1, -1), x], dim=1)
+
+
+LAYERSCOPE_MODULES: dict[str, type[nn.Module]] = {"ClassToken": ClassToken}
