@@ -30,10 +30,11 @@ _DTYPES = {name: getattr(torch, name) for name in DTYPES}  # the spec's dtype na
 class SpecModule(nn.Module):
     """A model or nested Sequential from a spec: runs its layers in file order along `from:` edges."""
 
-    def __init__(self, type_name: str, input_names: Sequence[str]):
+    def __init__(self, type_name: str, input_names: Sequence[str], output: str | None = None):
         super().__init__()
         self._type_name = type_name
         self.input_names = tuple(input_names)
+        self.output = output  # the name whose value is returned, when not the last layer's
         self.nodes: list[tuple[str, tuple[str, ...]]] = []
 
     def add_node(self, name: str, module: nn.Module, inputs: Sequence[str]) -> None:
@@ -52,7 +53,7 @@ class SpecModule(nn.Module):
             xs = [env[i] for i in inputs] if inputs else [out]
             out = self._modules[name](*xs)  # type: ignore[misc]
             env[name] = out
-        return out
+        return out if self.output is None else env[self.output]
 
     def _get_name(self) -> str:
         return self._type_name
@@ -91,12 +92,22 @@ class _OverBudget(Exception):
     pass
 
 
-def make_inputs(specs: Sequence[InputSpec], device: torch.device) -> tuple[Tensor, ...]:
+FLOAT_DTYPES = ("float32", "float64", "float16", "bfloat16")  # what --dtype may ask for
+
+
+def _input_dtype(spec: InputSpec, dtype: torch.dtype) -> torch.dtype:
+    """An input left at the default float32 takes the model's dtype; any other keeps what the spec says."""
+    return dtype if spec.dtype == "float32" else _DTYPES[spec.dtype]
+
+
+def make_inputs(
+    specs: Sequence[InputSpec], device: torch.device, model_dtype: torch.dtype = torch.float32
+) -> tuple[Tensor, ...]:
     """Example tensors for the inputs: deterministic values; integer ids span the declared range."""
     tensors = []
     generator = torch.Generator().manual_seed(0)
     for spec in specs:
-        dtype = _DTYPES[spec.dtype]
+        dtype = _input_dtype(spec, model_dtype)
         if device.type == "meta":
             tensors.append(torch.empty(spec.shape, dtype=dtype, device=device))
         elif dtype.is_floating_point:
@@ -109,11 +120,17 @@ def make_inputs(specs: Sequence[InputSpec], device: torch.device) -> tuple[Tenso
     return tuple(tensors)
 
 
-def build(spec: ModelSpec, inputs: Sequence[InputSpec] | None = None, device: str = "auto") -> Built:
+def build(
+    spec: ModelSpec, inputs: Sequence[InputSpec] | None = None, device: str = "auto", dtype: str = "float32"
+) -> Built:
     """Build `spec` for `inputs` (default: the spec's own input:) on `device` (auto, cpu or meta).
 
-    auto: see devices.py.
+    auto: see devices.py. `dtype` is the parameters' and the floating inputs' dtype.
     """
+    if dtype not in FLOAT_DTYPES:
+        raise UsageError(
+            f"unknown --dtype {dtype!r}", hint=did_you_mean(dtype, FLOAT_DTYPES) or ", ".join(FLOAT_DTYPES)
+        )
     inputs = tuple(inputs) if inputs is not None else spec.inputs
     if not inputs:
         raise SpecError(
@@ -122,19 +139,21 @@ def build(spec: ModelSpec, inputs: Sequence[InputSpec] | None = None, device: st
             hint="add input: {shape: [...]} or pass --input, e.g. --input 1x3x32x32",
         )
     if device == "auto":
-        return _build_auto(spec, inputs)
-    return _Builder(spec, _device(device), budget=None).run(inputs)
+        return _build_auto(spec, inputs, dtype)
+    return _Builder(spec, _device(device), None, _DTYPES[dtype]).run(inputs)
 
 
-def _build_auto(spec: ModelSpec, inputs: Sequence[InputSpec]) -> Built:
+def _build_auto(spec: ModelSpec, inputs: Sequence[InputSpec], dtype: str = "float32") -> Built:
     """On the CPU within devices.CPU_BUDGET_BYTES, else again on meta."""
     try:
-        return _Builder(spec, torch.device("cpu"), budget=devices.CPU_BUDGET_BYTES).run(inputs)
+        return _Builder(spec, torch.device("cpu"), devices.CPU_BUDGET_BYTES, _DTYPES[dtype]).run(inputs)
     except _OverBudget:
-        return _Builder(spec, torch.device("meta"), budget=None).run(inputs)
+        return _Builder(spec, torch.device("meta"), None, _DTYPES[dtype]).run(inputs)
 
 
-def spec_probe(spec: ModelSpec, inputs: Sequence[InputSpec]) -> Callable[[list[int], str], tuple[bool, bool]]:
+def spec_probe(
+    spec: ModelSpec, inputs: Sequence[InputSpec], dtype: str = "float32"
+) -> Callable[[list[int], str], tuple[bool, bool]]:
     """A diagnose probe that rebuilds `spec` for each candidate first-input shape, like `build` does.
 
     Rebuilding, rather than re-running the model that failed, counts the layers that were never
@@ -144,7 +163,7 @@ def spec_probe(spec: ModelSpec, inputs: Sequence[InputSpec]) -> Callable[[list[i
     def probe(first_shape: list[int], layer: str) -> tuple[bool, bool]:
         candidate = [replace(inputs[0], shape=tuple(first_shape)), *inputs[1:]]
         try:
-            built = _build_auto(spec, candidate)
+            built = _build_auto(spec, candidate, dtype)
         except SpecError:  # e.g. an in-dim that cannot be inferred from this shape
             return False, False
         return built.stopped_at is None, layer in built.sources and built.stopped_at != layer
@@ -163,9 +182,10 @@ def _device(name: str) -> torch.device:
 
 
 class _Builder:
-    def __init__(self, spec: ModelSpec, device: torch.device, budget: int | None):
+    def __init__(self, spec: ModelSpec, device: torch.device, budget: int | None, dtype: torch.dtype):
         self.spec = spec
         self.device = device
+        self.dtype = dtype
         self.budget = budget
         self.used_bytes = 0
         self.registry: dict[str, nn.Module] = {}
@@ -180,17 +200,25 @@ class _Builder:
             raise _OverBudget
 
     def run(self, inputs: Sequence[InputSpec]) -> Built:
-        self.charge(sum(torch.Size(i.shape).numel() * _DTYPES[i.dtype].itemsize for i in inputs))
-        tensors = make_inputs(inputs, self.device)
+        self.charge(sum(torch.Size(i.shape).numel() * _input_dtype(i, self.dtype).itemsize for i in inputs))
+        tensors = make_inputs(inputs, self.device, self.dtype)
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the trace stage records warnings; building repeats them
-            model, _ = self.container(self.spec.name, self.spec.layers, [i.name for i in inputs], tensors, prefix="")
+            model, _ = self.container(
+                self.spec.name, self.spec.layers, [i.name for i in inputs], tensors, "", self.spec.output
+            )
         return Built(model, tensors, self.device, self.sources, self.stopped_at, self.skipped)
 
     def container(
-        self, type_name: str, layers: Sequence[LayerSpec], input_names: Sequence[str], xs: Sequence[Any], prefix: str
+        self,
+        type_name: str,
+        layers: Sequence[LayerSpec],
+        input_names: Sequence[str],
+        xs: Sequence[Any],
+        prefix: str,
+        output: str | None,
     ) -> tuple[SpecModule, Any]:
-        module = SpecModule(type_name, input_names)
+        module = SpecModule(type_name, input_names, output)
         env = inputs_by_name(input_names, xs)
         out: Any = xs[0]
         for index, layer in enumerate(layers):
@@ -201,16 +229,18 @@ class _Builder:
             args = [env[i] for i in layer.inputs] if layer.inputs else [out]
             if layer.use is not None:
                 child = self.shared(layer, prefix)
-            elif layer.layers:
-                child, out = self.container("Sequential", layer.layers, ["input"], args, prefix=qualname + ".")
+            elif layer.is_container:
+                child, out = self.container(
+                    layer.op, layer.layers, layer.input_names, args, qualname + ".", layer.output
+                )
             else:
-                child = self.construct(layer, args)
+                child = self.tie(self.construct(layer, args), layer, prefix)
             module.add_node(layer.name, child, layer.inputs)
             self.registry[qualname] = child
             self.sources[qualname] = layer.source
             if self.stopped_at is not None:
                 continue  # a nested Sequential stopped inside; the loop records what is left
-            if not layer.layers:
+            if not layer.is_container:
                 try:
                     out = child(*args)
                 except Exception:  # noqa: BLE001 - the trace stage re-runs and diagnoses this layer
@@ -218,7 +248,7 @@ class _Builder:
                     continue
                 self.charge(sum(t.numel() * t.element_size() for t in tensors_in(out)))
             env[layer.name] = out
-        return module, out
+        return module, (out if output is None else env[output])
 
     def shared(self, layer: LayerSpec, prefix: str) -> nn.Module:
         assert layer.use is not None
@@ -229,6 +259,47 @@ class _Builder:
             f"use: refers to unknown layer {layer.use!r}",
             source=layer.source,
             hint=did_you_mean(layer.use, self.registry) or "name a layer defined above",
+        )
+
+    def tie(self, module: nn.Module, layer: LayerSpec, prefix: str) -> nn.Module:
+        """Make each `tie:` parameter of `module` the very tensor of a parameter built before it."""
+        for tie in layer.ties:
+            own = dict(module.named_parameters())
+            if tie.param not in own or "." in tie.param:
+                raise SpecError(
+                    f"tie: {layer.op} has no parameter {tie.param!r}",
+                    source=tie.source,
+                    hint=did_you_mean(tie.param, own) or f"{layer.op} has {', '.join(own) or 'no parameters'}",
+                )
+            target = self.parameter(tie.target, prefix, tie.source)
+            if target.shape != own[tie.param].shape:
+                shape = "x".join(map(str, target.shape))
+                wanted = "x".join(map(str, own[tie.param].shape))
+                raise SpecError(
+                    f"tie: {tie.target} is {shape} but {layer.name}.{tie.param} is {wanted}",
+                    source=tie.source,
+                    hint="tied parameters must have the same shape",
+                )
+            setattr(module, tie.param, target)
+        return module
+
+    def parameter(self, name: str, prefix: str, where: Source) -> nn.Parameter:
+        """The parameter called `name` (relative to the current block, else from the model's top)."""
+        for qualname in (prefix + name, name):
+            owner, _, rest = qualname.rpartition(".")
+            while owner and owner not in self.registry:
+                owner, _, head = owner.rpartition(".")
+                rest = f"{head}.{rest}"
+            if owner in self.registry:
+                try:
+                    return self.registry[owner].get_parameter(rest)
+                except AttributeError:
+                    pass
+        known = [f"{q}.{n}" for q, m in self.registry.items() for n, _ in m.named_parameters()]
+        raise SpecError(
+            f"tie: no parameter {name!r} is defined above",
+            source=where,
+            hint=did_you_mean(name, known) or "tie to a parameter of a layer above, e.g. wte.weight",
         )
 
     def construct(self, layer: LayerSpec, inputs: Sequence[Any]) -> nn.Module:
@@ -248,13 +319,21 @@ class _Builder:
         try:
             if info.is_lazy:  # lazy parameters cannot be moved; they materialise on first call
                 with torch.device(self.device):
-                    return info.target(*bound.args, **bound.kwargs)  # type: ignore[no-any-return]
+                    return info.target(*bound.args, **bound.kwargs, dtype=self.dtype)  # type: ignore[no-any-return]
             with torch.device("meta"):
                 module = info.target(*bound.args, **bound.kwargs)
         except Exception as e:  # noqa: BLE001 - torch's own argument checks, reported at the layer
             raise SpecError(f"{layer.op}: {e}", source=layer.source) from None
-        self.charge(sum(p.numel() * p.element_size() for p in module.parameters()))
-        return module if self.device.type == "meta" else _storage_on(module, self.device)
+        self.charge(sum(p.numel() * self._dtype_of(p).itemsize for p in module.parameters()))
+        if self.device.type == "meta" and self.dtype == torch.float32:
+            return module  # already what is wanted
+        # Uninitialised storage by shape, like `to_empty` but without its `empty_like` on meta
+        # tensors, whose first use imports torch's meta kernels (~0.4 s). `_apply` is what
+        # `to_empty` uses too, so RNNs still re-flatten their weights.
+        return module._apply(lambda t: torch.empty(t.shape, dtype=self._dtype_of(t), device=self.device))
+
+    def _dtype_of(self, t: Tensor) -> torch.dtype:
+        return self.dtype if t.is_floating_point() else t.dtype
 
     def infer(self, layer: LayerSpec, inference: Any, x: Any) -> Any:
         if not isinstance(x, Tensor):
@@ -272,16 +351,6 @@ class _Builder:
                 source=layer.source,
                 hint=f"its input has too few dims; write {inference.arg}: explicitly or reshape first",
             ) from None
-
-
-def _storage_on(module: nn.Module, device: torch.device) -> nn.Module:
-    """Uninitialised storage for a meta-built module, like `to_empty`.
-
-    `to_empty` calls `empty_like` on meta tensors, whose first use imports torch's meta kernels
-    (~0.4 s here); allocating by shape skips that. `_apply` is what `to_empty` uses too, so RNNs
-    still re-flatten their weights.
-    """
-    return module._apply(lambda t: torch.empty(t.shape, dtype=t.dtype, device=device))
 
 
 def _to_torch(value: Any, builder: _Builder) -> Any:

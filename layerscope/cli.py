@@ -8,6 +8,7 @@ from __future__ import annotations
 import enum
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
@@ -68,7 +69,37 @@ DepthOpt = Annotated[
     int | None,
     typer.Option("--depth", "-d", min=0, metavar="N", help="Show layers nested at most this deep (0: the model only)."),
 ]
+DtypeOpt = Annotated[
+    str,
+    typer.Option("--dtype", metavar="DTYPE", help="Parameter and input dtype: float32, bfloat16, float16 or float64."),
+]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set", "-s", metavar="NAME=VALUE", help="Override a var of the spec, e.g. --set classes=100. Repeatable."
+    ),
+]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show Python tracebacks instead of one-line errors.")]
+
+
+def parse_sets(texts: list[str]) -> dict[str, int | float | bool | str]:
+    """`--set name=value` texts → var overrides; values read as int, float, true/false, else text."""
+    overrides: dict[str, int | float | bool | str] = {}
+    for text in texts:
+        name, sep, raw = text.partition("=")
+        if not sep or not name.strip():
+            raise UsageError(f"--set {text!r}: expected NAME=VALUE", hint="e.g. --set classes=100")
+        value: int | float | bool | str = raw.strip()
+        for kind in (int, float):
+            try:
+                value = kind(raw)
+                break
+            except ValueError:
+                pass
+        if raw.strip().lower() in ("true", "false"):
+            value = raw.strip().lower() == "true"
+        overrides[name.strip()] = value
+    return overrides
 
 
 def parse_input(text: str) -> tuple[tuple[int, ...], str | None]:
@@ -108,23 +139,32 @@ def _inputs_for(spec: ModelSpec, texts: list[str]) -> tuple[InputSpec, ...]:
     return tuple(inputs)
 
 
-def _report(spec_arg: str | None, input_texts: list[str], model: str | None, device: str) -> Report:
+@dataclass(frozen=True)
+class Options:
+    """What every spec command takes besides the spec and its inputs."""
+
+    model: str | None = None
+    device: str = "auto"
+    dtype: str = "float32"
+    sets: tuple[str, ...] = ()
+
+
+def _load(spec_arg: str | None, options: Options) -> ModelSpec:
     from layerscope.configs import resolve_spec
     from layerscope.spec import load_spec
 
-    return _traced(load_spec(resolve_spec(spec_arg), model), input_texts, device)
+    return load_spec(resolve_spec(spec_arg), options.model, parse_sets(list(options.sets)))
 
 
-def _traced(spec: ModelSpec, input_texts: list[str], device: str, search: bool = True) -> Report:
+def _traced(spec: ModelSpec, input_texts: list[str], options: Options, search: bool = True) -> Report:
     """Build `spec` for the --input texts and trace it; `search` off skips looking for inputs that fit."""
     from layerscope.build import build, spec_probe
     from layerscope.trace import trace
 
     inputs = _inputs_for(spec, input_texts)
-    built = build(spec, inputs, device=device)
-    report = trace(
-        built.model, built.inputs, name=spec.name, sources=built.sources, probe=spec_probe(spec, inputs), search=search
-    )
+    built = build(spec, inputs, device=options.device, dtype=options.dtype)
+    probe = spec_probe(spec, inputs, options.dtype)
+    report = trace(built.model, built.inputs, name=spec.name, sources=built.sources, probe=probe, search=search)
     report.notes.extend(built.notes())
     return report
 
@@ -152,11 +192,10 @@ def _run(
     spec: str | None,
     inputs: list[str],
     fmt: Format,
-    model: str | None,
-    device: str,
+    options: Options,
     debug: bool,
 ) -> None:
-    report = _guarded(lambda: _report(spec, inputs, model, device), debug)
+    report = _guarded(lambda: _traced(_load(spec, options), inputs, options), debug)
     from layerscope.render import to_json
 
     _emit(fmt, lambda: to_json(report), lambda: view(report), failed=report.failure is not None)
@@ -192,12 +231,15 @@ def _layer_table_command(name: str, view_name: str, summary: str) -> None:
         fmt: FormatOpt = Format.table,
         model: ModelOpt = None,
         device: DeviceOpt = "auto",
+        dtype: DtypeOpt = "float32",
+        sets: SetOpt = None,
         debug: DebugOpt = False,
     ) -> None:
         from layerscope import render
 
         view = getattr(render, view_name)
-        _run(lambda r: view(r, depth), spec, inputs or [], fmt, model, device, debug)
+        options = Options(model, device, dtype, tuple(sets or ()))
+        _run(lambda r: view(r, depth), spec, inputs or [], fmt, options, debug)
 
     command.__doc__ = summary
     app.command(name)(command)
@@ -216,12 +258,14 @@ def params(
     fmt: FormatOpt = Format.table,
     model: ModelOpt = None,
     device: DeviceOpt = "auto",
+    dtype: DtypeOpt = "float32",
+    sets: SetOpt = None,
     debug: DebugOpt = False,
 ) -> None:
     """Every parameter: qualified name, shape, count, dtype, trainable, and what it is tied to."""
     from layerscope.render import params_view
 
-    _run(params_view, spec, inputs or [], fmt, model, device, debug)
+    _run(params_view, spec, inputs or [], fmt, Options(model, device, dtype, tuple(sets or ())), debug)
 
 
 @app.command()
@@ -239,19 +283,21 @@ def check(
     fmt: FormatOpt = Format.table,
     model: ModelOpt = None,
     device: DeviceOpt = "auto",
+    dtype: DtypeOpt = "float32",
+    sets: SetOpt = None,
     debug: DebugOpt = False,
 ) -> None:
     """Which of several inputs the model accepts; exit status 1 when any does not fit."""
     from layerscope import render
-    from layerscope.configs import resolve_spec
     from layerscope.report import CheckResult
-    from layerscope.spec import load_spec
+
+    options = Options(model, device, dtype, tuple(sets or ()))
 
     def results() -> tuple[str, list[CheckResult]]:
-        loaded = load_spec(resolve_spec(spec), model)
+        loaded = _load(spec, options)
         out = []
         for candidate in inputs or [""]:
-            report = _traced(loaded, [t for t in candidate.split(",") if t], device, search=False)
+            report = _traced(loaded, [t for t in candidate.split(",") if t], options, search=False)
             out.append(CheckResult(report.input_shapes, report.failure is None, report.output_shapes, report.failure))
         return loaded.name, out
 
