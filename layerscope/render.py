@@ -24,6 +24,16 @@ def human_bytes(n: int) -> str:
     raise AssertionError("unreachable")
 
 
+def si(n: int) -> str:
+    """A count in SI units: 3.63 G."""
+    value = float(n)
+    for unit in ("", "k", "M", "G", "T", "P"):
+        if abs(value) < 1000 or unit == "P":
+            return f"{value:.0f}" if unit == "" else f"{value:.2f} {unit}"
+        value /= 1000
+    raise AssertionError("unreachable")
+
+
 def _visible_layers(report: Report, depth: int | None) -> list[tuple[LayerRecord, Text]]:
     """Rows of the printed tree at most `depth` levels deep (all when None), each with its label.
 
@@ -70,7 +80,7 @@ def _output_cell(layer: LayerRecord) -> Text:
 def _table(title: str, *columns: str) -> Table:
     table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     for column in columns:
-        numeric = column in ("Params", "% of total", "Numel")
+        numeric = column in ("Params", "% of total", "Numel", "FLOPs")
         table.add_column(column, justify="right" if numeric else "left", overflow="fold")
     return table
 
@@ -85,15 +95,26 @@ def _totals(rows: list[tuple[str, str]]) -> Table:
     return grid
 
 
+def _dtypes(report: Report) -> str:
+    return "/".join(dict.fromkeys(p.dtype for p in report.params if p.counted)) or "no parameters"
+
+
 def _summary(report: Report) -> Table:
+    done = report.failure is None
     return _totals(
         [
             ("Total params", f"{report.total_params:,}"),
             ("Trainable params", f"{report.trainable_params:,}"),
             ("Non-trainable params", f"{report.non_trainable_params:,}"),
-            ("Param memory", human_bytes(report.param_bytes)),
+            ("FLOPs (forward)", si(report.total_flops) if done else "-"),
+            ("MACs", si(report.total_flops // 2) if done else "-"),
             ("Input", format_shapes(report.input_shapes)),
-            ("Output", format_shapes(report.output_shapes) if report.failure is None else "-"),
+            ("Output", format_shapes(report.output_shapes) if done else "-"),
+            (f"Memory ({_dtypes(report)})", ""),
+            ("  Input", human_bytes(report.input_bytes)),
+            ("  Parameters", human_bytes(report.param_bytes)),
+            ("  Forward activations", human_bytes(report.activation_bytes) if done else "-"),
+            ("  Total", human_bytes(report.total_bytes) if done else "-"),
         ]
     )
 
@@ -144,11 +165,16 @@ def _tail(report: Report) -> list[RenderableType]:
 
 
 def inspect_view(report: Report, depth: int | None = None) -> Group:
-    """The layer tree: name, type, output shape, params, share of the total."""
-    table = _table(f"{report.model} — layers", "Layer", "Type", "Output shape", "Params", "% of total")
+    """The layer tree: name, type, output shape, params, share of the total, FLOPs."""
+    table = _table(f"{report.model} — layers", "Layer", "Type", "Output shape", "Params", "% of total", "FLOPs")
     for layer, label in _visible_layers(report, depth):
         table.add_row(
-            label, layer.type, _output_cell(layer), _params_cell(layer), _percent_cell(layer, report.total_params)
+            label,
+            layer.type,
+            _output_cell(layer),
+            _params_cell(layer),
+            _percent_cell(layer, report.total_params),
+            si(layer.flops) if layer.flops else "-",
         )
     return Group(table, _summary(report), *_tail(report))
 

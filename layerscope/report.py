@@ -23,6 +23,8 @@ class LayerRecord:
     shared_with: str | None = None  # set on a repeated call: the name the module was first called under
     source: str | None = None  # spec file:line:col, for modules built from a spec
     completed: bool = False  # False when the forward pass failed inside this call
+    flops: int = 0  # counted by torch's FlopCounterMode during this call, children included
+    output_bytes: int = 0
 
 
 @dataclass
@@ -82,6 +84,9 @@ class Report:
     trainable_params: int
     param_bytes: int
     device: str
+    input_bytes: int = 0
+    activation_bytes: int = 0  # outputs of the leaf layers: what a training step keeps for backward
+    total_flops: int = 0
     failure: Failure | None = None
     notes: list[Note] = field(default_factory=list)
 
@@ -93,7 +98,14 @@ class Report:
         """The report as JSON-ready data."""
         data = asdict(self)
         data["non_trainable_params"] = self.non_trainable_params
+        data["total_macs"] = self.total_flops // 2
+        data["total_bytes"] = self.total_bytes
         return data
+
+    @property
+    def total_bytes(self) -> int:
+        """The memory estimate: inputs, parameters and forward activations."""
+        return self.input_bytes + self.param_bytes + self.activation_bytes
 
 
 @dataclass

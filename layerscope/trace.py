@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torch.utils.flop_counter import FlopCounterMode
 
 from layerscope import diagnose
 from layerscope.report import LayerRecord, Note, ParamRecord, Report, Shape
@@ -27,6 +28,26 @@ def tensors_in(value: Any) -> list[Tensor]:
 def shapes_of(value: Any) -> list[Shape]:
     """The shapes of every tensor in a (nested) value."""
     return [list(t.shape) for t in tensors_in(value)]
+
+
+def nbytes(value: Any) -> int:
+    """Bytes held by every tensor in a (nested) value."""
+    return sum(t.numel() * t.element_size() for t in tensors_in(value))
+
+
+def flop_counter() -> FlopCounterMode:
+    """torch's FLOP counter, without the ~0.8 s import of torch._dynamo on its first use.
+
+    Its dispatch method is wrapped to be skipped by torch.compile, and the wrapper imports
+    torch._dynamo to say so. Nothing here is compiled, so the wrapper may call the method as it is.
+    """
+    from torch.utils import flop_counter as fc
+
+    raw = getattr(getattr(fc, "_FlopCounterMode", None), "__torch_dispatch__", None)
+    raw = getattr(raw, "__wrapped__", None)
+    if raw is not None and not hasattr(raw, "__dynamo_disable"):
+        raw.__dynamo_disable = raw
+    return FlopCounterMode(display=False)
 
 
 def _count(params: Sequence[nn.Parameter]) -> tuple[int, int]:
@@ -59,6 +80,7 @@ def trace(
     records: list[LayerRecord] = []
     stack: list[tuple[LayerRecord, nn.Module, tuple[Any, ...]]] = []  # calls still open, innermost last
     raised_in: dict[int, str] = {}  # index into `caught` → the innermost layer open when it was raised
+    counter = flop_counter()
 
     def pre_hook(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         key = id(module)
@@ -82,12 +104,15 @@ def trace(
             source=str(sources[qualname]) if qualname in sources else None,
         )
         first_call.setdefault(key, qualname)
+        record.flops = -counter.get_total_flops()  # the post hook adds the total at the end of the call
         records.append(record)
         stack.append((record, module, args))
 
     def post_hook(module: nn.Module, args: Any, kwargs: Any, output: Any) -> None:
         record = stack.pop()[0]
         record.output_shapes = shapes_of(output)
+        record.output_bytes = nbytes(output)
+        record.flops += counter.get_total_flops()
         record.completed = True
         for i in range(len(raised_in), len(caught)):
             raised_in[i] = record.name  # inner calls finish first, so they claim first
@@ -98,6 +123,7 @@ def trace(
         handles.append(module.register_forward_hook(post_hook, with_kwargs=True))
     was_training = model.training
     fastpath = torch.backends.mha.get_fastpath_enabled()
+    mkldnn = torch.backends.mkldnn.enabled
     failure = None
     error: Exception | None = None
     output: Any = None
@@ -107,13 +133,17 @@ def trace(
             model.eval()
             # the fused attention fast path skips the sublayers' forward, hiding their rows
             torch.backends.mha.set_fastpath_enabled(False)
-            with torch.no_grad():
+            # oneDNN runs an LSTM as one kernel the FLOP counter cannot see into; without it the
+            # CPU takes the same matmuls as the meta device, so both report the same FLOPs
+            torch.backends.mkldnn.enabled = False
+            with torch.no_grad(), counter:
                 output = model(*inputs)
         except Exception as e:  # noqa: BLE001 - a model that rejects its input is a result, not a crash
             error = e
         finally:
             model.train(was_training)
             torch.backends.mha.set_fastpath_enabled(fastpath)
+            torch.backends.mkldnn.enabled = mkldnn
             for handle in handles:
                 handle.remove()
     if error is not None:
@@ -126,6 +156,9 @@ def trace(
     notes = _notes(caught, raised_in, stack[-1][0].name if stack else "")
     params = _params(model)
     counted = [p for p in params if p.counted]
+    for record in records:
+        if not record.completed:
+            record.flops = 0  # the call never ended; what it did before failing is not its cost
     first = next(iter(model.parameters()), None)
     return Report(
         model=name or model._get_name(),
@@ -136,6 +169,9 @@ def trace(
         total_params=sum(p.numel for p in counted),
         trainable_params=sum(p.numel for p in counted if p.trainable),
         param_bytes=sum(p.numel * _itemsize(p.dtype) for p in counted),
+        input_bytes=nbytes(list(inputs)),
+        activation_bytes=sum(r.output_bytes for r in records if r.is_leaf and r.completed),
+        total_flops=counter.get_total_flops(),
         device=str(first.device) if first is not None else "cpu",
         failure=failure,
         notes=notes,
