@@ -124,6 +124,52 @@ def transformer_encoder() -> nn.Module:  # the torch.nn.TransformerEncoder docs 
     )
 
 
+class Block(nn.Module):
+    """torchvision's ResNet BasicBlock (expansion 1) or Bottleneck (expansion 4), written out again."""
+
+    def __init__(self, cin: int, c: int, stride: int, bottleneck: bool):
+        super().__init__()
+        cout = 4 * c if bottleneck else c
+        if bottleneck:
+            convs = [
+                nn.Conv2d(cin, c, 1, bias=False),
+                nn.Conv2d(c, c, 3, stride, 1, bias=False),
+                nn.Conv2d(c, cout, 1, bias=False),
+            ]
+        else:
+            convs = [nn.Conv2d(cin, c, 3, stride, 1, bias=False), nn.Conv2d(c, c, 3, 1, 1, bias=False)]
+        self.convs = nn.ModuleList(convs)
+        self.bns = nn.ModuleList(nn.BatchNorm2d(conv.out_channels) for conv in convs)
+        self.downsample = (
+            nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+            if stride != 1 or cin != cout
+            else None
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = x
+        for i, (conv, bn) in enumerate(zip(self.convs, self.bns, strict=True)):
+            out = bn(conv(out))
+            out = out if i == len(self.convs) - 1 else torch.relu(out)
+        return torch.relu(out + (x if self.downsample is None else self.downsample(x)))
+
+
+def resnet(depths: list[int], bottleneck: bool) -> nn.Module:
+    layers: list[nn.Module] = [
+        nn.Conv2d(3, 64, 7, 2, 3, bias=False),
+        nn.BatchNorm2d(64),
+        nn.ReLU(),
+        nn.MaxPool2d(3, 2, 1),
+    ]
+    cin = 64
+    for stage, n in enumerate(depths):
+        c = 64 * 2**stage
+        for i in range(n):
+            layers.append(Block(cin, c, 2 if stage and i == 0 else 1, bottleneck))
+            cin = 4 * c if bottleneck else c
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(cin, 1000))
+
+
 # config name → (reference module factory, its input)
 REFERENCES = {
     "tinymodel": (TinyModel, lambda: [torch.rand(1, 100)]),
@@ -140,4 +186,18 @@ REFERENCES = {
     "single_neuron": (lambda: nn.Linear(10, 1, bias=False), lambda: [torch.rand(1, 10)]),
     "bn_convnet": (bn_convnet, lambda: [torch.rand(1, 3, 32, 32)]),
     "transformer_encoder": (transformer_encoder, lambda: [torch.rand(10, 32, 512)]),
+    "resnet18": (lambda: resnet([2, 2, 2, 2], False), lambda: [torch.rand(1, 3, 224, 224)]),
+    "resnet50": (lambda: resnet([3, 4, 6, 3], True), lambda: [torch.rand(1, 3, 224, 224)]),
+}
+
+# zoo config name → its published parameter count (each spec's header comment cites the source)
+PUBLISHED = {
+    "alexnet": 61_100_840,
+    "vgg16": 138_357_544,
+    "resnet18": 11_689_512,
+    "resnet50": 25_557_032,
+    "vit_b_16": 86_567_656,
+    "gpt2": 124_439_808,
+    "bert_base": 109_482_240,
+    "llama_7b": 6_738_415_616,
 }

@@ -30,7 +30,7 @@ SPECS = [
     (
         "op_named_use",
         "input: {shape: [1, 3]}\nlayers:\n  - {name: a, op: use, hidden_size: 4}\n",
-        "bad.yaml:3:19: error: unknown op 'use' — ops are torch.nn class names or functional ops such as relu, flatten",
+        "bad.yaml:3:19: error: unknown op 'use' — ops are torch.nn class names, functional ops such as relu, or blocks:",
     ),
     (
         "unknown_op",
@@ -40,7 +40,7 @@ SPECS = [
     (
         "unknown_op_far",
         "input: {shape: [1, 3]}\nlayers:\n  - {op: Frobnicate}\n",
-        "bad.yaml:3:10: error: unknown op 'Frobnicate' — ops are torch.nn class names or functional ops such as relu, flatten",
+        "bad.yaml:3:10: error: unknown op 'Frobnicate' — ops are torch.nn class names, functional ops such as relu, or blocks:",
     ),
     (
         "unknown_argument",
@@ -96,17 +96,17 @@ SPECS = [
     (
         "expression_call",
         "input: {shape: [1, 3]}\nlayers:\n  - {op: Linear, out_features: \"${__import__('os')}\"}\n",
-        "bad.yaml:3:32: error: call is not allowed in ${__import__('os')} — expressions take numbers, vars, + - * / // % ** and min()/max()",
+        "bad.yaml:3:32: error: call is not allowed in ${__import__('os')} — expressions take numbers, true/false, vars, + - * / // % **, min()/max(), comparisons, and/or/not, a if cond else b",
     ),
     (
         "expression_attribute",
         "vars: {n: 3}\ninput: {shape: [1, 3]}\nlayers:\n  - {op: Linear, out_features: '${n.real}'}\n",
-        "bad.yaml:4:32: error: attribute is not allowed in ${n.real} — expressions take numbers, vars, + - * / // % ** and min()/max()",
+        "bad.yaml:4:32: error: attribute is not allowed in ${n.real} — expressions take numbers, true/false, vars, + - * / // % **, min()/max(), comparisons, and/or/not, a if cond else b",
     ),
     (
         "expression_syntax",
         "input: {shape: [1, 3]}\nlayers:\n  - {op: Linear, out_features: '${3 +}'}\n",
-        "bad.yaml:3:32: error: cannot parse expression ${3 +} — use numbers, vars, + - * / // % ** and min/max",
+        "bad.yaml:3:32: error: cannot parse expression ${3 +} — use numbers, true/false, vars, + - * / // % **, min()/max(), comparisons, and/or/not, a if cond else b",
     ),
     (
         "huge_exponent",
@@ -326,12 +326,103 @@ SPECS = [
     (
         "expression_subscript",
         "vars: {n: 3}\ninput: {shape: [1, 3]}\nlayers:\n  - {op: Linear, out_features: '${n[0]}'}\n",
-        "bad.yaml:4:32: error: subscript is not allowed in ${n[0]} — expressions take numbers, vars, + - * / // % ** and min()/max()",
+        "bad.yaml:4:32: error: subscript is not allowed in ${n[0]} — expressions take numbers, true/false, vars, + - * / // % **, min()/max(), comparisons, and/or/not, a if cond else b",
     ),
     (
         "expression_string_var",
         "vars: {n: abc}\ninput: {shape: [1, 3]}\nlayers:\n  - {op: Linear, out_features: '${n * 2}'}\n",
         "bad.yaml:4:32: error: ${n * 2} uses 'abc', which is not a number",
+    ),
+    # blocks, repeat, when, tie
+    (
+        "all_off",
+        "input: {shape: [1, 4]}\nlayers:\n  - {op: Linear, out_features: 4, when: false}\n",
+        "bad.yaml:3:3: error: every layer of this list is switched off by when:",
+    ),
+    (
+        "block_args",
+        "input: {shape: [1, 4]}\nblocks:\n  B: {layers: [{op: relu}]}\nlayers:\n  - {op: B, args: [1]}\n",
+        "bad.yaml:5:13: error: block B takes named params, not args:",
+    ),
+    (
+        "block_is_op",
+        "input: {shape: [1, 4]}\nblocks:\n  Linear: {layers: [{op: relu}]}\nlayers:\n  - {op: Linear, out_features: 3}\n",
+        "bad.yaml:3:3: error: block name 'Linear' is already an op — pick another name",
+    ),
+    (
+        "block_key",
+        "input: {shape: [1, 4]}\nblocks:\n  B: {layer: [{op: relu}]}\nlayers:\n  - {op: B}\n",
+        "bad.yaml:3:7: error: unknown block key 'layer' — did you mean 'layers'?",
+    ),
+    (
+        "block_nolayers",
+        "input: {shape: [1, 4]}\nblocks:\n  B: {params: {}}\nlayers:\n  - {op: B}\n",
+        "bad.yaml:3:6: error: block B needs a non-empty layers: list",
+    ),
+    (
+        "cond_text",
+        'vars: {n: 2}\ninput: {shape: [1, 4]}\nlayers:\n  - {op: Linear, out_features: "${4 if n else 2}"}\n',
+        "bad.yaml:4:32: error: ${4 if n else 2} uses 2 as a condition — conditions are comparisons or true/false",
+    ),
+    (
+        "inputs_count",
+        "input: {shape: [1, 4]}\nblocks:\n  Pair: {inputs: [a, b], layers: [{op: add, from: [a, b]}]}\nlayers:\n  - {op: Pair}\n",
+        "bad.yaml:5:5: error: block Pair takes 2 input(s) (a, b), but gets 1 — name them with from: [a, b]",
+    ),
+    (
+        "missing_param",
+        'input: {shape: [1, 4]}\nblocks:\n  B: {params: {width: null}, layers: [{op: Linear, out_features: "${width}"}]}\nlayers:\n  - {op: B}\n',
+        "bad.yaml:5:5: error: block B needs width: — B params: width",
+    ),
+    (
+        "off_two",
+        "input: {shape: [1, 4]}\nlayers:\n  - {name: a, op: Linear, out_features: 4}\n  - {name: b, op: add, from: [a, input], when: false}\n",
+        "bad.yaml:4:30: error: a layer switched off by when: passes its input on, so it takes one input",
+    ),
+    (
+        "recursion",
+        "input: {shape: [1, 4]}\nblocks:\n  A: {layers: [{op: B}]}\n  B: {layers: [{op: A}]}\nlayers:\n  - {op: A}\n",
+        "bad.yaml:4:21: error: block A contains itself: A -> B -> A",
+    ),
+    (
+        "repeat_zero",
+        "input: {shape: [1, 4]}\nlayers:\n  - {op: Linear, out_features: 4, repeat: 0}\n",
+        "bad.yaml:3:43: error: repeat: must be a positive whole number, got 0",
+    ),
+    (
+        "tie_param",
+        "input: {shape: [1, 4]}\nlayers:\n  - {name: a, op: Linear, out_features: 4}\n  - {name: b, op: Linear, out_features: 4, tie: {weigth: a.weight}}\n",
+        "bad.yaml:4:58: error: tie: Linear has no parameter 'weigth' — did you mean 'weight'?",
+    ),
+    (
+        "tie_relu",
+        "input: {shape: [1, 4]}\nlayers:\n  - {op: relu, tie: {weight: x.weight}}\n",
+        "bad.yaml:3:21: error: tie: cannot tie relu: relu has no parameters — tie a layer with fixed sizes",
+    ),
+    (
+        "tie_shape",
+        "input: {shape: [1, 4]}\nlayers:\n  - {name: a, op: Linear, out_features: 8}\n  - {name: b, op: Linear, out_features: 4, tie: {weight: a.weight}}\n",
+        "bad.yaml:4:58: error: tie: a.weight is 8x4 but b.weight is 4x8 — tied parameters must have the same shape",
+    ),
+    (
+        "tie_target",
+        "input: {shape: [1, 4]}\nlayers:\n  - {name: a, op: Linear, out_features: 4}\n  - {name: b, op: Linear, out_features: 4, tie: {weight: a.wieght}}\n",
+        "bad.yaml:4:58: error: tie: no parameter 'a.wieght' is defined above — did you mean 'a.weight'?",
+    ),
+    (
+        "unknown_i",
+        'input: {shape: [1, 4]}\nlayers:\n  - {op: Linear, out_features: "${i + 1}"}\n',
+        "bad.yaml:3:32: error: unknown var 'i' — i is the index of a repeat: and exists only in a repeated layer",
+    ),
+    (
+        "unknown_param",
+        'input: {shape: [1, 4]}\nblocks:\n  B: {params: {width: null}, layers: [{op: Linear, out_features: "${width}"}]}\nlayers:\n  - {op: B, widht: 3}\n',
+        "bad.yaml:5:13: error: block B has no param 'widht' — did you mean 'width'?",
+    ),
+    (
+        "when_number",
+        "input: {shape: [1, 4]}\nlayers:\n  - {op: Linear, out_features: 4, when: 3}\n",
+        'bad.yaml:3:41: error: when: must be true or false, got 3 — a condition such as "${i == 0}" or "${down}"',
     ),
 ]
 
@@ -387,7 +478,10 @@ ARGUMENT_ERRORS = [
         "layerscope: error: missing.yaml: no such file — `layerscope list` shows the bundled specs",
     ),
     (["inspect", "lenet.yml"], "layerscope: error: lenet.yml: no such file — did you mean 'lenet'?"),
-    (["inspect", "lenett"], "layerscope: error: 'lenett' is neither a file nor a bundled spec — did you mean 'lenet'?"),
+    (
+        ["inspect", "lenett"],
+        "layerscope: error: 'lenett' is neither a file nor a bundled spec — did you mean 'lenet' or 'alexnet'?",
+    ),
     (
         ["inspect", "lenet", "--input", "1xa"],
         "layerscope: error: --input '1xa': not a shape — write sizes joined by x, e.g. --input 1x3x32x32 or --input 5:int64",
@@ -399,6 +493,18 @@ ARGUMENT_ERRORS = [
     (
         ["shapes", "lenet", "--input", "5:long"],
         "layerscope: error: --input '5:long': unknown dtype 'long' — did you mean 'int64'?",
+    ),
+    (
+        ["inspect", "lenet", "--set", "clases=3"],
+        "layerscope: error: --set clases: the model has no var 'clases' — did you mean 'classes'?",
+    ),
+    (
+        ["inspect", "lenet", "--set", "classes"],
+        "layerscope: error: --set 'classes': expected NAME=VALUE — e.g. --set classes=100",
+    ),
+    (
+        ["inspect", "lenet", "--dtype", "int8"],
+        "layerscope: error: unknown --dtype 'int8' — float32, float64, float16, bfloat16",
     ),
     (
         ["params", "lenet", "--device", "tpu"],

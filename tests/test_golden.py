@@ -8,19 +8,29 @@ from __future__ import annotations
 import pytest
 
 from conftest import CONFIGS, ROOT
+from reference_models import PUBLISHED
 
 GOLDEN = ROOT / "tests" / "golden"
 
 CASES = [
     (f"{config}.{command}", [command, f"configs/{config}.yaml"], 0)
     for config in CONFIGS
+    if config not in PUBLISHED
     for command in ("inspect", "shapes", "params")
+]
+# the zoo, block by block: every row of a 32-layer LLaMA would bury what a reader checks
+CASES += [
+    (f"{config}_depth2.inspect", ["inspect", f"configs/{config}.yaml", "--depth", "2"], 0)
+    for config in sorted(PUBLISHED)
 ]
 CASES += [
     ("classifier_16x16.shapes", ["shapes", "configs/classifier.yaml", "--input", "1x3x16x16"], 1),
     ("lenet_28x28.inspect", ["inspect", "configs/lenet.yaml", "--input", "1x1x28x28"], 1),
     ("transformer_encoder_depth2.inspect", ["inspect", "configs/transformer_encoder.yaml", "--depth", "2"], 0),
     ("list", ["list"], 0),
+    ("tiny_blocks_depth2.inspect", ["inspect", "tests/specs/tiny_blocks.yaml", "--depth", "2"], 0),
+    ("tiny_blocks.params", ["params", "tests/specs/tiny_blocks.yaml"], 0),
+    ("resnet18_bfloat16.inspect", ["inspect", "configs/resnet18.yaml", "--depth", "1", "--dtype", "bfloat16"], 0),
     (
         "classifier.check",
         ["check", "configs/classifier.yaml", "-i", "1x3x32x32", "-i", "1x3x16x16", "-i", "1x1x32x32"],
