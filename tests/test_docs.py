@@ -1,0 +1,45 @@
+"""docs/spec.md's examples are specs: each builds, traces and has the counts its `# expect:` line gives."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from layerscope.build import build
+from layerscope.report import format_shapes
+from layerscope.spec import load_spec
+from layerscope.trace import trace
+
+from conftest import ROOT
+
+DOC = ROOT / "docs" / "spec.md"
+EXAMPLES = re.findall(r"```yaml\n(.*?)```", DOC.read_text(encoding="utf-8"), flags=re.S)
+
+
+def test_the_reference_has_examples() -> None:
+    assert len(EXAMPLES) >= 6
+
+
+@pytest.mark.parametrize("text", EXAMPLES, ids=[re.search(r"name: (\w+)", t).group(1) for t in EXAMPLES])
+def test_example_builds_with_the_expected_counts(tmp_path: Path, text: str) -> None:
+    expect = dict(re.findall(r"(\w+)=(\S+)", re.search(r"# expect: (.*)", text).group(1)))
+    path = tmp_path / "example.yaml"
+    path.write_text(text, encoding="utf-8")
+    spec = load_spec(path)
+    built = build(spec)
+    report = trace(built.model, built.inputs, name=spec.name)
+    assert report.failure is None
+    assert report.total_params == int(expect["total_params"])
+    assert format_shapes(report.output_shapes) == expect["output"]
+
+
+def test_every_layer_key_and_model_key_is_documented() -> None:
+    from layerscope.layers import BLOCK_KEYS, LAYER_KEYS
+    from layerscope.ops import FUNCTIONAL_OPS
+    from layerscope.spec import INPUT_KEYS, MODEL_KEYS
+
+    doc = DOC.read_text(encoding="utf-8")
+    for key in (*MODEL_KEYS, *LAYER_KEYS, *INPUT_KEYS, *BLOCK_KEYS, *FUNCTIONAL_OPS):
+        assert f"`{key}`" in doc, key
