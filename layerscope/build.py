@@ -22,7 +22,7 @@ from layerscope.errors import Source, SpecError, UsageError, did_you_mean
 from layerscope.ops import FunctionalOp
 from layerscope.report import Note
 from layerscope.spec import DTYPES, InputSpec, LayerSpec, ModelSpec
-from layerscope.trace import tensors_in
+from layerscope.trace import nbytes
 
 _DTYPES = {name: getattr(torch, name) for name in DTYPES}  # the spec's dtype names are torch's
 
@@ -246,7 +246,7 @@ class _Builder:
                 except Exception:  # noqa: BLE001 - the trace stage re-runs and diagnoses this layer
                     self.stopped_at = qualname
                     continue
-                self.charge(sum(t.numel() * t.element_size() for t in tensors_in(out)))
+                self.charge(nbytes(out))
             env[layer.name] = out
         return module, (out if output is None else env[output])
 
