@@ -93,11 +93,7 @@ class Resolver:
             out.item_sources = value.item_sources
             return out
         if isinstance(value, YMap):
-            out_map = YMap(source=value.source)
-            out_map.key_sources, out_map.value_sources = value.key_sources, value.value_sources
-            for k, v in value.items():
-                out_map[k] = self.resolve(v, value.where(k))
-            return out_map
+            return value.derive((k, self.resolve(v, value.where(k))) for k, v in value.items())
         return value
 
     def _evaluate(self, text: str, where: Source) -> Any:

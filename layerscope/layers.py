@@ -86,12 +86,13 @@ def reject_unknown(node: YMap, keys: Any, allowed: Any, message: str, listing: s
             )
 
 
-def _identifier(value: Any, what: str, where: Source) -> str:
+LAYER_NAME_HINT = "dots are added by nesting"
+
+
+def identifier(value: Any, what: str, where: Source, hint: str | None = None) -> str:
+    """`value` when it is a name of letters, digits and _; else an error at `where`."""
     if not isinstance(value, str) or not NAME.match(value):
-        nesting = "dots are added by nesting" if isinstance(value, str) and "." in value else None
-        raise SpecError(
-            f"{what} {value!r} must be letters, digits or _", source=where, hint=yaml_hint(value) or nesting
-        )
+        raise SpecError(f"{what} {value!r} must be letters, digits or _", source=where, hint=yaml_hint(value) or hint)
     return value
 
 
@@ -104,7 +105,7 @@ def parse_blocks(raw: Any, where: Source) -> dict[str, BlockDef]:
     blocks = {}
     for name, body in raw.items():
         key_where = raw.key_sources[name]
-        _identifier(name, "block name", key_where)
+        identifier(name, "block name", key_where)
         if lookup(name) is not None or name in ("Sequential", "use"):
             raise SpecError(f"block name {name!r} is already an op", source=key_where, hint="pick another name")
         if not isinstance(body, YMap):
@@ -114,12 +115,12 @@ def parse_blocks(raw: Any, where: Source) -> dict[str, BlockDef]:
         if not isinstance(params, YMap):
             raise SpecError("params: must map names to defaults (null: required)", source=body.where("params"))
         for param in params:
-            _identifier(param, "param name", params.key_sources[param])
+            identifier(param, "param name", params.key_sources[param])
         inputs = body.get("inputs", ["input"])
         if not isinstance(inputs, list) or not inputs:
             raise SpecError("inputs: must list the block's input names", source=body.where("inputs"))
         for i, input_name in enumerate(inputs):
-            _identifier(input_name, "input name", inputs.where(i) if isinstance(inputs, YList) else body.source)
+            identifier(input_name, "input name", inputs.where(i) if isinstance(inputs, YList) else body.source)
         if not isinstance(body.get("layers"), YList) or not body["layers"]:
             raise SpecError(f"block {name} needs a non-empty layers: list", source=body.where("layers"))
         blocks[name] = BlockDef(
@@ -135,11 +136,7 @@ def parse_blocks(raw: Any, where: Source) -> dict[str, BlockDef]:
 
 def resolve_keys(item: YMap, resolver: Resolver, keys: Any) -> YMap:
     """A copy of `item` with `${...}` resolved in `keys` only: nested layer lists resolve in their own scope."""
-    out = YMap(source=item.source)
-    out.key_sources, out.value_sources = item.key_sources, item.value_sources
-    for key, value in item.items():
-        out[key] = resolver.resolve(value, item.where(key)) if key in keys else value
-    return out
+    return item.derive((k, resolver.resolve(v, item.where(k)) if k in keys else v) for k, v in item.items())
 
 
 class LayerParser:
@@ -176,7 +173,7 @@ class LayerParser:
                     )
                 name = head.get("name")
                 if name is not None:
-                    defined[_identifier(name, "layer name", head.where("name"))] = head.source
+                    defined[identifier(name, "layer name", head.where("name"), LAYER_NAME_HINT)] = head.source
                     aliases[name] = inputs[0] if inputs else previous
                 previous = inputs[0] if inputs else previous
                 continue
@@ -204,7 +201,7 @@ class LayerParser:
         name = head.get("name")
         if name is None:
             name = _auto_name(item["use"] if reuse and isinstance(item["use"], str) else op, defined, counters)
-        _identifier(name, "layer name", head.where("name"))
+        identifier(name, "layer name", head.where("name"), LAYER_NAME_HINT)
         if name in _MODULE_ATTRS or name in input_names:
             raise SpecError(f"layer name {name!r} is reserved", source=head.where("name"), hint="pick another name")
         if name in defined:
@@ -247,16 +244,11 @@ class LayerParser:
                 source=head.where("repeat"),
                 hint=yaml_hint(count),
             )
-        body = YMap(source=item.source)
-        body.key_sources, body.value_sources = item.key_sources, item.value_sources
-        for key, value in item.items():
-            if key not in ("name", "repeat", "from", "when"):
-                body[key] = value
+        body = item.derive((k, v) for k, v in item.items() if k not in ("name", "repeat", "from", "when"))
         children = []
         for i in range(count):
             child_scope = scope.child({"i": i}, {"i": head.where("repeat")})
-            child_head = resolve_keys(body, child_scope, ())
-            child_head["name"] = str(i)
+            child_head = body.derive([*body.items(), ("name", str(i))])
             children.append(self.parse_layer(body, child_head, {"input"}, {}, {}, child_scope))
         return LayerSpec(name, "Sequential", item.source, layers=tuple(children))
 

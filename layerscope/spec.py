@@ -10,7 +10,7 @@ from typing import Any
 from layerscope.catalog import yaml_hint
 from layerscope.errors import Source, SpecError, UsageError, did_you_mean
 from layerscope.expr import Resolver
-from layerscope.layers import NAME, LayerParser, LayerSpec, check_keys, parse_blocks, resolve_keys
+from layerscope.layers import LayerParser, LayerSpec, check_keys, identifier, parse_blocks, resolve_keys
 from layerscope.yamlsrc import YList, YMap, load_documents, read_spec_text
 
 __all__ = ["DTYPES", "InputSpec", "LayerSpec", "ModelSpec", "dtype_hint", "load_spec", "parse_model"]
@@ -131,10 +131,7 @@ def _parse_inputs(doc: YMap) -> tuple[InputSpec, ...]:
             raise SpecError("each input must be a mapping like {shape: [1, 3, 32, 32]}", source=where)
         check_keys(item, INPUT_KEYS, "input")
         name = item.get("name", "input" if len(items) == 1 else f"input{i}")
-        if not isinstance(name, str) or not NAME.match(name):
-            raise SpecError(
-                f"input name {name!r} must be letters, digits or _", source=item.where("name"), hint=yaml_hint(name)
-            )
+        identifier(name, "input name", item.where("name"))
         if "shape" not in item:
             raise SpecError("input needs shape:", source=item.source, hint="e.g. shape: [1, 3, 32, 32]")
         shape = parse_shape_value(item["shape"], item.where("shape"))

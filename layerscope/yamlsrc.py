@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,12 @@ class YMap(dict):  # type: ignore[type-arg]
     def where(self, key: str) -> Source:
         """Position of the value under `key`, or of the mapping itself when it is absent."""
         return self.value_sources.get(key, self.source)
+
+    def derive(self, items: Iterable[tuple[str, Any]]) -> YMap:
+        """A mapping of `items` that keeps this one's positions (for keys it shares with it)."""
+        out = YMap(items, source=self.source)
+        out.key_sources, out.value_sources = self.key_sources, self.value_sources
+        return out
 
 
 class YList(list):  # type: ignore[type-arg]
