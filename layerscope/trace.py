@@ -78,7 +78,8 @@ def trace(
     first_call: dict[int, str] = {}
     counts: dict[int, tuple[int, int]] = {}
     records: list[LayerRecord] = []
-    stack: list[tuple[LayerRecord, nn.Module, tuple[Any, ...]]] = []  # calls still open, innermost last
+    # calls still open, innermost last: record, module, args, the FLOP total when the call began
+    stack: list[tuple[LayerRecord, nn.Module, tuple[Any, ...], int]] = []
     raised_in: dict[int, str] = {}  # index into `caught` → the innermost layer open when it was raised
     counter = flop_counter()
 
@@ -104,15 +105,14 @@ def trace(
             source=str(sources[qualname]) if qualname in sources else None,
         )
         first_call.setdefault(key, qualname)
-        record.flops = -counter.get_total_flops()  # the post hook adds the total at the end of the call
         records.append(record)
-        stack.append((record, module, args))
+        stack.append((record, module, args, counter.get_total_flops()))
 
     def post_hook(module: nn.Module, args: Any, kwargs: Any, output: Any) -> None:
-        record = stack.pop()[0]
+        record, _, _, flops_before = stack.pop()
         record.output_shapes = shapes_of(output)
         record.output_bytes = nbytes(output)
-        record.flops += counter.get_total_flops()
+        record.flops = counter.get_total_flops() - flops_before
         record.completed = True
         for i in range(len(raised_in), len(caught)):
             raised_in[i] = record.name  # inner calls finish first, so they claim first
@@ -148,7 +148,7 @@ def trace(
                 handle.remove()
     if error is not None:
         where, module, args = (
-            stack[-1]
+            stack[-1][:3]
             if stack
             else (LayerRecord("", model._get_name(), 0, shapes_of(list(inputs))), None, tuple(inputs))
         )
@@ -156,9 +156,6 @@ def trace(
     notes = _notes(caught, raised_in, stack[-1][0].name if stack else "")
     params = _params(model)
     counted = [p for p in params if p.counted]
-    for record in records:
-        if not record.completed:
-            record.flops = 0  # the call never ended; what it did before failing is not its cost
     first = next(iter(model.parameters()), None)
     return Report(
         model=name or model._get_name(),
