@@ -14,24 +14,22 @@ from layerscope.configs import Bundled
 from layerscope.report import CheckResult, LayerRecord, Report, format_shape, format_shapes
 
 
+def _scaled(n: int, base: int, units: tuple[str, ...]) -> str:
+    """`n` in the largest of `units` (each `base` times the one before) that keeps it below `base`."""
+    value, step = float(n), 0
+    while abs(value) >= base and step < len(units) - 1:
+        value, step = value / base, step + 1
+    return f"{value:.0f} {units[0]}".rstrip() if step == 0 else f"{value:.2f} {units[step]}"
+
+
 def human_bytes(n: int) -> str:
-    """Bytes in binary units: 317.5 KiB."""
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.2f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
+    """Bytes in binary units: 317.54 KiB."""
+    return _scaled(n, 1024, ("B", "KiB", "MiB", "GiB", "TiB"))
 
 
 def si(n: int) -> str:
     """A count in SI units: 3.63 G."""
-    value = float(n)
-    for unit in ("", "k", "M", "G", "T", "P"):
-        if abs(value) < 1000 or unit == "P":
-            return f"{value:.0f}" if unit == "" else f"{value:.2f} {unit}"
-        value /= 1000
-    raise AssertionError("unreachable")
+    return _scaled(n, 1000, ("", "k", "M", "G", "T", "P"))
 
 
 def _visible_layers(report: Report, depth: int | None) -> list[tuple[LayerRecord, Text]]:
