@@ -86,19 +86,19 @@ def parse_sets(texts: list[str]) -> dict[str, int | float | bool | str]:
     """`--set name=value` texts → var overrides; values read as int, float, true/false, else text."""
     overrides: dict[str, int | float | bool | str] = {}
     for text in texts:
-        name, sep, raw = text.partition("=")
-        if not sep or not name.strip():
+        name, sep, raw = (part.strip() for part in text.partition("="))
+        if not sep or not name:
             raise UsageError(f"--set {text!r}: expected NAME=VALUE", hint="e.g. --set classes=100")
-        value: int | float | bool | str = raw.strip()
+        value: int | float | bool | str = raw
         for kind in (int, float):
             try:
                 value = kind(raw)
                 break
             except ValueError:
                 pass
-        if raw.strip().lower() in ("true", "false"):
-            value = raw.strip().lower() == "true"
-        overrides[name.strip()] = value
+        if raw.lower() in ("true", "false"):
+            value = raw.lower() == "true"
+        overrides[name] = value
     return overrides
 
 
