@@ -8,6 +8,7 @@ not weight values, so no time goes into initialisation.
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -18,6 +19,7 @@ from torch import Tensor, nn
 
 from layerscope import devices
 from layerscope.catalog import lookup
+from layerscope.dispatch import OpCounter
 from layerscope.errors import Source, SpecError, UsageError, did_you_mean
 from layerscope.ops import FunctionalOp
 from layerscope.report import Note
@@ -140,15 +142,15 @@ def build(
         )
     if device == "auto":
         return _build_auto(spec, inputs, dtype)
-    return _Builder(spec, _device(device), None, _DTYPES[dtype]).run(inputs)
+    return _Builder(spec, _device(device), _DTYPES[dtype]).run(inputs)
 
 
 def _build_auto(spec: ModelSpec, inputs: Sequence[InputSpec], dtype: str = "float32") -> Built:
-    """On the CPU within devices.CPU_BUDGET_BYTES, else again on meta."""
+    """On the CPU within devices' budgets, else again on meta."""
     try:
-        return _Builder(spec, torch.device("cpu"), devices.CPU_BUDGET_BYTES, _DTYPES[dtype]).run(inputs)
+        return _Builder(spec, torch.device("cpu"), _DTYPES[dtype], budgeted=True).run(inputs)
     except _OverBudget:
-        return _Builder(spec, torch.device("meta"), None, _DTYPES[dtype]).run(inputs)
+        return _Builder(spec, devices.meta(), _DTYPES[dtype]).run(inputs)
 
 
 def spec_probe(
@@ -172,8 +174,10 @@ def spec_probe(
 
 
 def _device(name: str) -> torch.device:
-    if name in ("cpu", "meta"):
+    if name == "cpu":
         return torch.device(name)
+    if name == "meta":
+        return devices.meta()
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
             raise UsageError(f"device {name!r}: CUDA is not available on this machine", hint="use auto, cpu or meta")
@@ -182,27 +186,31 @@ def _device(name: str) -> torch.device:
 
 
 class _Builder:
-    def __init__(self, spec: ModelSpec, device: torch.device, budget: int | None, dtype: torch.dtype):
+    def __init__(self, spec: ModelSpec, device: torch.device, dtype: torch.dtype, budgeted: bool = False):
         self.spec = spec
         self.device = device
         self.dtype = dtype
-        self.budget = budget
+        self.budgeted = budgeted  # within devices.CPU_BUDGET_BYTES and CPU_BUDGET_MACS, or _OverBudget
         self.used_bytes = 0
+        self.used_macs = 0
         self.registry: dict[str, nn.Module] = {}
         self.sources: dict[str, Source] = {}
         self.stopped_at: str | None = None
         self.skipped: list[str] = []
 
-    def charge(self, nbytes: int) -> None:
-        """Count bytes about to live on the device; past the budget, start again on meta."""
+    def charge(self, nbytes: int = 0, macs: int = 0) -> None:
+        """Count bytes about to live on the device and work about to be done; past a budget, stop."""
         self.used_bytes += nbytes
-        if self.budget is not None and self.used_bytes > self.budget:
+        self.used_macs += macs
+        if self.budgeted and (self.used_bytes > devices.CPU_BUDGET_BYTES or self.used_macs > devices.CPU_BUDGET_MACS):
             raise _OverBudget
 
     def run(self, inputs: Sequence[InputSpec]) -> Built:
         self.charge(sum(torch.Size(i.shape).numel() * _input_dtype(i, self.dtype).itemsize for i in inputs))
         tensors = make_inputs(inputs, self.device, self.dtype)
-        with torch.no_grad(), warnings.catch_warnings():
+        # on meta, common ops are answered by shape (dispatch.py); on the CPU they just run
+        quick = OpCounter() if self.device.type == "meta" else contextlib.nullcontext()
+        with torch.no_grad(), warnings.catch_warnings(), quick:
             warnings.simplefilter("ignore")  # the trace stage records warnings; building repeats them
             model, _ = self.container(
                 self.spec.name, self.spec.layers, [i.name for i in inputs], tensors, "", self.spec.output
@@ -241,6 +249,7 @@ class _Builder:
             if self.stopped_at is not None:
                 continue  # a nested Sequential stopped inside; the loop records what is left
             if not layer.is_container:
+                self.charge(macs=devices.estimated_macs(child, args))
                 try:
                     out = child(*args)
                 except Exception:  # noqa: BLE001 - the trace stage re-runs and diagnoses this layer
@@ -318,9 +327,9 @@ class _Builder:
             return FunctionalOp(layer.op, **bound.arguments)
         try:
             if info.is_lazy:  # lazy parameters cannot be moved; they materialise on first call
-                with torch.device(self.device):
+                with torch.device(self.device), devices.no_init():
                     return info.target(*bound.args, **bound.kwargs, dtype=self.dtype)  # type: ignore[no-any-return]
-            with torch.device("meta"):
+            with torch.device("meta"), devices.no_init():
                 module = info.target(*bound.args, **bound.kwargs)
         except Exception as e:  # noqa: BLE001 - torch's own argument checks, reported at the layer
             raise SpecError(f"{layer.op}: {e}", source=layer.source) from None

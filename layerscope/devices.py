@@ -1,17 +1,113 @@
-"""Where layerscope runs a model: the CPU while it is small, PyTorch's meta device above that.
+"""Where layerscope runs a model: real CPU tensors while it is small and cheap, the meta device above.
 
-Meta allocates nothing, so any size works; but its first op in a process costs about a second
-(torch imports its meta kernels), and recurrent layers run there step by step in Python, about
-a thousand times slower than on the CPU. Small models therefore run on uninitialised CPU storage.
+Meta allocates nothing and computes nothing, so any size runs there in the same time. Its cost
+is fixed: the first meta op in a process imports torch's symbolic-shape machinery (sympy,
+~0.25 s), and without `answer_dynamo_lookups` also torch._dynamo (~0.7 s). Recurrent layers run
+there step by step in Python. A model whose weights, inputs and activations fit in
+CPU_BUDGET_BYTES and whose multiply-adds fit in CPU_BUDGET_MACS runs on uninitialised CPU
+storage instead: LeNet costs ~0.01 s there. The builder checks both budgets before each layer
+runs, so a large model stops on the CPU before its first expensive layer and starts again on meta.
 """
 
 from __future__ import annotations
 
-import torch
+import functools
+import gc
+import types
+from collections.abc import Callable, Sequence
+from typing import Any
 
-CPU_BUDGET_BYTES = 1 << 30  # weights, inputs and activations a CPU run may hold
+import torch
+from torch import Tensor, nn
+from torch.overrides import TorchFunctionMode
+
+CPU_BUDGET_BYTES = 256 << 20  # weights, inputs and activations a CPU run may hold
+CPU_BUDGET_MACS = 500_000_000  # multiply-adds a CPU run may do: ~0.05 s on two cores
 
 
 def for_bytes(nbytes: int) -> torch.device:
     """The device for a run that needs `nbytes` of tensors."""
     return torch.device("cpu" if nbytes <= CPU_BUDGET_BYTES else "meta")
+
+
+def estimated_macs(module: nn.Module, args: Sequence[Any]) -> int:
+    """Multiply-adds of `module(*args)`, estimated before it runs: its weights times the positions
+    they are applied at (tokens for a Linear or an LSTM, pixels for a convolution).
+
+    Exact for Linear; an upper bound for strided convolutions. Only the device choice uses it.
+    """
+    x = next((a for a in args if isinstance(a, Tensor)), None)
+    if x is None or x.dim() == 0:
+        return 0
+    if getattr(module, "op", None) == "attention":  # q·kᵀ and weights·v over the whole sequence
+        return 2 * x.numel() * x.shape[-2] if x.dim() >= 2 else 0
+    if isinstance(module, (nn.Embedding, nn.EmbeddingBag)):
+        return x.numel() * module.embedding_dim  # a lookup: one copy per output value
+    weights = sum(p.numel() for p in module.parameters() if not isinstance(p, nn.parameter.UninitializedParameter))
+    if weights == 0:
+        return x.numel()
+    features = x.shape[1] if hasattr(module, "in_channels") and x.dim() >= 3 else x.shape[-1]
+    return weights * (x.numel() // max(features, 1))
+
+
+# Initialisers whose values the tables never read: the builder gives every tensor fresh storage.
+_INITIALISERS = frozenset(
+    {getattr(nn.init, name) for name in dir(nn.init) if name.endswith("_") and not name.startswith("_")}
+    | {getattr(Tensor, name) for name in ("uniform_", "normal_", "fill_", "zero_", "random_", "bernoulli_")}
+)
+
+
+class no_init(TorchFunctionMode):
+    """Construct modules without running their initialisers: only shapes are wanted, and an
+    initialiser on the meta device is a Python kernel whose first call costs ~0.3 s."""
+
+    def __torch_function__(
+        self, func: Callable[..., Any], types: Any, args: Sequence[Any] = (), kwargs: dict[str, Any] | None = None
+    ) -> Any:
+        kwargs = kwargs or {}
+        if func in _INITIALISERS:
+            return args[0] if args else kwargs.get("tensor")
+        return func(*args, **kwargs)
+
+
+def meta() -> torch.device:
+    """The meta device, after `answer_dynamo_lookups` when ANSWER_DYNAMO_LOOKUPS is set."""
+    if ANSWER_DYNAMO_LOOKUPS:
+        answer_dynamo_lookups()
+    return torch.device("meta")
+
+
+ANSWER_DYNAMO_LOOKUPS = False  # the CLI sets it; see answer_dynamo_lookups
+_answered = False
+
+
+def answer_dynamo_lookups() -> None:
+    """Stop torch importing torch._dynamo (~0.7 s, 800 modules) the first time a meta kernel runs.
+
+    Many of torch's Python kernels are wrapped to be skipped by torch.compile; the wrapper imports
+    torch._dynamo on its first call to ask for the skipping version of the function, and caches
+    the answer on it. Caching the plain function instead is the same call outside torch.compile;
+    under torch.compile these kernels would be traced rather than skipped. The CLI never
+    compiles, so it opts in (~0.03 s, once); library users keep torch's behaviour.
+    """
+    global _answered
+    if not _answered:
+        _answered = True
+        code = _wrapper_code()
+        for obj in gc.get_objects():
+            if type(obj) is types.FunctionType and obj.__code__ is code:
+                answer_dynamo_lookup(obj)
+
+
+def answer_dynamo_lookup(wrapper: Any) -> None:
+    """`answer_dynamo_lookups` for one function wrapped by torch's `_disable_dynamo`; else nothing."""
+    code = _wrapper_code()
+    if type(wrapper) is types.FunctionType and wrapper.__code__ is code and wrapper.__closure__:
+        fn = wrapper.__closure__[code.co_freevars.index("fn")].cell_contents
+        if not hasattr(fn, "__dynamo_disable"):
+            fn.__dynamo_disable = fn
+
+
+@functools.cache
+def _wrapper_code() -> types.CodeType:
+    return torch._compile._disable_dynamo(lambda: None).__code__

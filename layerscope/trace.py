@@ -8,9 +8,9 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch.utils.flop_counter import FlopCounterMode
 
 from layerscope import diagnose
+from layerscope.dispatch import OpCounter
 from layerscope.report import LayerRecord, Note, ParamRecord, Report, Shape
 
 
@@ -33,21 +33,6 @@ def shapes_of(value: Any) -> list[Shape]:
 def nbytes(value: Any) -> int:
     """Bytes held by every tensor in a (nested) value."""
     return sum(t.numel() * t.element_size() for t in tensors_in(value))
-
-
-def flop_counter() -> FlopCounterMode:
-    """torch's FLOP counter, without the ~0.8 s import of torch._dynamo on its first use.
-
-    Its dispatch method is wrapped to be skipped by torch.compile, and the wrapper imports
-    torch._dynamo to say so. Nothing here is compiled, so the wrapper may call the method as it is.
-    """
-    from torch.utils import flop_counter as fc
-
-    raw = getattr(getattr(fc, "_FlopCounterMode", None), "__torch_dispatch__", None)
-    raw = getattr(raw, "__wrapped__", None)
-    if raw is not None and not hasattr(raw, "__dynamo_disable"):
-        raw.__dynamo_disable = raw
-    return FlopCounterMode(display=False)
 
 
 def _count(params: Sequence[nn.Parameter]) -> tuple[int, int]:
@@ -81,7 +66,7 @@ def trace(
     # calls still open, innermost last: record, module, args, the FLOP total when the call began
     stack: list[tuple[LayerRecord, nn.Module, tuple[Any, ...], int]] = []
     raised_in: dict[int, str] = {}  # index into `caught` → the innermost layer open when it was raised
-    counter = flop_counter()
+    counter = OpCounter()
 
     def pre_hook(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         key = id(module)
@@ -106,13 +91,13 @@ def trace(
         )
         first_call.setdefault(key, qualname)
         records.append(record)
-        stack.append((record, module, args, counter.get_total_flops()))
+        stack.append((record, module, args, counter.flops))
 
     def post_hook(module: nn.Module, args: Any, kwargs: Any, output: Any) -> None:
         record, _, _, flops_before = stack.pop()
         record.output_shapes = shapes_of(output)
         record.output_bytes = nbytes(output)
-        record.flops = counter.get_total_flops() - flops_before
+        record.flops = counter.flops - flops_before
         record.completed = True
         for i in range(len(raised_in), len(caught)):
             raised_in[i] = record.name  # inner calls finish first, so they claim first
@@ -168,7 +153,7 @@ def trace(
         param_bytes=sum(p.numel * _itemsize(p.dtype) for p in counted),
         input_bytes=nbytes(list(inputs)),
         activation_bytes=sum(r.output_bytes for r in records if r.is_leaf and r.completed),
-        total_flops=counter.get_total_flops(),
+        total_flops=counter.flops,
         device=str(first.device) if first is not None else "cpu",
         failure=failure,
         notes=notes,

@@ -157,6 +157,24 @@ def test_help_and_list_do_not_import_torch(args: list[str]) -> None:
     assert run.stdout.strip().endswith("TORCH False"), run.stdout[-300:] + run.stderr
 
 
+@pytest.mark.parametrize(
+    ("args", "costly"),
+    [
+        (["lenet"], ["torch._dynamo", "sympy"]),  # small: real CPU tensors, no meta machinery at all
+        (["resnet18", "--device", "meta"], ["torch._dynamo"]),  # meta imports sympy (~0.25 s), not dynamo (~0.8 s)
+        (["transformer_encoder", "--device", "cpu"], ["torch._dynamo", "sympy"]),
+    ],
+)
+def test_inspect_imports_none_of_torchs_slow_lazy_modules(args: list[str], costly: list[str]) -> None:
+    code = (
+        f"import sys; from layerscope.cli import app; sys.argv = ['layerscope', 'inspect', *{args!r}]\n"
+        "try:\n    app()\nexcept SystemExit:\n    pass\n"
+        f"print('IMPORTED', [m for m in {costly!r} if m in sys.modules])"
+    )
+    run = _run(sys.executable, "-c", code)
+    assert run.stdout.strip().endswith("IMPORTED []"), run.stdout[-300:] + run.stderr
+
+
 def test_shapes_takes_depth_too(cli) -> None:
     shallow = cli("shapes", "transformer_encoder", "--depth", "2").stdout
     assert "layers.0" in shallow and "self_attn" not in shallow
