@@ -95,12 +95,23 @@ def attention(*xs: Tensor, num_heads: int, causal: bool = False) -> Tensor:
     """Multi-head scaled dot-product attention on (batch, sequence, features) tensors.
 
     Takes q, k and v, or one tensor holding all three side by side (GPT-2's c_attn output).
+    k and v narrower than q make grouped-query attention (LLaMA-2-70B): each of their heads,
+    of q's head width, serves an equal share of q's heads.
     """
     if len(xs) == 1:
         xs = tuple(xs[0].chunk(3, dim=-1))
     if len(xs) != 3:
         raise ValueError(f"attention takes q, k and v, or one tensor holding all three; got {len(xs)} inputs")
-    q, k, v = (x.unflatten(-1, (num_heads, -1)).transpose(1, 2) for x in xs)
+    if xs[0].shape[-1] % num_heads:
+        raise ValueError(f"attention: q's {xs[0].shape[-1]} features do not split into {num_heads} heads")
+    width = xs[0].shape[-1] // num_heads
+    q, k, v = (x.unflatten(-1, (-1, width)).transpose(1, 2) for x in xs)
+    if k.shape[1] != num_heads:
+        if num_heads % k.shape[1] or k.shape[1] != v.shape[1]:
+            raise ValueError(
+                f"attention: {num_heads} query heads cannot share {k.shape[1]} key and {v.shape[1]} value heads"
+            )
+        k, v = (x.repeat_interleave(num_heads // x.shape[1], dim=1) for x in (k, v))
     out = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
     return out.transpose(1, 2).flatten(-2)
 

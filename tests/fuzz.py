@@ -25,7 +25,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 # the zoo's large models take seconds each; resnet18 and tests/specs/tiny_blocks.yaml carry its spec language
-_SLOW = {"alexnet", "vgg16", "resnet50", "vit_b_16", "gpt2", "bert_base", "llama_7b"}
+_SLOW = {"alexnet", "vgg16", "resnet50", "vit_b_16", "gpt2", "bert_base", "llama_7b", "llama2_70b"}
 SEEDS = sorted(p for p in (ROOT / "configs").glob("*.yaml") if p.stem not in _SLOW) + sorted(
     (ROOT / "tests" / "specs").glob("*.yaml")
 )

@@ -151,8 +151,8 @@ def test_module_names_are_the_yaml_names() -> None:
 
 
 # torchinfo copies inputs to a device, which meta tensors cannot do: these are built on the CPU,
-# but for GPT-2 (5 s of real matmuls) and LLaMA (27 GB)
-ON_CPU = [c for c in CONFIGS if c not in ("gpt2", "llama_7b")]
+# but for GPT-2 (5 s of real matmuls) and the LLaMAs (27 GB and 276 GB)
+ON_CPU = [c for c in CONFIGS if c not in ("gpt2", "llama_7b", "llama2_70b")]
 
 
 @pytest.mark.parametrize("config", ON_CPU)
@@ -205,6 +205,33 @@ def test_llama_7b_is_built_on_meta_with_flops() -> None:
     matmuls = 2 * 2048 * (32 * (4 * 4096**2 + 3 * 4096 * 11008) + 4096 * 32000)
     attention = 32 * 2 * (2 * 2048 * 2048 * 4096)  # q·kᵀ and attn·v per layer (FlopCounterMode ignores the mask)
     assert report.total_flops == matmuls + attention
+
+
+def test_llama2_70b_shares_8_key_value_heads_among_64_query_heads() -> None:
+    built = build(load_spec(ROOT / "configs" / "llama2_70b.yaml"))
+    assert built.device.type == "meta"  # 276 GB of float32 weights
+    report = trace(built.model, built.inputs)
+    shapes = {r.name: r.output_shapes[0] for r in report.layers}
+    assert shapes["layers.0.k_proj"] == shapes["layers.0.v_proj"] == [1, 4096, 1024]
+    assert shapes["layers.0.self_attn"] == [1, 4096, 8192]
+    # grouped heads save weights, not attention work: all 64 heads attend over the 4096 tokens
+    matmuls = 2 * 4096 * (80 * (2 * 8192**2 + 2 * 8192 * 1024 + 3 * 8192 * 28672) + 8192 * 32000)
+    attention = 80 * 2 * (2 * 4096 * 4096 * 8192)
+    assert report.total_flops == matmuls + attention
+
+
+def test_grouped_query_attention_equals_repeating_the_key_value_heads() -> None:
+    from layerscope.ops import attention
+
+    torch.manual_seed(0)
+    q, k, v = torch.randn(1, 5, 8), torch.randn(1, 5, 4), torch.randn(1, 5, 4)  # 4 query heads, 2 kv heads
+    grouped = attention(q, k, v, num_heads=4)
+    full = attention(
+        q, *(x.unflatten(-1, (2, 2)).repeat_interleave(2, dim=-2).flatten(-2) for x in (k, v)), num_heads=4
+    )
+    assert torch.allclose(grouped, full)
+    with pytest.raises(ValueError, match="4 query heads cannot share 3 key"):
+        attention(q, torch.randn(1, 5, 6), torch.randn(1, 5, 6), num_heads=4)
 
 
 def test_gpt2_head_is_tied_to_the_token_embedding() -> None:
