@@ -161,10 +161,7 @@ def module_probe(model: nn.Module, inputs: Sequence[Any]) -> Probe:
         return lambda shape, layer: (False, False)  # lazy weights never materialised: nothing to try
     size = sum(t.numel() * t.element_size() for t in [*tensors, *[i for i in inputs if isinstance(i, Tensor)]])
     device = devices.for_bytes(size)
-    weights = {
-        n: torch.empty(t.shape, dtype=t.dtype, device=device)
-        for n, t in [*model.named_parameters(), *model.named_buffers()]
-    }
+    weights = devices.stand_in(model, device)
     rest = [torch.zeros(t.shape, dtype=t.dtype, device=device) for t in inputs[1:] if isinstance(t, Tensor)]
 
     def probe(first_shape: list[int], layer: str) -> tuple[bool, bool]:

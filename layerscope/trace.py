@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torch.func import functional_call
 
 from layerscope import diagnose
 from layerscope.dispatch import OpCounter
@@ -49,11 +50,14 @@ def trace(
     sources: Mapping[str, Any] | None = None,
     probe: diagnose.Probe | None = None,
     search: bool = True,
+    weights: Mapping[str, Tensor] | None = None,
 ) -> Report:
     """Run `model(*inputs)` once in eval mode without gradients and record every module call.
 
+    `weights` (devices.stand_in) run the model on other tensors than its own, e.g. on meta.
     On failure the report explains it; `probe` tries other inputs for the hints (default:
     diagnose.module_probe, this model on stand-in weights), unless `search` is off.
+    Afterwards the model is as it was: its tensors, each module's mode, its hooks.
     """
     sources = sources or {}
     names: dict[int, list[str]] = {}
@@ -106,7 +110,7 @@ def trace(
     for module in {id(m): m for _, m in model.named_modules()}.values():
         handles.append(module.register_forward_pre_hook(pre_hook, with_kwargs=True))
         handles.append(module.register_forward_hook(post_hook, with_kwargs=True))
-    was_training = model.training
+    modes = [(module, module.training) for module in model.modules()]
     fastpath = torch.backends.mha.get_fastpath_enabled()
     mkldnn = torch.backends.mkldnn.enabled
     failure = None
@@ -122,11 +126,12 @@ def trace(
             # CPU takes the same matmuls as the meta device, so both report the same FLOPs
             torch.backends.mkldnn.enabled = False
             with torch.no_grad(), counter:
-                output = model(*inputs)
+                output = model(*inputs) if weights is None else functional_call(model, dict(weights), tuple(inputs))
         except Exception as e:  # noqa: BLE001 - a model that rejects its input is a result, not a crash
             error = e
         finally:
-            model.train(was_training)
+            for module, training in modes:
+                module.training = training
             torch.backends.mha.set_fastpath_enabled(fastpath)
             torch.backends.mkldnn.enabled = mkldnn
             for handle in handles:
@@ -141,7 +146,7 @@ def trace(
     notes = _notes(caught, raised_in, stack[-1][0].name if stack else "")
     params = _params(model)
     counted = [p for p in params if p.counted]
-    first = next(iter(model.parameters()), None)
+    first = next(iter([*tensors_in(list(inputs)), *(weights or {}).values(), *model.parameters()]), None)
     return Report(
         model=name or model._get_name(),
         input_shapes=shapes_of(list(inputs)),

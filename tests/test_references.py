@@ -359,3 +359,31 @@ def test_build_allocates_nothing_on_meta(tmp_path: Path) -> None:
     built = build(load_spec(spec_file))  # 80 GB of float32 weights: auto must pick meta
     assert built.device.type == "meta"
     assert trace(built.model, built.inputs).total_params == 2 * (100_000 * 100_000 + 100_000)
+
+
+def test_a_python_module_traced_on_meta_stand_ins_is_left_as_it_was() -> None:
+    """torchinfo users see their model moved and its mode changed (TylerYep/torchinfo#287); here
+    the module runs on meta stand-ins for its tensors and every module keeps its own mode."""
+    from layerscope import devices
+
+    factory, make_inputs = REFERENCES["resnet18"]
+    model = factory()
+    model.train()
+    model[4].eval()  # a mixed-mode model: must come back mixed
+    model[14].weight.requires_grad_(False)  # the classifier's weights, frozen
+    model[0].register_forward_hook(lambda *_: None)
+    before = {n: (t, t.clone()) for n, t in model.state_dict(keep_vars=True).items()}
+    modes = {n: m.training for n, m in model.named_modules()}
+    hooks = {n: (len(m._forward_hooks), len(m._forward_pre_hooks)) for n, m in model.named_modules()}
+
+    x = make_inputs()[0]
+    on_meta = trace(model, [x.to("meta")], weights=devices.stand_in(model, torch.device("meta"))).to_dict()
+    on_cpu = trace(model, [x]).to_dict()
+
+    assert (on_meta.pop("device"), on_cpu.pop("device")) == ("meta", "cpu")
+    assert on_meta == on_cpu
+    assert on_meta["trainable_params"] == on_meta["total_params"] - 512 * 1000
+    after = model.state_dict(keep_vars=True)
+    assert all(after[n] is t and torch.equal(t, copy) and t.device.type == "cpu" for n, (t, copy) in before.items())
+    assert {n: m.training for n, m in model.named_modules()} == modes
+    assert {n: (len(m._forward_hooks), len(m._forward_pre_hooks)) for n, m in model.named_modules()} == hooks
