@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import torch
 
 from layerscope.build import build
@@ -119,3 +120,32 @@ def test_depth_collapses_blocks_into_one_row_each(cli) -> None:
     lines = [line.split()[0] for line in run.stdout.splitlines()[4:17] if line.strip()]
     assert lines == ["ResNet18", "conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4", "avgpool", "flatten", "fc"]  # fmt: skip
     assert " layer4     Sequential          1x512x7x7       8,393,728" in run.stdout
+
+
+def _with_positions(value: object) -> object:
+    """A YAML value with every position it remembers, for comparing two loaders."""
+    from layerscope.yamlsrc import YList, YMap
+
+    if isinstance(value, YMap):
+        return (
+            value.source,
+            {k: (_with_positions(v), value.key_sources[k], value.value_sources[k]) for k, v in value.items()},
+        )
+    if isinstance(value, YList):
+        return (value.source, value.item_sources, [_with_positions(v) for v in value])
+    return value
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted([*(ROOT / "configs").glob("*.yaml"), *(ROOT / "tests" / "specs").glob("*.yaml")]),
+    ids=lambda p: p.name,
+)
+def test_libyaml_reads_every_spec_as_the_python_parser_does(path: Path) -> None:
+    from layerscope import yamlsrc
+
+    text = path.read_text()
+    fast = yamlsrc._documents(yamlsrc._FastLoader, text, path.name)
+    slow = yamlsrc._documents(yamlsrc._Loader, text, path.name)
+    assert yamlsrc._FastLoader is not yamlsrc._Loader  # libyaml is there, so the fast path is tested
+    assert [_with_positions(d) for d in fast] == [_with_positions(d) for d in slow]
