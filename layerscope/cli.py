@@ -63,7 +63,9 @@ ModelOpt = Annotated[
 DeviceOpt = Annotated[
     str,
     typer.Option(
-        "--device", metavar="DEVICE", help="auto (CPU for small models, meta above 1 GiB of weights), cpu or meta."
+        "--device",
+        metavar="DEVICE",
+        help="auto (real CPU tensors up to 256 MiB and 0.5 G multiply-adds, else meta), cpu, meta or cuda.",
     ),
 ]
 DepthOpt = Annotated[
