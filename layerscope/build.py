@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torch.nn.modules.lazy import LazyModuleMixin
 
 from layerscope import devices
 from layerscope.catalog import lookup
@@ -250,8 +251,11 @@ class _Builder:
                 continue  # a nested Sequential stopped inside; the loop records what is left
             if not layer.is_container:
                 self.charge(macs=devices.estimated_macs(child, args))
+                # a lazy layer makes its weights on its first call: without initialising them
+                lazy = devices.no_init() if isinstance(child, LazyModuleMixin) else contextlib.nullcontext()
                 try:
-                    out = child(*args)
+                    with lazy:
+                        out = child(*args)
                 except Exception:  # noqa: BLE001 - the trace stage re-runs and diagnoses this layer
                     self.stopped_at = qualname
                     continue

@@ -195,3 +195,16 @@ def test_resnet_style_blocks_on_meta_run_no_python_batch_norm() -> None:
     assert not {"aten.native_batch_norm.default", "aten.relu_.default", "aten.native_layer_norm.default"} & set(
         below.ops
     )
+
+
+def test_no_initialiser_runs_while_a_spec_with_lazy_layers_is_built() -> None:
+    """LazyLinear makes its weights on its first call, inside the builder: uninitialised too."""
+    from layerscope.build import build
+    from layerscope.spec import load_spec
+
+    from conftest import ROOT
+
+    with _Spy() as spy:
+        built = build(load_spec(ROOT / "configs" / "lazy_mlp.yaml"), device="cpu")
+    assert sum(p.numel() for p in built.model.parameters()) == 20 * 256 + 256 + 256 * 10 + 10
+    assert not {"kaiming_uniform_", "uniform_"} & set(spy.seen)
