@@ -64,25 +64,16 @@ def deep_spec(layers: int) -> str:
 IN_PROCESS = """
 import json, statistics, sys, time
 import torch, torchinfo
-from layerscope import devices
-from layerscope.build import build
-from layerscope.configs import resolve_spec
-from layerscope.spec import load_spec
-from layerscope.trace import trace
+import layerscope
 
-model = build(load_spec(resolve_spec("resnet50")), device="cpu").model
-for module in model.modules():  # real weights and statistics, as a user's module has them
-    if hasattr(module, "reset_parameters"):
-        module.reset_parameters()
+model = layerscope.build("resnet50")  # a real nn.Module with torch's initial weights
 size = (1, 3, 224, 224)
 
 def with_torchinfo():
     return torchinfo.summary(model, input_size=size, verbose=0, device="cpu").total_params
 
-def with_layerscope():  # what `inspect` does for a model this size: trace on meta stand-ins
-    meta = torch.device("meta")
-    report = trace(model, [torch.empty(size, device=meta)], weights=devices.stand_in(model, meta))
-    return report.total_params
+def with_layerscope():  # for a model this size: a trace on meta stand-ins for its weights
+    return layerscope.inspect(model, size).total_params
 
 first = {}
 for name, f in (("torchinfo", with_torchinfo), ("layerscope", with_layerscope)):

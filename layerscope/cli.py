@@ -125,22 +125,9 @@ def parse_input(text: str) -> tuple[tuple[int, ...], str | None]:
 
 def _inputs_for(spec: ModelSpec, texts: list[str]) -> tuple[InputSpec, ...]:
     """The spec's inputs with shapes (and dtypes) replaced by --input; dtype and range carry over."""
-    from dataclasses import replace
+    from layerscope.api import with_shapes
 
-    from layerscope.errors import Source
-    from layerscope.spec import InputSpec
-
-    if not texts:
-        return spec.inputs
-    inputs = []
-    for i, text in enumerate(texts):
-        shape, dtype = parse_input(text)
-        if i < len(spec.inputs):
-            base = spec.inputs[i]
-        else:
-            base = InputSpec(f"input{i}" if i else "input", shape, "float32", None, Source("--input", 1, 1))
-        inputs.append(replace(base, shape=shape, dtype=dtype or base.dtype))
-    return tuple(inputs)
+    return with_shapes(spec, [parse_input(text) for text in texts])
 
 
 @dataclass(frozen=True)
@@ -163,16 +150,11 @@ def _load(spec_arg: str | None, options: Options) -> ModelSpec:
 def _traced(spec: ModelSpec, input_texts: list[str], options: Options, search: bool = True) -> Report:
     """Build `spec` for the --input texts and trace it; `search` off skips looking for inputs that fit."""
     from layerscope import devices
-    from layerscope.build import build, spec_probe
-    from layerscope.trace import trace
+    from layerscope.api import inspect_spec
 
     devices.ANSWER_DYNAMO_LOOKUPS = True  # this process never compiles; see devices.py
     inputs = _inputs_for(spec, input_texts)
-    built = build(spec, inputs, device=options.device, dtype=options.dtype)
-    probe = spec_probe(spec, inputs, options.dtype)
-    report = trace(built.model, built.inputs, name=spec.name, sources=built.sources, probe=probe, search=search)
-    report.notes.extend(built.notes())
-    return report
+    return inspect_spec(spec, inputs, device=options.device, dtype=options.dtype, search=search)
 
 
 def _guarded(work: Callable[[], T], debug: bool) -> T:

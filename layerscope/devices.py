@@ -11,10 +11,11 @@ runs, so a large model stops on the CPU before its first expensive layer and sta
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import gc
 import types
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -23,6 +24,30 @@ from torch.overrides import TorchFunctionMode
 
 CPU_BUDGET_BYTES = 256 << 20  # weights, inputs and activations a CPU run may hold
 CPU_BUDGET_MACS = 500_000_000  # multiply-adds a CPU run may do: ~0.05 s on two cores
+
+
+class OverBudget(BaseException):
+    """A CPU run passed a budget: start again on meta. (Not an Exception: a model's own failure
+    handling, and the trace's, must not take it for the model rejecting its input.)"""
+
+
+@contextlib.contextmanager
+def cpu_work_budget(model: nn.Module) -> Iterator[None]:
+    """While it lasts, a call of any leaf of `model` that would take the multiply-adds run so far
+    past CPU_BUDGET_MACS raises OverBudget before it runs."""
+    used = [0]
+
+    def charge(module: nn.Module, args: tuple[Any, ...]) -> None:
+        used[0] += estimated_macs(module, args)
+        if used[0] > CPU_BUDGET_MACS:
+            raise OverBudget
+
+    handles = [m.register_forward_pre_hook(charge) for m in model.modules() if not any(True for _ in m.children())]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 def for_bytes(nbytes: int) -> torch.device:

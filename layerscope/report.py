@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from rich.jupyter import JupyterMixin
+
 Shape = list[int]
 
 
@@ -23,7 +25,7 @@ class LayerRecord:
     shared_with: str | None = None  # set on a repeated call: the name the module was first called under
     source: str | None = None  # spec file:line:col, for modules built from a spec
     completed: bool = False  # False when the forward pass failed inside this call
-    flops: int = 0  # counted by torch's FlopCounterMode during this call, children included
+    flops: int = 0  # counted by dispatch.OpCounter (torch's formulas) during this call, children included
     output_bytes: int = 0
 
 
@@ -72,8 +74,11 @@ class Note:
 
 
 @dataclass
-class Report:
-    """Everything the tables show, as data; `to_dict` is the JSON contract."""
+class Report(JupyterMixin):
+    """Everything the tables show, as data; `to_dict` is the JSON contract.
+
+    Printed by rich (or shown in Jupyter) it is the `inspect` table; render.py draws it.
+    """
 
     model: str
     input_shapes: list[Shape]
@@ -93,6 +98,11 @@ class Report:
     @property
     def non_trainable_params(self) -> int:
         return self.total_params - self.trainable_params
+
+    def __rich__(self) -> Any:
+        from layerscope.render import inspect_view
+
+        return inspect_view(self)
 
     def to_dict(self) -> dict[str, Any]:
         """The report as JSON-ready data."""

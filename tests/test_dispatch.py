@@ -199,7 +199,7 @@ def test_resnet_style_blocks_on_meta_run_no_python_batch_norm() -> None:
 
 def test_no_initialiser_runs_while_a_spec_with_lazy_layers_is_built() -> None:
     """LazyLinear makes its weights on its first call, inside the builder: uninitialised too."""
-    from layerscope.build import build
+    from layerscope.builder import build
     from layerscope.spec import load_spec
 
     from conftest import ROOT

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from layerscope.build import build
+from layerscope.builder import build
 from layerscope.report import format_shapes
 from layerscope.spec import load_spec
 from layerscope.trace import trace

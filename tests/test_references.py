@@ -10,7 +10,7 @@ import torchinfo
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from layerscope.build import build
+from layerscope.builder import build
 from layerscope.report import Report
 from layerscope.spec import load_spec
 from layerscope.trace import trace

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from layerscope.build import build
+from layerscope.builder import build
 from layerscope.spec import load_spec
 
 from conftest import ROOT

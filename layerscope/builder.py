@@ -91,10 +91,6 @@ class Built:
         ]
 
 
-class _OverBudget(Exception):
-    pass
-
-
 FLOAT_DTYPES = ("float32", "float64", "float16", "bfloat16")  # what --dtype may ask for
 
 
@@ -150,7 +146,7 @@ def _build_auto(spec: ModelSpec, inputs: Sequence[InputSpec], dtype: str = "floa
     """On the CPU within devices' budgets, else again on meta."""
     try:
         return _Builder(spec, torch.device("cpu"), _DTYPES[dtype], budgeted=True).run(inputs)
-    except _OverBudget:
+    except devices.OverBudget:
         return _Builder(spec, devices.meta(), _DTYPES[dtype]).run(inputs)
 
 
@@ -191,7 +187,7 @@ class _Builder:
         self.spec = spec
         self.device = device
         self.dtype = dtype
-        self.budgeted = budgeted  # within devices.CPU_BUDGET_BYTES and CPU_BUDGET_MACS, or _OverBudget
+        self.budgeted = budgeted  # within devices.CPU_BUDGET_BYTES and CPU_BUDGET_MACS, or devices.OverBudget
         self.used_bytes = 0
         self.used_macs = 0
         self.registry: dict[str, nn.Module] = {}
@@ -204,7 +200,7 @@ class _Builder:
         self.used_bytes += nbytes
         self.used_macs += macs
         if self.budgeted and (self.used_bytes > devices.CPU_BUDGET_BYTES or self.used_macs > devices.CPU_BUDGET_MACS):
-            raise _OverBudget
+            raise devices.OverBudget
 
     def run(self, inputs: Sequence[InputSpec]) -> Built:
         self.charge(sum(torch.Size(i.shape).numel() * _input_dtype(i, self.dtype).itemsize for i in inputs))

@@ -1,0 +1,150 @@
+"""The Python API: the CLI's pipeline (spec → build → trace) as three functions.
+
+    import layerscope
+    spec = layerscope.load("lenet")                      # a file or a bundled spec's name
+    model = layerscope.builder(spec)                       # a trainable nn.Module, weights initialised
+    report = layerscope.inspect(spec)                    # or any nn.Module, with input_size=
+    report                                               # renders as the `inspect` table (terminal, Jupyter)
+    report.to_dict()                                     # the JSON contract of `inspect --format json`
+
+Inspecting a module never changes it: it runs on stand-ins for its weights (devices.stand_in),
+uninitialised on the CPU while they are small, on meta above, and its modes and hooks are restored.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Union
+
+import torch
+from torch import Tensor, nn
+
+from layerscope import devices
+from layerscope.builder import build as build_spec
+from layerscope.builder import spec_probe
+from layerscope.configs import resolve_spec
+from layerscope.errors import Source, UsageError
+from layerscope.report import Report
+from layerscope.spec import InputSpec, ModelSpec, load_spec
+from layerscope.trace import trace
+
+Shape = Sequence[int]
+InputSize = Union[Shape, Sequence[Shape], None]  # noqa: UP007 - a runtime alias
+
+
+def load(path_or_name: str | Path, *, model: str | None = None, **overrides: Any) -> ModelSpec:
+    """A spec file, or a bundled spec's name, parsed and checked; `overrides` set its vars."""
+    return load_spec(resolve_spec(str(path_or_name)), model, overrides)
+
+
+def build(spec: ModelSpec | str | Path, input_size: InputSize = None, *, dtype: str = "float32") -> nn.Module:
+    """The spec as a real nn.Module on the CPU, with torch's usual initial weights, ready to train.
+
+    In-dims left out of the spec are read off `input_size` (default: the spec's input:).
+    """
+    spec = _spec(spec)
+    built = build_spec(spec, with_shapes(spec, _shapes(input_size)), device="cpu", dtype=dtype)
+    for module in built.model.modules():  # the builder leaves weights uninitialised
+        if hasattr(module, "reset_parameters"):
+            module.reset_parameters()
+    return built.model
+
+
+def inspect(
+    model: nn.Module | ModelSpec | str | Path,
+    input_size: InputSize = None,
+    *,
+    inputs: Sequence[Tensor] | None = None,
+    device: str = "auto",
+    dtype: str = "float32",
+) -> Report:
+    """The report `layerscope inspect` prints: layers, shapes, parameters, FLOPs, memory and, when
+    the input does not fit, the diagnosis. `model` is a spec (object, file or bundled name) or any
+    nn.Module; for a module, give `input_size` (float32 inputs) or `inputs` (tensors of any dtype).
+    """
+    if not isinstance(model, nn.Module):
+        spec = _spec(model)
+        return inspect_spec(spec, with_shapes(spec, _shapes(input_size)), device=device, dtype=dtype)
+    if inputs is None:
+        shapes = _shapes(input_size)
+        if not shapes:
+            raise UsageError("inspecting a module needs input_size= or inputs=", hint="e.g. input_size=(1, 3, 32, 32)")
+        inputs = [torch.empty(shape) for shape, _ in shapes]
+    return inspect_module(model, list(inputs), device=device)
+
+
+def inspect_spec(
+    spec: ModelSpec, inputs: Sequence[InputSpec], *, device: str = "auto", dtype: str = "float32", search: bool = True
+) -> Report:
+    """Build `spec` for `inputs` and trace it; `search` off skips looking for inputs that fit."""
+    built = build_spec(spec, inputs, device=device, dtype=dtype)
+    probe = spec_probe(spec, inputs, dtype)
+    report = trace(built.model, built.inputs, name=spec.name, sources=built.sources, probe=probe, search=search)
+    report.notes.extend(built.notes())
+    return report
+
+
+def inspect_module(model: nn.Module, inputs: list[Tensor], *, device: str = "auto") -> Report:
+    """Trace a user's module on stand-ins for its weights, leaving it as it was.
+
+    auto: uninitialised CPU tensors within the budgets of devices.py (the work checked before
+    each leaf runs), else meta, where nothing is allocated or computed.
+    """
+    if any(isinstance(p, nn.parameter.UninitializedParameter) for p in model.parameters()):
+        # lazy weights take their shapes on the first call: a copy's, run as it is, not the user's
+        return trace(copy.deepcopy(model), inputs)
+    if device == "auto":
+        size = sum(t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers(), *inputs])
+        # all its weights applied at every position of the input: a first guess, checked as it runs
+        guess = devices.estimated_macs(model, inputs)
+        if devices.for_bytes(size).type == "cpu" and guess <= devices.CPU_BUDGET_MACS:
+            try:
+                with devices.cpu_work_budget(model):
+                    return _trace_on(model, inputs, torch.device("cpu"))
+            except devices.OverBudget:
+                pass
+        return _trace_on(model, inputs, devices.meta())
+    if device not in ("cpu", "meta") and not device.startswith("cuda"):
+        raise UsageError(f"unknown device {device!r}", hint="use auto, cpu or meta (or cuda where there is a GPU)")
+    return _trace_on(model, inputs, torch.device(device))
+
+
+def _trace_on(model: nn.Module, inputs: list[Tensor], device: torch.device) -> Report:
+    moved = [t.to(device) if t.device != device else t for t in inputs]
+    return trace(model, moved, weights=devices.stand_in(model, device))
+
+
+def with_shapes(spec: ModelSpec, shapes: Sequence[tuple[tuple[int, ...], str | None]]) -> tuple[InputSpec, ...]:
+    """The spec's inputs with their shapes (and dtypes, where given) replaced; range carries over."""
+    if not shapes:
+        return spec.inputs
+    inputs = []
+    for i, (shape, dtype) in enumerate(shapes):
+        if i < len(spec.inputs):
+            base = spec.inputs[i]
+        else:
+            base = InputSpec(f"input{i}" if i else "input", shape, "float32", None, Source("--input", 1, 1))
+        inputs.append(replace(base, shape=shape, dtype=dtype or base.dtype))
+    return tuple(inputs)
+
+
+def _spec(spec: ModelSpec | str | Path) -> ModelSpec:
+    return spec if isinstance(spec, ModelSpec) else load(spec)
+
+
+def _shapes(input_size: InputSize) -> list[tuple[tuple[int, ...], str | None]]:
+    """(1, 3, 32, 32) is one input; [(2, 16), (2, 16)] two."""
+    if input_size is None:
+        return []
+    sizes: Sequence[Any] = input_size
+    if all(isinstance(d, int) for d in sizes):
+        sizes = [sizes]
+    if not all(isinstance(s, Sequence) and all(isinstance(d, int) and d >= 0 for d in s) for s in sizes):
+        raise UsageError(f"input_size {input_size!r} is not a shape", hint="e.g. (1, 3, 32, 32) or [(2, 16), (2, 16)]")
+    return [(tuple(s), None) for s in sizes]
+
+
+__all__ = ["build", "inspect", "load"]

@@ -1,0 +1,118 @@
+"""The Python API: layerscope.load / build / inspect give what the CLI gives."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+import torch
+from rich.console import Console
+from torch import nn
+
+import layerscope
+from layerscope.errors import UsageError
+
+from conftest import ROOT
+from reference_models import REFERENCES
+
+
+def test_load_takes_a_bundled_name_or_a_file_and_var_overrides() -> None:
+    assert layerscope.load("lenet").name == "LeNet"
+    spec = layerscope.load(ROOT / "tests" / "specs" / "tiny_blocks.yaml", depth=1)
+    assert spec.name == "TinyBlocks"
+    assert (
+        layerscope.inspect(spec).total_params
+        < layerscope.inspect(ROOT / "tests" / "specs" / "tiny_blocks.yaml").total_params
+    )
+
+
+def test_build_gives_a_trainable_module_with_torchs_initial_weights() -> None:
+    torch.manual_seed(0)
+    first, second = layerscope.build("lenet"), layerscope.build("lenet")
+    assert isinstance(first, nn.Module) and first.training
+    weight = first.get_parameter("conv1.weight")
+    bound = 1 / (1 * 5 * 5) ** 0.5  # kaiming_uniform_(a=√5) on a 1-channel 5x5 kernel
+    assert torch.isfinite(weight).all() and 0 < weight.abs().max() <= bound
+    assert not torch.equal(weight, second.get_parameter("conv1.weight"))  # drawn, not left as memory held
+    out = first(torch.randn(4, 1, 32, 32))
+    out.sum().backward()
+    assert out.shape == (4, 10) and weight.grad is not None
+
+
+def test_build_reads_left_out_in_dims_off_input_size() -> None:
+    spec = layerscope.load(ROOT / "tests" / "specs" / "tiny_blocks.yaml")
+    model = layerscope.build(spec, [(3, 9)])
+    assert model(torch.zeros(3, 9, dtype=torch.int64)).shape == (3, 5)
+
+
+def test_inspect_of_a_spec_is_the_clis_json(cli) -> None:
+    assert layerscope.inspect("lenet").to_dict() == json.loads(cli("inspect", "lenet", "--format", "json").stdout)
+    assert layerscope.inspect("classifier", (1, 3, 16, 16)).failure.layer == "fc"
+
+
+def test_a_report_renders_as_the_inspect_table_in_a_terminal_and_in_jupyter() -> None:
+    report = layerscope.inspect(ROOT / "configs" / "lenet.yaml")
+    out = io.StringIO()
+    Console(file=out, width=120).print(report)
+    assert out.getvalue() == (ROOT / "tests" / "golden" / "lenet.inspect.txt").read_text()
+    bundle = report._repr_mimebundle_([], [])  # what Jupyter asks a rich object for
+    assert "LeNet — layers" in bundle["text/plain"] and "<pre" in bundle["text/html"]
+
+
+def per_leaf(report: layerscope.api.Report) -> list[tuple[str, int, list[list[int]]]]:
+    return [(r.type, r.num_params, r.output_shapes) for r in report.layers if r.is_leaf and r.num_params]
+
+
+@pytest.mark.parametrize("config", ["lenet", "lstm_tagger", "bn_convnet", "resnet18", "transformer_encoder"])
+def test_a_python_module_gives_the_report_of_its_yaml_twin(config: str) -> None:
+    factory, make_inputs = REFERENCES[config]
+    ours = layerscope.inspect(factory(), inputs=make_inputs())
+    theirs = layerscope.inspect(config)
+    assert (ours.total_params, ours.total_flops, ours.output_shapes) == (
+        theirs.total_params,
+        theirs.total_flops,
+        theirs.output_shapes,
+    )
+    assert per_leaf(ours) == per_leaf(theirs)
+
+
+def test_a_python_module_that_rejects_its_input_is_diagnosed() -> None:
+    factory, _ = REFERENCES["classifier"]
+    report = layerscope.inspect(factory(), (1, 3, 16, 16))
+    assert report.failure is not None
+    assert report.failure.expected == "in_features=3072 (the last dim)"
+    assert "got 768" in report.failure.message
+
+
+def test_inspecting_leaves_the_module_on_its_device_in_its_modes_with_its_weights() -> None:
+    factory, _ = REFERENCES["resnet50"]  # big enough to run on meta stand-ins
+    model = factory().train()
+    before = {n: (t, t.clone()) for n, t in model.state_dict(keep_vars=True).items()}
+    report = layerscope.inspect(model, (1, 3, 224, 224))
+    assert report.device == "meta" and report.total_params == 25_557_032
+    after = model.state_dict(keep_vars=True)
+    assert all(after[n] is t and torch.equal(t, copy) for n, (t, copy) in before.items())
+    assert all(m.training for m in model.modules())
+
+
+def test_lazy_modules_are_inspected_on_a_copy() -> None:
+    model = nn.Sequential(nn.LazyLinear(8), nn.ReLU(), nn.LazyLinear(2))
+    report = layerscope.inspect(model, (4, 3))
+    assert report.total_params == 3 * 8 + 8 + 8 * 2 + 2
+    assert isinstance(model[0].weight, nn.parameter.UninitializedParameter)  # theirs never materialised
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: layerscope.inspect(nn.Linear(2, 2)), "inspecting a module needs input_size= or inputs="),
+        (lambda: layerscope.inspect(nn.Linear(2, 2), ("a", 2)), "input_size ('a', 2) is not a shape"),
+        (lambda: layerscope.inspect(nn.Linear(2, 2), (1, 2), device="tpu"), "unknown device 'tpu'"),
+        (lambda: layerscope.load("lenett"), "'lenett' is neither a file nor a bundled spec"),
+    ],
+)
+def test_bad_arguments_raise_usage_errors(call, message: str) -> None:
+    with pytest.raises(UsageError) as error:
+        call()
+    assert error.value.message.startswith(message)
