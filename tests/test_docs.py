@@ -43,3 +43,14 @@ def test_every_layer_key_and_model_key_is_documented() -> None:
     doc = DOC.read_text(encoding="utf-8")
     for key in (*MODEL_KEYS, *LAYER_KEYS, *INPUT_KEYS, *BLOCK_KEYS, *FUNCTIONAL_OPS):
         assert f"`{key}`" in doc, key
+
+
+def test_the_readmes_python_examples_run_and_print_what_their_comments_say(capsys: pytest.CaptureFixture[str]) -> None:
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(encoding="utf-8"), flags=re.S)
+    assert len(blocks) >= 2
+    namespace: dict[str, object] = {}
+    for block in blocks:
+        exec(compile(block, "README.md", "exec"), namespace)  # noqa: S102 - our own documentation
+    printed = capsys.readouterr().out.splitlines()
+    promised = [c.strip() for b in blocks for c in re.findall(r"print\(.*?\)\s+#(.*)", b)]
+    assert printed == promised
