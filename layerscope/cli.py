@@ -11,6 +11,7 @@ import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
@@ -38,6 +39,8 @@ app = typer.Typer(
 class Format(str, enum.Enum):
     table = "table"
     json = "json"
+    markdown = "markdown"
+    csv = "csv"
 
 
 SpecArg = Annotated[
@@ -57,7 +60,21 @@ InputOpt = Annotated[
         help="Input shape such as 1x3x32x32, optionally :dtype (5:int64). Repeat for several inputs. Default: the spec's input:.",
     ),
 ]
-FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="table for people, json for scripts.")]
+FormatOpt = Annotated[
+    Format,
+    typer.Option(
+        "--format", "-f", help="table for people; json for scripts; markdown for docs and PRs; csv for spreadsheets."
+    ),
+]
+ExportOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--export",
+        metavar="FILE",
+        help="Also write the table to FILE.svg or FILE.html (rich's exporters), whatever --format prints.",
+        show_default=False,
+    ),
+]
 ModelOpt = Annotated[
     str | None, typer.Option("--model", metavar="NAME", help="Which model, when the file holds several (---).")
 ]
@@ -182,19 +199,35 @@ def _run(
     fmt: Format,
     options: Options,
     debug: bool,
+    export: Path | None = None,
 ) -> None:
     report = _guarded(lambda: _traced(_load(spec, options), inputs, options), debug)
     from layerscope.render import to_json
 
-    _emit(fmt, lambda: to_json(report), lambda: view(report), failed=report.failure is not None)
+    _emit(fmt, lambda: to_json(report), lambda: view(report), failed=report.failure is not None, export=export)
 
 
-def _emit(fmt: Format, as_json: Callable[[], str], as_table: Callable[[], RenderableType], failed: bool) -> None:
-    """Print JSON or a table; a model that rejected an input makes the exit status 1."""
+def _emit(
+    fmt: Format,
+    as_json: Callable[[], str],
+    as_view: Callable[[], RenderableType],
+    failed: bool = False,
+    export: Path | None = None,
+) -> None:
+    """Print in the chosen format, after writing --export if asked; a model that rejected an input
+    makes the exit status 1."""
+    from layerscope import render
+
+    if export is not None:
+        _guarded(lambda: render.export(as_view(), export), debug=False)
     if fmt is Format.json:
         typer.echo(as_json())
+    elif fmt is Format.markdown:
+        typer.echo(render.to_markdown(as_view()), nl=False)
+    elif fmt is Format.csv:
+        typer.echo(render.to_csv(as_view()), nl=False)
     else:
-        _console().print(as_table())
+        _console().print(as_view())
     if failed:
         raise typer.Exit(1)
 
@@ -221,13 +254,14 @@ def _layer_table_command(name: str, view_name: str, summary: str) -> None:
         device: DeviceOpt = "auto",
         dtype: DtypeOpt = "float32",
         sets: SetOpt = None,
+        export: ExportOpt = None,
         debug: DebugOpt = False,
     ) -> None:
         from layerscope import render
 
         view = getattr(render, view_name)
         options = Options(model, device, dtype, tuple(sets or ()))
-        _run(lambda r: view(r, depth), spec, inputs or [], fmt, options, debug)
+        _run(lambda r: view(r, depth), spec, inputs or [], fmt, options, debug, export)
 
     command.__doc__ = summary
     app.command(name)(command)
@@ -248,12 +282,13 @@ def params(
     device: DeviceOpt = "auto",
     dtype: DtypeOpt = "float32",
     sets: SetOpt = None,
+    export: ExportOpt = None,
     debug: DebugOpt = False,
 ) -> None:
     """Every parameter: qualified name, shape, count, dtype, trainable, and what it is tied to."""
     from layerscope.render import params_view
 
-    _run(params_view, spec, inputs or [], fmt, Options(model, device, dtype, tuple(sets or ())), debug)
+    _run(params_view, spec, inputs or [], fmt, Options(model, device, dtype, tuple(sets or ())), debug, export)
 
 
 @app.command()
@@ -273,6 +308,7 @@ def check(
     device: DeviceOpt = "auto",
     dtype: DtypeOpt = "float32",
     sets: SetOpt = None,
+    export: ExportOpt = None,
     debug: DebugOpt = False,
 ) -> None:
     """Which of several inputs the model accepts; exit status 1 when any does not fit."""
@@ -295,16 +331,21 @@ def check(
         lambda: render.check_json(name, checked),
         lambda: render.check_view(name, checked),
         failed=not all(r.fits for r in checked),
+        export=export,
     )
 
 
 @app.command("list")
-def list_specs() -> None:
+def list_specs(fmt: FormatOpt = Format.table, export: ExportOpt = None) -> None:
     """The bundled specs, usable by name in place of a file."""
+    import json
+
     from layerscope.configs import bundled_specs
     from layerscope.render import bundled_view
 
-    _console().print(bundled_view(bundled_specs()))
+    specs = bundled_specs()
+    as_json = [{"name": b.name, "description": b.description, "path": str(b.path)} for b in specs]
+    _emit(fmt, lambda: json.dumps(as_json, indent=2), lambda: bundled_view(specs), export=export)
 
 
 def _version(value: bool) -> None:

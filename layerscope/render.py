@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
+import os
+import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict
+from pathlib import Path
 
 from rich import box
 from rich.cells import cell_len
@@ -15,6 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from layerscope.configs import Bundled
+from layerscope.errors import UsageError
 from layerscope.report import CheckResult, LayerRecord, Report, format_shape, format_shapes
 
 
@@ -99,9 +105,20 @@ class LineTable:
         self.title = title
         self.columns = columns  # (header, "left" or "right")
         self.rows: list[tuple[str | Text, ...]] = []
+        self.keys: list[str | None] = []  # per row, what data formats write in the first column
 
-    def add_row(self, *cells: str | Text) -> None:
+    def add_row(self, *cells: str | Text, key: str | None = None) -> None:
+        """A row; `key` (a layer's qualified name) stands for the first cell in markdown and csv."""
         self.rows.append(cells)
+        self.keys.append(key)
+
+    def data(self) -> list[list[str]]:
+        """The header and the rows as plain text, each first cell its row's key where it has one."""
+        rows = [[h for h, _ in self.columns]]
+        for key, row in zip(self.keys, self.rows, strict=True):
+            cells = [c.plain if isinstance(c, Text) else c for c in row]
+            rows.append([key, *cells[1:]] if key is not None else cells)
+        return rows
 
     def rich_table(self) -> Table:
         table = Table(title=self.title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
@@ -162,23 +179,28 @@ class LineTable:
         yield Segment.line()
 
 
-def _totals(rows: list[tuple[str, str]]) -> Table:
+class Totals:
     """The label/value grid printed under a table."""
-    grid = Table.grid(padding=(0, 2))
-    grid.add_column(style="bold")
-    grid.add_column(justify="right")
-    for label, value in rows:
-        grid.add_row(label, value)
-    return grid
+
+    def __init__(self, rows: list[tuple[str, str]]):
+        self.rows = rows
+
+    def __rich__(self) -> Table:
+        grid = Table.grid(padding=(0, 2))
+        grid.add_column(style="bold")
+        grid.add_column(justify="right")
+        for label, value in self.rows:
+            grid.add_row(label, value)
+        return grid
 
 
 def _dtypes(report: Report) -> str:
     return "/".join(dict.fromkeys(p.dtype for p in report.params if p.counted)) or "no parameters"
 
 
-def _summary(report: Report) -> Table:
+def _summary(report: Report) -> Totals:
     done = report.failure is None
-    return _totals(
+    return Totals(
         [
             ("Total params", f"{report.total_params:,}"),
             ("Trainable params", f"{report.trainable_params:,}"),
@@ -252,6 +274,7 @@ def inspect_view(report: Report, depth: int | None = None) -> Group:
             _params_cell(layer),
             _percent_cell(layer, report.total_params),
             si(layer.flops) if layer.flops else "-",
+            key=layer.name or report.model,
         )
     return Group(table, _summary(report), *_tail(report))
 
@@ -260,7 +283,13 @@ def shapes_view(report: Report, depth: int | None = None) -> Group:
     """Per-layer input and output shapes, in call order."""
     table = _table(f"{report.model} — shapes", "Layer", "Type", "Input shape", "Output shape")
     for layer, label in _visible_layers(report, depth):
-        table.add_row(label, layer.type, format_shapes(layer.input_shapes) or "-", _output_cell(layer))
+        table.add_row(
+            label,
+            layer.type,
+            format_shapes(layer.input_shapes) or "-",
+            _output_cell(layer),
+            key=layer.name or report.model,
+        )
     return Group(table, *_tail(report))
 
 
@@ -278,7 +307,7 @@ def params_view(report: Report) -> Group:
             ", ".join(p.shared_with) or "-",
         )
     tied = sum(1 for p in report.params if not p.counted)
-    footer = _totals(
+    footer = Totals(
         [
             ("Total params", f"{report.total_params:,}"),
             *([("Tied names (counted once)", f"{tied}")] if tied else []),
@@ -313,6 +342,73 @@ def bundled_view(specs: list[Bundled]) -> LineTable:
     for spec in specs:
         table.add_row(spec.name, spec.description)
     return table
+
+
+def to_markdown(view: RenderableType) -> str:
+    """A view as Markdown: its tables as pipe tables (layers by qualified name), its totals as a
+    two-column table, anything else (a diagnosis, notes) as a text block."""
+    parts = []
+    for part in view.renderables if isinstance(view, Group) else [view]:
+        if isinstance(part, LineTable):
+            rows = part.data()
+            align = ["---:" if justify == "right" else "---" for _, justify in part.columns]
+            lines = [_pipe_row(rows[0]), _pipe_row(align), *(_pipe_row(r) for r in rows[1:])]
+            parts.append(f"**{_escape(part.title)}**\n\n" + "\n".join(lines))
+        elif isinstance(part, Totals):
+            lines = ["| | |", "| --- | ---: |", *(_pipe_row([_indent(label), value]) for label, value in part.rows)]
+            parts.append("\n".join(lines))
+        else:
+            parts.append("```text\n" + plain_text(part).rstrip() + "\n```")
+    return "\n\n".join(parts) + "\n"
+
+
+def to_csv(view: RenderableType) -> str:
+    """A view's main table as CSV: a header row, then one row per layer, parameter or candidate."""
+    table = next(p for p in (view.renderables if isinstance(view, Group) else [view]) if isinstance(p, LineTable))
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows(table.data())
+    return out.getvalue()
+
+
+def _pipe_row(cells: list[str]) -> str:
+    return "| " + " | ".join(_escape(c) for c in cells) + " |"
+
+
+def _indent(label: str) -> str:
+    """Markdown drops leading spaces; non-breaking ones keep a sub-row's indent."""
+    return "&nbsp;" * (len(label) - len(label.lstrip(" "))) + label.lstrip(" ")
+
+
+def _escape(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def plain_text(renderable: RenderableType, width: int = 120) -> str:
+    """What a renderable prints on a console without colour."""
+    console = Console(file=io.StringIO(), width=width, color_system=None)
+    console.print(renderable)
+    return "\n".join(line.rstrip() for line in console.file.getvalue().splitlines())  # type: ignore[attr-defined]
+
+
+def export(renderable: RenderableType, path: Path, width: int = 120) -> None:
+    """Write a view as SVG or HTML with rich's exporters; the file appears whole or not at all."""
+    kind = path.suffix.lower()
+    if kind not in (".svg", ".html", ".htm"):
+        raise UsageError(f"cannot export to {path.name!r}", hint="name a .svg or .html file, e.g. --export report.svg")
+    console = Console(file=io.StringIO(), width=width, record=True, force_terminal=True, color_system="truecolor")
+    console.print(renderable)
+    text = console.export_svg(title=f"layerscope {path.stem}") if kind == ".svg" else console.export_html()
+    try:
+        with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=path.parent, delete=False, suffix=".part") as f:
+            f.write(text)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(f.name, 0o666 & ~umask)  # as an ordinary new file, not the temporary file's 0600
+        os.replace(f.name, path)
+    except OSError as e:
+        if "f" in locals():
+            Path(f.name).unlink(missing_ok=True)
+        raise UsageError(f"cannot write {path}: {e.strerror or e}", hint="choose a writable directory") from None
 
 
 def to_json(report: Report) -> str:
