@@ -14,8 +14,11 @@ uninitialised on the CPU while they are small, on meta above, and its modes and 
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+import importlib
+import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from inspect import signature as inspect_signature
 from pathlib import Path
 from typing import Any, Union
 
@@ -26,7 +29,7 @@ from layerscope import devices
 from layerscope.builder import build as build_spec
 from layerscope.builder import spec_probe
 from layerscope.configs import resolve_spec
-from layerscope.errors import Source, UsageError
+from layerscope.errors import Source, UsageError, did_you_mean
 from layerscope.report import Report
 from layerscope.spec import InputSpec, ModelSpec, load_spec
 from layerscope.trace import trace
@@ -87,7 +90,7 @@ def inspect_spec(
     return report
 
 
-def inspect_module(model: nn.Module, inputs: list[Tensor], *, device: str = "auto") -> Report:
+def inspect_module(model: nn.Module, inputs: list[Tensor], *, device: str = "auto", search: bool = True) -> Report:
     """Trace a user's module on stand-ins for its weights, leaving it as it was.
 
     auto: uninitialised CPU tensors within the budgets of devices.py (the work checked before
@@ -95,7 +98,7 @@ def inspect_module(model: nn.Module, inputs: list[Tensor], *, device: str = "aut
     """
     if any(isinstance(p, nn.parameter.UninitializedParameter) for p in model.parameters()):
         # lazy weights take their shapes on the first call: a copy's, run as it is, not the user's
-        return trace(copy.deepcopy(model), inputs)
+        return trace(copy.deepcopy(model), inputs, search=search)
     if device == "auto":
         size = sum(t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers(), *inputs])
         # all its weights applied at every position of the input: a first guess, checked as it runs
@@ -103,18 +106,64 @@ def inspect_module(model: nn.Module, inputs: list[Tensor], *, device: str = "aut
         if devices.for_bytes(size).type == "cpu" and guess <= devices.CPU_BUDGET_MACS:
             try:
                 with devices.cpu_work_budget(model):
-                    return _trace_on(model, inputs, torch.device("cpu"))
+                    return _trace_on(model, inputs, torch.device("cpu"), search)
             except devices.OverBudget:
                 pass
-        return _trace_on(model, inputs, devices.meta())
+        return _trace_on(model, inputs, devices.meta(), search)
     if device not in ("cpu", "meta") and not device.startswith("cuda"):
         raise UsageError(f"unknown device {device!r}", hint="use auto, cpu or meta (or cuda where there is a GPU)")
-    return _trace_on(model, inputs, torch.device(device))
+    return _trace_on(model, inputs, torch.device(device), search)
 
 
-def _trace_on(model: nn.Module, inputs: list[Tensor], device: torch.device) -> Report:
+def _trace_on(model: nn.Module, inputs: list[Tensor], device: torch.device, search: bool) -> Report:
     moved = [t.to(device) if t.device != device else t for t in inputs]
-    return trace(model, moved, weights=devices.stand_in(model, device))
+    return trace(model, moved, weights=devices.stand_in(model, device), search=search)
+
+
+def load_python(target: str, kwargs: Mapping[str, Any] | None = None) -> nn.Module:
+    """The module named by `pkg.module:ClassOrFactory` (or an nn.Module instance there), made with
+    `kwargs`. Importing runs the package's code: the CLI asks for --allow-import first."""
+    module_name, _, attr = target.partition(":")
+    if str(Path.cwd()) not in sys.path and "" not in sys.path:
+        sys.path.insert(0, str(Path.cwd()))  # as `python -m` does: modules beside the user
+    try:
+        found: Any = importlib.import_module(module_name)
+    except ImportError as e:
+        raise UsageError(
+            f"cannot import {module_name!r}: {e}", hint="run from the directory that holds it, or install it"
+        ) from None
+    except Exception as e:  # noqa: BLE001 - the user's module failed while importing
+        raise UsageError(f"importing {module_name!r} raised {type(e).__name__}: {e}") from None
+    for part in attr.split("."):
+        if not hasattr(found, part):
+            names = [n for n in dir(found) if not n.startswith("_")]
+            raise UsageError(
+                f"{module_name!r} has no {part!r}", hint=did_you_mean(part, names) or "name a class or function in it"
+            )
+        found = getattr(found, part)
+    kwargs = dict(kwargs or {})
+    if isinstance(found, nn.Module):
+        if kwargs:
+            raise UsageError(f"{target} is a module instance; --arg is for a class or factory")
+        return found
+    if not callable(found):
+        raise UsageError(f"{target} is a {type(found).__name__}, not a class or factory of nn.Module")
+    try:
+        model = found(**kwargs)
+    except TypeError as e:
+        raise UsageError(f"{target}: {e}", hint=f"its arguments: {_signature(found)}") from None
+    except Exception as e:  # noqa: BLE001 - the user's constructor failed
+        raise UsageError(f"{target}(...) raised {type(e).__name__}: {e}") from None
+    if not isinstance(model, nn.Module):
+        raise UsageError(f"{target} gave a {type(model).__name__}, not an nn.Module")
+    return model
+
+
+def _signature(obj: Any) -> str:
+    try:
+        return str(inspect_signature(obj))
+    except (TypeError, ValueError):
+        return "(unknown)"
 
 
 def with_shapes(spec: ModelSpec, shapes: Sequence[tuple[tuple[int, ...], str | None]]) -> tuple[InputSpec, ...]:

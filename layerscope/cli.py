@@ -8,6 +8,7 @@ from __future__ import annotations
 import enum
 import gc
 import os
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from layerscope.errors import LayerscopeError, UsageError
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
+    from torch import nn
 
     from layerscope.report import Report
     from layerscope.spec import InputSpec, ModelSpec
@@ -101,15 +103,28 @@ SetOpt = Annotated[
     ),
 ]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show Python tracebacks instead of one-line errors.")]
+AllowImportOpt = Annotated[
+    bool,
+    typer.Option(
+        "--allow-import", help="Let SPEC be Python code, pkg.module:ClassOrFactory: importing it runs that code."
+    ),
+]
+ArgOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--arg", "-a", metavar="NAME=VALUE", help="A keyword argument for a Python-defined model's class or factory."
+    ),
+]
+PYTHON_TARGET = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")  # pkg.module:ClassOrFactory
 
 
-def parse_sets(texts: list[str]) -> dict[str, int | float | bool | str]:
-    """`--set name=value` texts → var overrides; values read as int, float, true/false, else text."""
+def parse_sets(texts: list[str], option: str = "--set") -> dict[str, int | float | bool | str]:
+    """`--set name=value` (or --arg) texts → values read as int, float, true/false, else text."""
     overrides: dict[str, int | float | bool | str] = {}
     for text in texts:
         name, sep, raw = (part.strip() for part in text.partition("="))
         if not sep or not name:
-            raise UsageError(f"--set {text!r}: expected NAME=VALUE", hint="e.g. --set classes=100")
+            raise UsageError(f"{option} {text!r}: expected NAME=VALUE", hint=f"e.g. {option} classes=100")
         value: int | float | bool | str = raw
         for kind in (int, float):
             try:
@@ -155,23 +170,54 @@ class Options:
     device: str = "auto"
     dtype: str = "float32"
     sets: tuple[str, ...] = ()
+    allow_import: bool = False
+    args: tuple[str, ...] = ()  # --arg, for a Python-defined model
 
 
-def _load(spec_arg: str | None, options: Options) -> ModelSpec:
+def _load(spec_arg: str | None, options: Options) -> ModelSpec | nn.Module:
+    """The spec SPEC names, or with --allow-import the Python-defined model `pkg.module:Class`."""
+    from pathlib import Path
+
     from layerscope.configs import resolve_spec
     from layerscope.spec import load_spec
 
+    if spec_arg and PYTHON_TARGET.fullmatch(spec_arg) and not Path(spec_arg).exists():
+        if not options.allow_import:
+            raise UsageError(
+                f"{spec_arg!r} names Python code, and importing it runs that code",
+                hint="add --allow-import to inspect a Python-defined model",
+            )
+        if options.sets or options.model:
+            raise UsageError("--set and --model are for spec files", hint="pass a Python model's arguments with --arg")
+        from layerscope.api import load_python
+
+        return load_python(spec_arg, parse_sets(list(options.args), "--arg"))
+    if options.args:
+        raise UsageError("--arg is for Python-defined models (pkg.module:Class)", hint="for a spec's vars, use --set")
     return load_spec(resolve_spec(spec_arg), options.model, parse_sets(list(options.sets)))
 
 
-def _traced(spec: ModelSpec, input_texts: list[str], options: Options, search: bool = True) -> Report:
-    """Build `spec` for the --input texts and trace it; `search` off skips looking for inputs that fit."""
+def _traced(subject: ModelSpec | nn.Module, input_texts: list[str], options: Options, search: bool = True) -> Report:
+    """Build a spec for the --input texts, or take a Python model, and trace it; `search` off skips
+    looking for inputs that fit."""
     from layerscope import devices
-    from layerscope.api import inspect_spec
+    from layerscope.api import inspect_module, inspect_spec
+    from layerscope.spec import ModelSpec
 
     devices.ANSWER_DYNAMO_LOOKUPS = True  # this process never compiles; see devices.py
-    inputs = _inputs_for(spec, input_texts)
-    return inspect_spec(spec, inputs, device=options.device, dtype=options.dtype, search=search)
+    if isinstance(subject, ModelSpec):
+        inputs = _inputs_for(subject, input_texts)
+        return inspect_spec(subject, inputs, device=options.device, dtype=options.dtype, search=search)
+    if not input_texts:
+        raise UsageError("a Python-defined model needs --input", hint="e.g. --input 1x3x32x32 (or 5:int64 for ids)")
+    if options.dtype != "float32":
+        raise UsageError("--dtype is for spec files", hint="a Python-defined model keeps its own dtypes")
+    import torch
+
+    tensors = [
+        torch.zeros(shape, dtype=getattr(torch, dtype or "float32")) for shape, dtype in map(parse_input, input_texts)
+    ]
+    return inspect_module(subject, tensors, device=options.device, search=search)
 
 
 def _guarded(work: Callable[[], T], debug: bool) -> T:
@@ -254,13 +300,15 @@ def _layer_table_command(name: str, view_name: str, summary: str) -> None:
         device: DeviceOpt = "auto",
         dtype: DtypeOpt = "float32",
         sets: SetOpt = None,
+        allow_import: AllowImportOpt = False,
+        args: ArgOpt = None,
         export: ExportOpt = None,
         debug: DebugOpt = False,
     ) -> None:
         from layerscope import render
 
         view = getattr(render, view_name)
-        options = Options(model, device, dtype, tuple(sets or ()))
+        options = Options(model, device, dtype, tuple(sets or ()), allow_import, tuple(args or ()))
         _run(lambda r: view(r, depth), spec, inputs or [], fmt, options, debug, export)
 
     command.__doc__ = summary
@@ -282,13 +330,23 @@ def params(
     device: DeviceOpt = "auto",
     dtype: DtypeOpt = "float32",
     sets: SetOpt = None,
+    allow_import: AllowImportOpt = False,
+    args: ArgOpt = None,
     export: ExportOpt = None,
     debug: DebugOpt = False,
 ) -> None:
     """Every parameter: qualified name, shape, count, dtype, trainable, and what it is tied to."""
     from layerscope.render import params_view
 
-    _run(params_view, spec, inputs or [], fmt, Options(model, device, dtype, tuple(sets or ())), debug, export)
+    _run(
+        params_view,
+        spec,
+        inputs or [],
+        fmt,
+        Options(model, device, dtype, tuple(sets or ()), allow_import, tuple(args or ())),
+        debug,
+        export,
+    )
 
 
 @app.command()
@@ -308,6 +366,8 @@ def check(
     device: DeviceOpt = "auto",
     dtype: DtypeOpt = "float32",
     sets: SetOpt = None,
+    allow_import: AllowImportOpt = False,
+    args: ArgOpt = None,
     export: ExportOpt = None,
     debug: DebugOpt = False,
 ) -> None:
@@ -315,15 +375,16 @@ def check(
     from layerscope import render
     from layerscope.report import CheckResult
 
-    options = Options(model, device, dtype, tuple(sets or ()))
+    options = Options(model, device, dtype, tuple(sets or ()), allow_import, tuple(args or ()))
 
     def results() -> tuple[str, list[CheckResult]]:
         loaded = _load(spec, options)
-        out = []
+        out, name = [], ""
         for candidate in inputs or [""]:
             report = _traced(loaded, [t for t in candidate.split(",") if t], options, search=False)
             out.append(CheckResult(report.input_shapes, report.failure is None, report.output_shapes, report.failure))
-        return loaded.name, out
+            name = report.model
+        return name, out
 
     name, checked = _guarded(results, debug)
     _emit(

@@ -1,0 +1,91 @@
+"""Python-defined models on the command line: pkg.module:ClassOrFactory with --allow-import."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+TARGET = "tests.python_models"
+
+
+def as_json(cli, *args: str) -> dict:
+    run = cli(*args, "--format", "json")
+    assert run.exit_code in (0, 1), run.stderr
+    return json.loads(run.stdout)
+
+
+def test_importing_python_code_needs_allow_import(cli) -> None:
+    run = cli("inspect", f"{TARGET}:Classifier", "--input", "1x3x32x32")
+    assert (run.exit_code, run.stdout) == (2, "")
+    assert run.stderr == (
+        "layerscope: error: 'tests.python_models:Classifier' names Python code, and importing it runs that code"
+        " — add --allow-import to inspect a Python-defined model\n"
+    )
+
+
+def test_a_python_model_gives_the_report_of_its_yaml_twin(cli) -> None:
+    ours = as_json(cli, "inspect", f"{TARGET}:Classifier", "--allow-import", "--input", "1x3x32x32")
+    theirs = as_json(cli, "inspect", "classifier")
+    for key in ("total_params", "trainable_params", "total_flops", "param_bytes", "input_shapes", "output_shapes"):
+        assert ours[key] == theirs[key], key
+
+    def weighted(data: dict) -> list[tuple]:  # layers with weights: the spec's flatten is a layer, .flatten(1) not
+        return [(x["type"], x["output_shapes"], x["num_params"], x["flops"]) for x in data["layers"] if x["num_params"]]
+
+    assert weighted(ours)[1:] == weighted(theirs)[1:]  # all but the model's own row, named after each
+
+
+def test_arg_reaches_the_constructor_or_factory(cli) -> None:
+    assert as_json(cli, "inspect", f"{TARGET}:Classifier", "--allow-import", "-i", "1x3x32x32", "--arg", "classes=5")[
+        "output_shapes"
+    ] == [[1, 5]]
+    assert as_json(cli, "params", f"{TARGET}:small", "--allow-import", "-i", "3x2", "-a", "width=7")[
+        "total_params"
+    ] == (2 * 7 + 7 + 7 + 1)
+
+
+def test_dict_list_and_tuple_outputs_are_reported(cli) -> None:
+    data = as_json(cli, "shapes", f"{TARGET}:TwoHeads", "--allow-import", "-i", "2x8")
+    assert data["output_shapes"] == [[2, 3], [2, 4], [2, 16], []]
+    assert (
+        cli("shapes", f"{TARGET}:TwoHeads", "--allow-import", "-i", "2x8").stdout.count("2x3, 2x4, 2x16, scalar") == 1
+    )
+
+
+def test_a_python_model_that_rejects_its_input_is_diagnosed(cli) -> None:
+    run = cli("shapes", f"{TARGET}:Classifier", "--allow-import", "--input", "1x3x16x16")
+    assert run.exit_code == 1
+    assert "✗ fc (Linear) does not accept its input" in run.stdout
+    assert "Linear expects the last dim to be in_features=3072, got 768 (input 1x768)" in run.stdout
+    checked = cli("check", f"{TARGET}:Classifier", "--allow-import", "-i", "1x3x32x32", "-i", "1x3x16x16")
+    assert checked.exit_code == 1 and "Classifier — which inputs fit" in checked.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            [f"{TARGET}:Classifier"],
+            "a Python-defined model needs --input — e.g. --input 1x3x32x32 (or 5:int64 for ids)",
+        ),
+        ([f"{TARGET}:Clasifier", "-i", "1x3"], "'tests.python_models' has no 'Clasifier' — did you mean 'Classifier'?"),
+        (["nowhere_at_all:Model", "-i", "1x3"], "cannot import 'nowhere_at_all': No module named 'nowhere_at_all'"),
+        ([f"{TARGET}:not_a_model", "-i", "1x3"], "tests.python_models:not_a_model gave a int, not an nn.Module"),
+        ([f"{TARGET}:broken", "-i", "1x3"], "tests.python_models:broken(...) raised RuntimeError: no weights here"),
+        ([f"{TARGET}:small", "-i", "1x2", "--arg", "depth=3"], "tests.python_models:small: small() got an unexpected"),
+        ([f"{TARGET}:small", "-i", "1x2", "--set", "width=3"], "--set and --model are for spec files"),
+        ([f"{TARGET}:small", "-i", "1x2", "--dtype", "float16"], "--dtype is for spec files"),
+    ],
+)
+def test_bad_python_targets_get_one_line_and_exit_2(cli, args: list[str], message: str) -> None:
+    run = cli("inspect", *args, "--allow-import")
+    assert run.exit_code == 2 and run.stdout == ""
+    assert run.stderr.startswith(f"layerscope: error: {message}"), run.stderr
+    assert run.stderr.count("\n") == 1
+
+
+def test_arg_on_a_spec_file_is_an_error(cli) -> None:
+    run = cli("inspect", "lenet", "--arg", "classes=3")
+    assert run.exit_code == 2
+    assert run.stderr.startswith("layerscope: error: --arg is for Python-defined models (pkg.module:Class)")
