@@ -33,7 +33,7 @@ app = typer.Typer(
     name="layerscope",
     help="Look inside a PyTorch model before you train it: layers, shapes and parameters from a YAML spec.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
 )
 
@@ -51,6 +51,7 @@ SpecArg = Annotated[
         help="Spec file, or a bundled spec's name (see `layerscope list`). Omit it when the current directory holds exactly one .yaml spec.",
         show_default=False,
         metavar="SPEC",
+        autocompletion=lambda incomplete: complete_spec(incomplete),
     ),
 ]
 InputOpt = Annotated[
@@ -116,6 +117,17 @@ ArgOpt = Annotated[
     ),
 ]
 PYTHON_TARGET = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")  # pkg.module:ClassOrFactory
+
+
+def complete_spec(incomplete: str) -> list[str]:
+    """Shell completion for SPEC: bundled names and the .yaml files here that start with `incomplete`."""
+    from pathlib import Path
+
+    from layerscope.configs import SPEC_SUFFIXES, bundled_specs
+
+    names = {b.name for b in bundled_specs()}
+    names |= {p.name for p in Path.cwd().iterdir() if p.suffix in SPEC_SUFFIXES and p.is_file()}
+    return sorted(n for n in names if n.startswith(incomplete))
 
 
 def parse_sets(texts: list[str], option: str = "--set") -> dict[str, int | float | bool | str]:

@@ -205,3 +205,18 @@ def test_a_trillion_parameters_inspect_on_meta_without_allocating(tmp_path: Path
     data = json.loads(run.stdout)
     assert (data["total_params"], data["device"]) == (1_000_001_000_000, "meta")
     assert int(run.stderr.strip().splitlines()[-1]) < 1_000_000  # KB: far below the 4 TB the weights would take
+
+
+def test_shell_completion_offers_bundled_specs_and_local_files(tmp_path: Path) -> None:
+    (tmp_path / "llama_mine.yaml").write_text("layers: []\n")
+    env = {
+        **os.environ,
+        "_LAYERSCOPE_COMPLETE": "complete_bash",
+        "COMP_WORDS": "layerscope inspect ll",
+        "COMP_CWORD": "2",
+    }
+    run = subprocess.run([_script()], capture_output=True, text=True, cwd=tmp_path, env=env, check=False)
+    assert run.stdout.split() == ["llama2_70b", "llama_7b", "llama_mine.yaml"]
+    shown = _run(_script(), "--show-completion", "bash", cwd=tmp_path)
+    assert shown.returncode == 0 and "_LAYERSCOPE_COMPLETE=complete_bash" in shown.stdout
+    assert "--install-completion" in _run(_script(), "--help", cwd=tmp_path).stdout
