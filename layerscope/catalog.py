@@ -166,7 +166,7 @@ def yaml_hint(value: Any) -> str | None:
     return None
 
 
-def _expects(param: inspect.Parameter) -> set[str]:
+def expected_kinds(param: inspect.Parameter) -> set[str]:
     """What a parameter takes, as far as its annotation (or else its default) says: int/float/bool/str."""
     text = str(param.annotation) if param.annotation is not param.empty else type(param.default).__name__
     return {kind for kind in ("int", "float", "bool", "str") if re.search(rf"\b{kind}\b", text)}
@@ -174,7 +174,7 @@ def _expects(param: inspect.Parameter) -> set[str]:
 
 def check_argument(op: str, param: inspect.Parameter, value: Any) -> str | None:
     """Why `value` cannot be `param` of `op`, or None when it can."""
-    name, expects = param.name, _expects(param)
+    name, expects = param.name, expected_kinds(param)
     if isinstance(value, str) and _NUMBER_TEXT.match(value.strip()) and expects & {"int", "float"}:
         return f"{op} {name}: {value!r} is text, not a number"
     if isinstance(value, bool) and expects == {"str"}:

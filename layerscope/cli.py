@@ -421,6 +421,16 @@ def list_specs(fmt: FormatOpt = Format.table, export: ExportOpt = None) -> None:
     _emit(fmt, lambda: json.dumps(as_json, indent=2), lambda: bundled_view(specs), export=export)
 
 
+@app.command()
+def schema() -> None:
+    """The JSON Schema of spec files, for editors (the bundled configs point at it on their first line)."""
+    import json
+
+    from layerscope.schema import spec_schema
+
+    typer.echo(json.dumps(spec_schema(), indent=2))
+
+
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"layerscope {__version__}")

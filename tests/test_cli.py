@@ -41,7 +41,7 @@ def test_json_failure_is_exit_1_with_the_failing_layer(cli) -> None:
     assert run.exit_code == 1
     failure = json.loads(run.stdout)["failure"]
     assert (failure["layer"], failure["type"], failure["got"]) == ("fc", "Linear", [[1, 768]])
-    assert failure["source"].endswith("classifier.yaml:17:5")
+    assert failure["source"].endswith("classifier.yaml:18:5")
 
 
 def test_bundled_name_equals_the_file(cli) -> None:

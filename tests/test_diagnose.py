@@ -22,7 +22,7 @@ def failure(cli, *args: str) -> dict:
 
 def test_classifier_on_16x16(cli) -> None:
     f = failure(cli, "configs/classifier.yaml", "--input", "1x3x16x16")
-    assert (f["layer"], f["type"], f["source"]) == ("fc", "Linear", "configs/classifier.yaml:17:5")
+    assert (f["layer"], f["type"], f["source"]) == ("fc", "Linear", "configs/classifier.yaml:18:5")
     assert f["got"] == [[1, 768]]
     assert f["expected"] == "in_features=3072 (the last dim)"
     assert f["message"] == "Linear expects the last dim to be in_features=3072, got 768 (input 1x768)"
@@ -39,7 +39,7 @@ def test_classifier_on_16x16(cli) -> None:
 
 def test_lenet_on_28x28(cli) -> None:
     f = failure(cli, "configs/lenet.yaml", "--input", "1x1x28x28")
-    assert (f["layer"], f["source"], f["got"]) == ("fc1", "configs/lenet.yaml:14:5", [[1, 400]])
+    assert (f["layer"], f["source"], f["got"]) == ("fc1", "configs/lenet.yaml:15:5", [[1, 400]])
     assert f["expected"] == "in_features=576 (the last dim)"
     assert "inputs that fit the model: 1x1x32x32, 1x1x33x33, 1x1x34x34" in f["hints"]
 

@@ -80,7 +80,7 @@ def test_classifier_fails_on_16x16_at_the_linear_layer() -> None:
     assert (report.failure.layer, report.failure.type) == ("fc", "Linear")
     assert report.failure.got == [[1, 768]]
     assert "3072" in report.failure.message
-    assert report.failure.source == f"{ROOT / 'configs' / 'classifier.yaml'}:17:5"
+    assert report.failure.source == f"{ROOT / 'configs' / 'classifier.yaml'}:18:5"
 
 
 def test_convnet_keeps_any_spatial_size() -> None:

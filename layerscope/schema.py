@@ -1,0 +1,120 @@
+"""JSON Schema of a spec file, for editors: `layerscope schema > spec.schema.json`.
+
+Made from the same tables the spec stage checks against (model, input, block and layer keys; every
+op and its constructor's arguments), so it cannot drift from them. It is looser than the spec
+stage in one way: a block's name may stand for an op, and any value may be a `${...}` expression,
+so it guides autocompletion and catches typos in keys, while `layerscope` itself reports the rest.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from layerscope.catalog import expected_kinds, lookup, op_names
+from layerscope.layers import BLOCK_KEYS, LAYER_KEYS, NAME
+from layerscope.spec import DTYPES, INPUT_KEYS, MODEL_KEYS
+
+SCHEMA_ID = "https://layerscope.dev/spec.schema.json"
+EXPRESSION = {"type": "string", "pattern": r"\$\{", "description": "an expression, e.g. ${2 * width}"}
+_JSON_TYPES = {"int": "integer", "float": "number", "bool": "boolean", "str": "string"}
+
+
+def _value(*schemas: dict[str, Any]) -> dict[str, Any]:
+    """A value of one of `schemas`, or an expression."""
+    return {"anyOf": [*schemas, EXPRESSION]}
+
+
+def _argument(param: inspect.Parameter) -> dict[str, Any]:
+    """What an op's argument takes: its annotated kinds, their lists (kernel_size: [3, 3]), null."""
+    kinds = [{"type": _JSON_TYPES[k]} for k in sorted(expected_kinds(param))]
+    if "Module" in str(param.annotation):
+        kinds.append({"$ref": "#/$defs/layer"})  # encoder_layer: {op: TransformerEncoderLayer, ...}
+    if not kinds:
+        return {}
+    schema = _value(*kinds, {"type": "array"}, {"type": "null"})
+    if param.default is not param.empty and isinstance(param.default, (int, float, str, bool)):
+        schema["default"] = param.default
+    return schema
+
+
+def _op_arguments() -> list[dict[str, Any]]:
+    """Per op, its arguments as properties, so an editor completes `out_features` after `op: Linear`."""
+    rules = []
+    for op in op_names():
+        info = lookup(op)
+        if info is None or not info.signature.parameters:
+            continue
+        properties = {name: _argument(p) for name, p in info.signature.parameters.items()}
+        rules.append(
+            {"if": {"properties": {"op": {"const": op}}, "required": ["op"]}, "then": {"properties": properties}}
+        )
+    return rules
+
+
+def spec_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of one spec document."""
+    name = {"type": "string", "pattern": NAME.pattern}
+    names = {"anyOf": [name, {"type": "array", "items": name}]}
+    layer_list = {"type": "array", "items": {"$ref": "#/$defs/layer"}}
+    layer = {
+        "type": "object",
+        "properties": {
+            "name": name,
+            "op": {
+                "anyOf": [{"enum": op_names()}, name],
+                "description": "a torch.nn class, a functional op, or a block",
+            },
+            "args": {"type": "array", "description": "positional arguments of the op"},
+            "from": {**names, "description": "the layer(s) or input(s) this one reads; default: the one above"},
+            "use": {**name, "description": "call an earlier layer again: one set of weights"},
+            "layers": {**layer_list, "description": "a nested Sequential"},
+            "repeat": _value({"type": "integer", "minimum": 0}),
+            "when": _value({"type": "boolean"}),
+            "tie": {"type": "object", "additionalProperties": {"type": "string"}},
+        },
+        "allOf": _op_arguments(),
+    }
+    assert set(layer["properties"]) == set(LAYER_KEYS)  # type: ignore[arg-type]
+    input_ = {
+        "type": "object",
+        "properties": {
+            "name": name,
+            "shape": {"type": "array", "items": _value({"type": "integer", "minimum": 0})},
+            "dtype": {"enum": list(DTYPES)},
+            "range": {"type": "array", "items": _value({"type": "integer"}), "minItems": 2, "maxItems": 2},
+        },
+        "required": ["shape"],
+        "additionalProperties": False,
+    }
+    block = {
+        "type": "object",
+        "properties": {
+            "description": {"type": "string"},
+            "params": {"type": "object", "description": "the block's parameters and defaults (null: required)"},
+            "inputs": {"type": "array", "items": name},
+            "layers": layer_list,
+        },
+        "required": ["layers"],
+        "additionalProperties": False,
+    }
+    model = {
+        "name": name,
+        "description": {"type": "string"},
+        "input": {"anyOf": [{"$ref": "#/$defs/input"}, {"type": "array", "items": {"$ref": "#/$defs/input"}}]},
+        "vars": {"type": "object", "description": "named values for ${...} expressions; --set overrides them"},
+        "blocks": {"type": "object", "additionalProperties": {"$ref": "#/$defs/block"}},
+        "layers": layer_list,
+    }
+    assert set(model) == set(MODEL_KEYS) and set(input_["properties"]) == set(INPUT_KEYS)  # type: ignore[arg-type]
+    assert set(block["properties"]) == set(BLOCK_KEYS)  # type: ignore[arg-type]
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": SCHEMA_ID,
+        "title": "layerscope model spec",
+        "type": "object",
+        "properties": model,
+        "required": ["layers"],
+        "additionalProperties": False,
+        "$defs": {"layer": layer, "input": input_, "block": block},
+    }
