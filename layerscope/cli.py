@@ -422,6 +422,40 @@ def list_specs(fmt: FormatOpt = Format.table, export: ExportOpt = None) -> None:
 
 
 @app.command()
+def diff(
+    before: Annotated[str, typer.Argument(help="The spec (or bundled name) to compare from.", metavar="SPEC_A")],
+    after: Annotated[str, typer.Argument(help="The spec to compare with it.", metavar="SPEC_B")],
+    inputs: InputOpt = None,
+    everything: Annotated[bool, typer.Option("--all", help="Show the unchanged layers too.")] = False,
+    fmt: FormatOpt = Format.table,
+    device: DeviceOpt = "auto",
+    dtype: DtypeOpt = "float32",
+    allow_import: AllowImportOpt = False,
+    export: ExportOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """What changed from SPEC_A to SPEC_B, layer by layer: added and removed layers, shapes, parameters."""
+    import json
+
+    from layerscope import render
+    from layerscope.compare import compare
+
+    options = Options(None, device, dtype, (), allow_import)
+
+    def traced(spec: str) -> Report:
+        return _traced(_load(spec, options), inputs or [], options)
+
+    changes = _guarded(lambda: compare(traced(before), traced(after)), debug)
+    _emit(
+        fmt,
+        lambda: json.dumps(changes.to_dict(), indent=2),
+        lambda: render.diff_view(changes, everything),
+        failed=changes.before.failure is not None or changes.after.failure is not None,
+        export=export,
+    )
+
+
+@app.command()
 def schema() -> None:
     """The JSON Schema of spec files, for editors (the bundled configs point at it on their first line)."""
     import json

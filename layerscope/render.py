@@ -7,9 +7,10 @@ import io
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from rich import box
 from rich.cells import cell_len
@@ -19,6 +20,7 @@ from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 
+from layerscope.compare import Diff
 from layerscope.configs import Bundled
 from layerscope.errors import UsageError
 from layerscope.report import CheckResult, LayerRecord, Report, format_shape, format_shapes
@@ -87,7 +89,8 @@ def _output_cell(layer: LayerRecord) -> Text:
 
 def _table(title: str, *columns: str) -> LineTable:
     return LineTable(
-        title, [(c, "right" if c in ("Params", "% of total", "Numel", "FLOPs") else "left") for c in columns]
+        title,
+        [(c, "right" if c in ("Params", "% of total", "Numel", "FLOPs", "Δ params") else "left") for c in columns],
     )
 
 
@@ -342,6 +345,60 @@ def bundled_view(specs: list[Bundled]) -> LineTable:
     for spec in specs:
         table.add_row(spec.name, spec.description)
     return table
+
+
+def diff_view(diff: Diff, everything: bool = False) -> Group:
+    """What changed from one model to the other, layer by layer (`everything`: unchanged rows too)."""
+    before, after = diff.before, diff.after
+    table = _table(
+        f"{before.model} → {after.model} — what changed",
+        "Layer",
+        "Change",
+        "Type",
+        "Output shape",
+        "Params",
+        "Δ params",
+    )
+    for c in diff.layers if everything else diff.changed():
+        table.add_row(
+            c.name,
+            Text(c.change, style=_CHANGE_STYLES[c.change]),
+            _pair(*c.types, str),
+            _pair(*c.output_shapes, lambda shapes: format_shapes(shapes) or "-"),
+            _pair(*c.params, lambda n: f"{n:,}" if n else "-"),
+            f"{c.param_delta:+,}" if c.param_delta else "-",
+        )
+    counts = {kind: sum(1 for c in diff.layers if c.change == kind) for kind in ("added", "removed", "changed")}
+    footer = Totals(
+        [
+            ("Layers", ", ".join(f"{n} {kind}" for kind, n in counts.items()) + f" (of {len(diff.layers)})"),
+            (
+                "Total params",
+                f"{_pair(before.total_params, after.total_params, lambda n: f'{n:,}')} ({after.total_params - before.total_params:+,})",
+            ),
+            ("FLOPs (forward)", _pair(before.total_flops, after.total_flops, si)),
+            ("Input", _pair(before.input_shapes, after.input_shapes, format_shapes)),
+            ("Output", _pair(before.output_shapes, after.output_shapes, lambda s: format_shapes(s) or "-")),
+        ]
+    )
+    failed = [r for r in (before, after) if r.failure is not None]
+    return Group(
+        table,
+        footer,
+        *[Text(f"{r.model} does not accept its input: {r.failure.message}", style="red") for r in failed if r.failure],
+    )
+
+
+_CHANGE_STYLES = {"added": "green", "removed": "red", "changed": "yellow", "same": "dim"}
+
+
+def _pair(before: Any, after: Any, show: Callable[[Any], str]) -> str:
+    """One value if both sides agree or one is missing, else `before → after`."""
+    if before is None or before == after:
+        return show(after) if after is not None else "-"
+    if after is None:
+        return show(before)
+    return f"{show(before)} → {show(after)}"
 
 
 def to_markdown(view: RenderableType) -> str:

@@ -28,6 +28,7 @@ CASES += [
     ("lenet_28x28.inspect", ["inspect", "configs/lenet.yaml", "--input", "1x1x28x28"], 1),
     ("transformer_encoder_depth2.inspect", ["inspect", "configs/transformer_encoder.yaml", "--depth", "2"], 0),
     ("list", ["list"], 0),
+    ("lenet_to_exercise_convnet.diff", ["diff", "configs/lenet.yaml", "configs/exercise_convnet.yaml"], 0),
     ("tiny_blocks_depth2.inspect", ["inspect", "tests/specs/tiny_blocks.yaml", "--depth", "2"], 0),
     ("tiny_blocks.params", ["params", "tests/specs/tiny_blocks.yaml"], 0),
     ("resnet18_bfloat16.inspect", ["inspect", "configs/resnet18.yaml", "--depth", "1", "--dtype", "bfloat16"], 0),
