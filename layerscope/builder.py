@@ -77,6 +77,8 @@ class Built:
     sources: dict[str, Source] = field(default_factory=dict)  # qualified module name → spec position
     stopped_at: str | None = None  # the layer whose forward failed while building
     skipped: list[str] = field(default_factory=list)  # spec layers after it, never built
+    # id of each torch module built → (op, the arguments it was constructed with, inferred ones included)
+    recipes: dict[int, tuple[str, dict[str, Any]]] = field(default_factory=dict)
 
     def notes(self) -> list[Note]:
         """What the report must say about a model that could not be built to the end."""
@@ -194,6 +196,7 @@ class _Builder:
         self.sources: dict[str, Source] = {}
         self.stopped_at: str | None = None
         self.skipped: list[str] = []
+        self.recipes: dict[int, tuple[str, dict[str, Any]]] = {}
 
     def charge(self, nbytes: int = 0, macs: int = 0) -> None:
         """Count bytes about to live on the device and work about to be done; past a budget, stop."""
@@ -212,7 +215,7 @@ class _Builder:
             model, _ = self.container(
                 self.spec.name, self.spec.layers, [i.name for i in inputs], tensors, "", self.spec.output
             )
-        return Built(model, tensors, self.device, self.sources, self.stopped_at, self.skipped)
+        return Built(model, tensors, self.device, self.sources, self.stopped_at, self.skipped, self.recipes)
 
     def container(
         self,
@@ -328,11 +331,14 @@ class _Builder:
         try:
             if info.is_lazy:  # lazy parameters cannot be moved; they materialise on first call
                 with torch.device(self.device), devices.no_init():
-                    return info.target(*bound.args, **bound.kwargs, dtype=self.dtype)  # type: ignore[no-any-return]
+                    module = info.target(*bound.args, **bound.kwargs, dtype=self.dtype)
+                self.recipes[id(module)] = (layer.op, dict(bound.arguments))
+                return module  # type: ignore[no-any-return]
             with torch.device("meta"), devices.no_init():
                 module = info.target(*bound.args, **bound.kwargs)
         except Exception as e:  # noqa: BLE001 - torch's own argument checks, reported at the layer
             raise SpecError(f"{layer.op}: {e}", source=layer.source) from None
+        self.recipes[id(module)] = (layer.op, dict(bound.arguments))
         self.charge(sum(p.numel() * self._dtype_of(p).itemsize for p in module.parameters()))
         if self.device.type == "meta" and self.dtype == torch.float32:
             return module  # already what is wanted

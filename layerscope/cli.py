@@ -455,6 +455,52 @@ def diff(
     )
 
 
+class Target(str, enum.Enum):
+    python = "python"
+
+
+@app.command("export")
+def export_spec(
+    spec: SpecArg = None,
+    to: Annotated[
+        Target, typer.Option("--to", help="What to write: python, a standalone nn.Module source file.")
+    ] = Target.python,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", metavar="FILE", help="Write to FILE instead of printing.", show_default=False),
+    ] = None,
+    inputs: InputOpt = None,
+    model: ModelOpt = None,
+    sets: SetOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """The spec as a standalone PyTorch module (class per block, the spec's parameter names)."""
+    from layerscope.builder import build
+    from layerscope.export import to_python
+    from layerscope.render import write_whole
+    from layerscope.spec import ModelSpec
+
+    options = Options(model, "meta", "float32", tuple(sets or ()))
+
+    def source() -> str:
+        loaded = _load(spec, options)
+        assert isinstance(loaded, ModelSpec)
+        built = build(loaded, _inputs_for(loaded, inputs or []), device="meta")  # arguments, not weights
+        if built.stopped_at is not None:
+            raise UsageError(
+                f"{loaded.name} does not accept its input at {built.stopped_at}, so its later layers cannot be written",
+                hint="run `layerscope inspect` on it for the diagnosis",
+            )
+        where = spec if spec is not None else str(loaded.source.file)
+        return to_python(loaded, built, where)
+
+    text = _guarded(source, debug)
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        _guarded(lambda: write_whole(output, text), debug)
+
+
 @app.command()
 def schema() -> None:
     """The JSON Schema of spec files, for editors (the bundled configs point at it on their first line)."""

@@ -454,7 +454,11 @@ def export(renderable: RenderableType, path: Path, width: int = 120) -> None:
         raise UsageError(f"cannot export to {path.name!r}", hint="name a .svg or .html file, e.g. --export report.svg")
     console = Console(file=io.StringIO(), width=width, record=True, force_terminal=True, color_system="truecolor")
     console.print(renderable)
-    text = console.export_svg(title=f"layerscope {path.stem}") if kind == ".svg" else console.export_html()
+    write_whole(path, console.export_svg(title=f"layerscope {path.stem}") if kind == ".svg" else console.export_html())
+
+
+def write_whole(path: Path, text: str) -> None:
+    """Write `text` to `path` through a temporary file beside it: the file appears whole or not at all."""
     try:
         with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=path.parent, delete=False, suffix=".part") as f:
             f.write(text)
