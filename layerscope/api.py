@@ -2,7 +2,7 @@
 
     import layerscope
     spec = layerscope.load("lenet")                      # a file or a bundled spec's name
-    model = layerscope.builder(spec)                       # a trainable nn.Module, weights initialised
+    model = layerscope.build(spec)                       # a trainable nn.Module, weights initialised
     report = layerscope.inspect(spec)                    # or any nn.Module, with input_size=
     report                                               # renders as the `inspect` table (terminal, Jupyter)
     report.to_dict()                                     # the JSON contract of `inspect --format json`
