@@ -121,8 +121,6 @@ PYTHON_TARGET = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")  # pkg.module:Cla
 
 def complete_spec(incomplete: str) -> list[str]:
     """Shell completion for SPEC: bundled names and the .yaml files here that start with `incomplete`."""
-    from pathlib import Path
-
     from layerscope.configs import SPEC_SUFFIXES, bundled_specs
 
     names = {b.name for b in bundled_specs()}
@@ -188,8 +186,6 @@ class Options:
 
 def _load(spec_arg: str | None, options: Options) -> ModelSpec | nn.Module:
     """The spec SPEC names, or with --allow-import the Python-defined model `pkg.module:Class`."""
-    from pathlib import Path
-
     from layerscope.configs import resolve_spec
     from layerscope.spec import load_spec
 
