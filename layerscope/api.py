@@ -110,9 +110,7 @@ def inspect_module(model: nn.Module, inputs: list[Tensor], *, device: str = "aut
             except devices.OverBudget:
                 pass
         return _trace_on(model, inputs, devices.meta(), search)
-    if device not in ("cpu", "meta") and not device.startswith("cuda"):
-        raise UsageError(f"unknown device {device!r}", hint="use auto, cpu or meta (or cuda where there is a GPU)")
-    return _trace_on(model, inputs, torch.device(device), search)
+    return _trace_on(model, inputs, devices.named(device), search)
 
 
 def _trace_on(model: nn.Module, inputs: list[Tensor], device: torch.device, search: bool) -> Report:

@@ -141,7 +141,7 @@ def build(
         )
     if device == "auto":
         return _build_auto(spec, inputs, dtype)
-    return _Builder(spec, _device(device), _DTYPES[dtype]).run(inputs)
+    return _Builder(spec, devices.named(device), _DTYPES[dtype]).run(inputs)
 
 
 def _build_auto(spec: ModelSpec, inputs: Sequence[InputSpec], dtype: str = "float32") -> Built:
@@ -170,18 +170,6 @@ def spec_probe(
         return built.stopped_at is None, layer in built.sources and built.stopped_at != layer
 
     return probe
-
-
-def _device(name: str) -> torch.device:
-    if name == "cpu":
-        return torch.device(name)
-    if name == "meta":
-        return devices.meta()
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise UsageError(f"device {name!r}: CUDA is not available on this machine", hint="use auto, cpu or meta")
-        return torch.device(name)
-    raise UsageError(f"unknown device {name!r}", hint="use auto, cpu or meta (or cuda where there is a GPU)")
 
 
 class _Builder:

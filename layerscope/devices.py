@@ -22,6 +22,8 @@ import torch
 from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
 
+from layerscope.errors import UsageError
+
 CPU_BUDGET_BYTES = 256 << 20  # weights, inputs and activations a CPU run may hold
 CPU_BUDGET_MACS = 500_000_000  # multiply-adds a CPU run may do: ~0.05 s on two cores
 
@@ -48,6 +50,19 @@ def cpu_work_budget(model: nn.Module) -> Iterator[None]:
     finally:
         for handle in handles:
             handle.remove()
+
+
+def named(name: str) -> torch.device:
+    """The device a --device name (or device=) asks for: cpu, meta, or cuda where there is one."""
+    if name == "cpu":
+        return torch.device(name)
+    if name == "meta":
+        return meta()
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise UsageError(f"device {name!r}: CUDA is not available on this machine", hint="use auto, cpu or meta")
+        return torch.device(name)
+    raise UsageError(f"unknown device {name!r}", hint="use auto, cpu or meta (or cuda where there is a GPU)")
 
 
 def for_bytes(nbytes: int) -> torch.device:
