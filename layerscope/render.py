@@ -405,7 +405,7 @@ def to_markdown(view: RenderableType) -> str:
     """A view as Markdown: its tables as pipe tables (layers by qualified name), its totals as a
     two-column table, anything else (a diagnosis, notes) as a text block."""
     parts = []
-    for part in view.renderables if isinstance(view, Group) else [view]:
+    for part in _parts(view):
         if isinstance(part, LineTable):
             rows = part.data()
             align = ["---:" if justify == "right" else "---" for _, justify in part.columns]
@@ -421,10 +421,15 @@ def to_markdown(view: RenderableType) -> str:
 
 def to_csv(view: RenderableType) -> str:
     """A view's main table as CSV: a header row, then one row per layer, parameter or candidate."""
-    table = next(p for p in (view.renderables if isinstance(view, Group) else [view]) if isinstance(p, LineTable))
+    table = next(p for p in _parts(view) if isinstance(p, LineTable))
     out = io.StringIO()
     csv.writer(out, lineterminator="\n").writerows(table.data())
     return out.getvalue()
+
+
+def _parts(view: RenderableType) -> list[RenderableType]:
+    """A view's pieces: a Group's renderables, else the view itself."""
+    return list(view.renderables) if isinstance(view, Group) else [view]
 
 
 def _pipe_row(cells: list[str]) -> str:
