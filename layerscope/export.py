@@ -21,6 +21,7 @@ from torch import nn
 from layerscope.builder import Built, SpecModule
 from layerscope.ops import FUNCTIONAL_OPS, LAYERSCOPE_MODULES, FunctionalOp
 from layerscope.spec import InputSpec, ModelSpec
+from layerscope.trace import param_names
 
 HEADER = '''"""{name}, exported by layerscope from {source}. Needs only torch.
 
@@ -52,7 +53,7 @@ def to_python(spec: ModelSpec, built: Built, source: str) -> str:
     parts += [textwrap.dedent(inspect.getsource(FUNCTIONAL_OPS[op])) for op in sorted(writer.functions)]
     parts += [textwrap.dedent(inspect.getsource(LAYERSCOPE_MODULES[op])) for op in sorted(writer.own_modules)]
     parts += list(writer.classes.values())
-    parts.append(_make_functions(root, built.model, spec.inputs))
+    parts.append(_make_functions(root, spec.inputs))
     return "\n\n\n".join(p.strip("\n") for p in parts) + "\n"
 
 
@@ -168,11 +169,8 @@ def _set(node: str, expression: str) -> str:
 
 def _ties(model: nn.Module) -> list[str]:
     """`tie:`: each parameter that is another module's, assigned from the first name it has."""
-    by_tensor: dict[int, list[str]] = {}
-    for name, p in model.named_parameters(remove_duplicate=False):
-        by_tensor.setdefault(id(p), []).append(name)
     lines = []
-    for names in by_tensor.values():
+    for names in param_names(model).values():
         first_owner = model.get_submodule(names[0].rpartition(".")[0])
         for name in names[1:]:
             owner, _, attr = name.rpartition(".")
@@ -181,7 +179,7 @@ def _ties(model: nn.Module) -> list[str]:
     return lines
 
 
-def _make_functions(root: str, model: nn.Module, inputs: tuple[InputSpec, ...]) -> str:
+def _make_functions(root: str, inputs: tuple[InputSpec, ...]) -> str:
     lines = [
         f"def make_model() -> {root}:",
         f"    return {root}()",

@@ -175,19 +175,21 @@ def _notes(caught: list[warnings.WarningMessage], raised_in: dict[int, str], fal
     return notes
 
 
-def _params(model: nn.Module) -> list[ParamRecord]:
+def param_names(model: nn.Module) -> dict[int, list[str]]:
+    """Every name of each parameter tensor, by the tensor's id, in the model's order: a tied or
+    shared parameter has several."""
     by_tensor: dict[int, list[str]] = {}
-    tensors: dict[int, nn.Parameter] = {}
-    order: list[tuple[str, int]] = []
     for qualname, p in model.named_parameters(remove_duplicate=False):
         by_tensor.setdefault(id(p), []).append(qualname)
-        tensors[id(p)] = p
-        order.append((qualname, id(p)))
+    return by_tensor
+
+
+def _params(model: nn.Module) -> list[ParamRecord]:
+    by_tensor = param_names(model)
     records = []
-    for qualname, key in order:
-        p = tensors[key]
+    for qualname, p in model.named_parameters(remove_duplicate=False):
         lazy = isinstance(p, nn.parameter.UninitializedParameter)
-        aliases = by_tensor[key]
+        aliases = by_tensor[id(p)]
         records.append(
             ParamRecord(
                 name=qualname,
