@@ -227,10 +227,9 @@ SHORTCUTS: dict[Any, Callable[..., Any]] = {
 class OpCounter(TorchDispatchMode):
     """Counts FLOPs like FlopCounterMode, by FORMULAS (running total in `flops`); answers SHORTCUTS on meta."""
 
-    def __init__(self, shortcuts: bool = True) -> None:
+    def __init__(self) -> None:
         super().__init__()
         self.flops = 0
-        self.shortcuts = shortcuts
 
     def __torch_dispatch__(
         self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None
@@ -238,7 +237,7 @@ class OpCounter(TorchDispatchMode):
         kwargs = kwargs or {}
         if func in _LAYOUT_QUERIES:
             return NotImplemented
-        shortcut = SHORTCUTS.get(func) if self.shortcuts else None
+        shortcut = SHORTCUTS.get(func)
         if shortcut is not None:
             out = shortcut(*args, **kwargs)
             if out is not NotImplemented:
