@@ -237,7 +237,8 @@ class _Builder:
             if self.stopped_at is not None:
                 continue  # a nested Sequential stopped inside; the loop records what is left
             if not layer.is_container:
-                self.charge(macs=devices.estimated_macs(child, args))
+                if self.budgeted:  # the estimate only decides whether the CPU run goes on
+                    self.charge(macs=devices.estimated_macs(child, args))
                 # a lazy layer makes its weights on its first call: without initialising them
                 lazy = devices.no_init() if isinstance(child, LazyModuleMixin) else contextlib.nullcontext()
                 try:
