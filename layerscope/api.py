@@ -25,14 +25,14 @@ from typing import Any, Union
 import torch
 from torch import Tensor, nn
 
-from layerscope import devices
-from layerscope.builder import build as build_spec
-from layerscope.builder import spec_probe
-from layerscope.configs import resolve_spec
+from layerscope.builder.builder import build as build_spec
+from layerscope.builder.builder import spec_probe
 from layerscope.errors import Source, UsageError, did_you_mean
-from layerscope.report import Report
-from layerscope.spec import InputSpec, ModelSpec, load_spec
-from layerscope.trace import trace
+from layerscope.report.model import Report
+from layerscope.run import devices
+from layerscope.run.trace import trace
+from layerscope.spec.bundled import resolve_spec
+from layerscope.spec.model import InputSpec, ModelSpec, load_spec
 
 Shape = Sequence[int]
 InputSize = Union[Shape, Sequence[Shape], None]  # noqa: UP007 - a runtime alias

@@ -24,8 +24,8 @@ if TYPE_CHECKING:
     from rich.console import Console, RenderableType
     from torch import nn
 
-    from layerscope.report import Report
-    from layerscope.spec import InputSpec, ModelSpec
+    from layerscope.report.model import Report
+    from layerscope.spec.model import InputSpec, ModelSpec
 
 T = TypeVar("T")
 
@@ -121,7 +121,7 @@ PYTHON_TARGET = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")  # pkg.module:Cla
 
 def complete_spec(incomplete: str) -> list[str]:
     """Shell completion for SPEC: bundled names and the .yaml files here that start with `incomplete`."""
-    from layerscope.configs import SPEC_SUFFIXES, bundled_specs
+    from layerscope.spec.bundled import SPEC_SUFFIXES, bundled_specs
 
     names = {b.name for b in bundled_specs()}
     names |= {p.name for p in Path.cwd().iterdir() if p.suffix in SPEC_SUFFIXES and p.is_file()}
@@ -150,7 +150,7 @@ def parse_sets(texts: list[str], option: str = "--set") -> dict[str, int | float
 
 def parse_input(text: str) -> tuple[tuple[int, ...], str | None]:
     """`1x3x32x32` or `5:int64` → (shape, dtype or None)."""
-    from layerscope.spec import DTYPES, dtype_hint
+    from layerscope.spec.model import DTYPES, dtype_hint
 
     shape_text, _, dtype = text.partition(":")
     hint = "write sizes joined by x, e.g. --input 1x3x32x32 or --input 5:int64"
@@ -186,8 +186,8 @@ class Options:
 
 def _load(spec_arg: str | None, options: Options) -> ModelSpec | nn.Module:
     """The spec SPEC names, or with --allow-import the Python-defined model `pkg.module:Class`."""
-    from layerscope.configs import resolve_spec
-    from layerscope.spec import load_spec
+    from layerscope.spec.bundled import resolve_spec
+    from layerscope.spec.model import load_spec
 
     if spec_arg and PYTHON_TARGET.fullmatch(spec_arg) and not Path(spec_arg).exists():
         if not options.allow_import:
@@ -208,9 +208,9 @@ def _load(spec_arg: str | None, options: Options) -> ModelSpec | nn.Module:
 def _traced(subject: ModelSpec | nn.Module, input_texts: list[str], options: Options, search: bool = True) -> Report:
     """Build a spec for the --input texts, or take a Python model, and trace it; `search` off skips
     looking for inputs that fit."""
-    from layerscope import devices
     from layerscope.api import inspect_module, inspect_spec
-    from layerscope.spec import ModelSpec
+    from layerscope.run import devices
+    from layerscope.spec.model import ModelSpec
 
     devices.ANSWER_DYNAMO_LOOKUPS = True  # this process never compiles; see devices.py
     if isinstance(subject, ModelSpec):
@@ -256,7 +256,7 @@ def _run(
     export: Path | None = None,
 ) -> None:
     report = _guarded(lambda: _traced(_load(spec, options), inputs, options), debug)
-    from layerscope.render import to_json
+    from layerscope.render.views import to_json
 
     _emit(fmt, lambda: to_json(report), lambda: view(report), failed=report.failure is not None, export=export)
 
@@ -270,7 +270,7 @@ def _emit(
 ) -> None:
     """Print in the chosen format, after writing --export if asked; a model that rejected an input
     makes the exit status 1."""
-    from layerscope import render
+    from layerscope.render import views as render
 
     if export is not None:
         _guarded(lambda: render.export(as_view(), export), debug=False)
@@ -313,7 +313,7 @@ def _layer_table_command(name: str, view_name: str, summary: str) -> None:
         export: ExportOpt = None,
         debug: DebugOpt = False,
     ) -> None:
-        from layerscope import render
+        from layerscope.render import views as render
 
         view = getattr(render, view_name)
         options = Options(model, device, dtype, tuple(sets or ()), allow_import, tuple(args or ()))
@@ -344,7 +344,7 @@ def params(
     debug: DebugOpt = False,
 ) -> None:
     """Every parameter: qualified name, shape, count, dtype, trainable, and what it is tied to."""
-    from layerscope.render import params_view
+    from layerscope.render.views import params_view
 
     _run(
         params_view,
@@ -380,8 +380,8 @@ def check(
     debug: DebugOpt = False,
 ) -> None:
     """Which of several inputs the model accepts; exit status 1 when any does not fit."""
-    from layerscope import render
-    from layerscope.report import CheckResult
+    from layerscope.render import views as render
+    from layerscope.report.model import CheckResult
 
     options = Options(model, device, dtype, tuple(sets or ()), allow_import, tuple(args or ()))
 
@@ -409,8 +409,8 @@ def list_specs(fmt: FormatOpt = Format.table, export: ExportOpt = None) -> None:
     """The bundled specs, usable by name in place of a file."""
     import json
 
-    from layerscope.configs import bundled_specs
-    from layerscope.render import bundled_view
+    from layerscope.render.views import bundled_view
+    from layerscope.spec.bundled import bundled_specs
 
     specs = bundled_specs()
     as_json = [{"name": b.name, "description": b.description, "path": str(b.path)} for b in specs]
@@ -433,8 +433,8 @@ def diff(
     """What changed from SPEC_A to SPEC_B, layer by layer: added and removed layers, shapes, parameters."""
     import json
 
-    from layerscope import render
-    from layerscope.compare import compare
+    from layerscope.render import views as render
+    from layerscope.report.diff import compare
 
     options = Options(None, device, dtype, (), allow_import)
 
@@ -471,10 +471,10 @@ def export_spec(
     debug: DebugOpt = False,
 ) -> None:
     """The spec as a standalone PyTorch module (class per block, the spec's parameter names)."""
-    from layerscope.builder import build
-    from layerscope.export import to_python
-    from layerscope.render import write_whole
-    from layerscope.spec import ModelSpec
+    from layerscope.builder.builder import build
+    from layerscope.builder.to_python import to_python
+    from layerscope.render.views import write_whole
+    from layerscope.spec.model import ModelSpec
 
     options = Options(model, "meta", "float32", tuple(sets or ()))
 
@@ -502,7 +502,7 @@ def schema() -> None:
     """The JSON Schema of spec files, for editors (the bundled configs point at it on their first line)."""
     import json
 
-    from layerscope.schema import spec_schema
+    from layerscope.spec.schema import spec_schema
 
     typer.echo(json.dumps(spec_schema(), indent=2))
 

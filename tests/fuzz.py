@@ -107,9 +107,9 @@ def run_one(path: Path, inputs: list[str]) -> str | None:
     """Run a spec as the CLI would; the traceback of an unexpected exception, else None."""
     from rich.console import Console
 
-    from layerscope import render
     from layerscope.cli import Options, _load, _traced
     from layerscope.errors import LayerscopeError
+    from layerscope.render import views as render
 
     try:
         report = _traced(_load(str(path), Options()), inputs, Options())
@@ -126,8 +126,8 @@ def run_one(path: Path, inputs: list[str]) -> str | None:
 
 def fuzz(count: int, seed: int, report_every: int = 0) -> list[tuple[str, list[str], str]]:
     """Run `count` mutated specs; return (spec text, --input list, traceback) for each bug found."""
-    from layerscope import diagnose
-    from layerscope.catalog import op_names
+    from layerscope.report import diagnose
+    from layerscope.spec.catalog import op_names
 
     diagnose.SEARCH_SECONDS = 0.05  # exercise the hint search without paying for it 10,000 times
     rng = random.Random(seed)

@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from layerscope.ops import FunctionalOp
-from layerscope.trace import trace
+from layerscope.run.trace import trace
+from layerscope.spec.ops import FunctionalOp
 
 
 def failure(cli, *args: str) -> dict:

@@ -13,8 +13,8 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
-from layerscope import devices
-from layerscope.dispatch import SHORTCUTS, OpCounter
+from layerscope.run import devices
+from layerscope.run.counting import SHORTCUTS, OpCounter
 
 aten = torch.ops.aten
 DTYPES = [torch.float32, torch.float16, torch.bfloat16, torch.float64]
@@ -199,8 +199,8 @@ def test_resnet_style_blocks_on_meta_run_no_python_batch_norm() -> None:
 
 def test_no_initialiser_runs_while_a_spec_with_lazy_layers_is_built() -> None:
     """LazyLinear makes its weights on its first call, inside the builder: uninitialised too."""
-    from layerscope.builder import build
-    from layerscope.spec import load_spec
+    from layerscope.builder.builder import build
+    from layerscope.spec.model import load_spec
 
     from conftest import ROOT
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from layerscope.builder import build
-from layerscope.report import format_shapes
-from layerscope.spec import load_spec
-from layerscope.trace import trace
+from layerscope.builder.builder import build
+from layerscope.report.model import format_shapes
+from layerscope.run.trace import trace
+from layerscope.spec.model import load_spec
 
 from conftest import ROOT
 
@@ -36,9 +36,9 @@ def test_example_builds_with_the_expected_counts(tmp_path: Path, text: str) -> N
 
 
 def test_every_layer_key_and_model_key_is_documented() -> None:
-    from layerscope.layers import BLOCK_KEYS, LAYER_KEYS
-    from layerscope.ops import FUNCTIONAL_OPS
-    from layerscope.spec import INPUT_KEYS, MODEL_KEYS
+    from layerscope.spec.layers import BLOCK_KEYS, LAYER_KEYS
+    from layerscope.spec.model import INPUT_KEYS, MODEL_KEYS
+    from layerscope.spec.ops import FUNCTIONAL_OPS
 
     doc = DOC.read_text(encoding="utf-8")
     for key in (*MODEL_KEYS, *LAYER_KEYS, *INPUT_KEYS, *BLOCK_KEYS, *FUNCTIONAL_OPS):

@@ -11,10 +11,10 @@ import pytest
 import torch
 
 import layerscope
-from layerscope.builder import build
-from layerscope.export import to_python
-from layerscope.spec import load_spec
-from layerscope.trace import trace
+from layerscope.builder.builder import build
+from layerscope.builder.to_python import to_python
+from layerscope.run.trace import trace
+from layerscope.spec.model import load_spec
 
 from conftest import CONFIGS, ROOT
 

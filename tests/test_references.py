@@ -10,10 +10,10 @@ import torchinfo
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from layerscope.builder import build
-from layerscope.report import Report
-from layerscope.spec import load_spec
-from layerscope.trace import trace
+from layerscope.builder.builder import build
+from layerscope.report.model import Report
+from layerscope.run.trace import trace
+from layerscope.spec.model import load_spec
 
 from conftest import CONFIGS, ROOT
 from reference_models import PUBLISHED, REFERENCES
@@ -221,7 +221,7 @@ def test_llama2_70b_shares_8_key_value_heads_among_64_query_heads() -> None:
 
 
 def test_grouped_query_attention_equals_repeating_the_key_value_heads() -> None:
-    from layerscope.ops import attention
+    from layerscope.spec.ops import attention
 
     torch.manual_seed(0)
     q, k, v = torch.randn(1, 5, 8), torch.randn(1, 5, 4), torch.randn(1, 5, 4)  # 4 query heads, 2 kv heads
@@ -341,7 +341,7 @@ def test_auto_device_counts_work_too(tmp_path: Path) -> None:
 
 
 def test_work_estimates_are_exact_for_linear_and_bound_convolutions() -> None:
-    from layerscope import devices
+    from layerscope.run import devices
 
     linear, x = nn.Linear(64, 32), torch.empty(2, 10, 64)
     assert devices.estimated_macs(linear, [x]) == 2 * 10 * 64 * 32 + 2 * 10 * 32  # the bias counts as weights
@@ -364,7 +364,7 @@ def test_build_allocates_nothing_on_meta(tmp_path: Path) -> None:
 def test_a_python_module_traced_on_meta_stand_ins_is_left_as_it_was() -> None:
     """torchinfo users see their model moved and its mode changed (TylerYep/torchinfo#287); here
     the module runs on meta stand-ins for its tensors and every module keeps its own mode."""
-    from layerscope import devices
+    from layerscope.run import devices
 
     factory, make_inputs = REFERENCES["resnet18"]
     model = factory()

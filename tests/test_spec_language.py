@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from layerscope.builder import build
-from layerscope.spec import load_spec
+from layerscope.builder.builder import build
+from layerscope.spec.model import load_spec
 
 from conftest import ROOT
 
@@ -124,7 +124,7 @@ def test_depth_collapses_blocks_into_one_row_each(cli) -> None:
 
 def _with_positions(value: object) -> object:
     """A YAML value with every position it remembers, for comparing two loaders."""
-    from layerscope.yamlsrc import YList, YMap
+    from layerscope.spec.source import YList, YMap
 
     if isinstance(value, YMap):
         return (
@@ -142,7 +142,7 @@ def _with_positions(value: object) -> object:
     ids=lambda p: p.name,
 )
 def test_libyaml_reads_every_spec_as_the_python_parser_does(path: Path) -> None:
-    from layerscope import yamlsrc
+    from layerscope.spec import source as yamlsrc
 
     text = path.read_text()
     fast = yamlsrc._documents(yamlsrc._FastLoader, text, path.name)

@@ -13,8 +13,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from layerscope.ops import FunctionalOp
-from layerscope.report import format_shape
+from layerscope.report.model import format_shape
+from layerscope.spec.ops import FunctionalOp
 
 
 @dataclass

@@ -6,7 +6,7 @@ import difflib
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from layerscope.report import LayerRecord, Report, Shape
+from layerscope.report.model import LayerRecord, Report, Shape
 
 
 @dataclass

@@ -24,7 +24,7 @@ from torch import Tensor
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry
 
-from layerscope import devices
+from layerscope.run import devices
 
 aten = torch.ops.aten
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-from layerscope.catalog import expected_kinds, lookup, op_names
-from layerscope.layers import BLOCK_KEYS, LAYER_KEYS, NAME
-from layerscope.spec import DTYPES, INPUT_KEYS, MODEL_KEYS
+from layerscope.spec.catalog import expected_kinds, lookup, op_names
+from layerscope.spec.layers import BLOCK_KEYS, LAYER_KEYS, NAME
+from layerscope.spec.model import DTYPES, INPUT_KEYS, MODEL_KEYS
 
 SCHEMA_ID = "https://layerscope.dev/spec.schema.json"
 EXPRESSION = {"type": "string", "pattern": r"\$\{", "description": "an expression, e.g. ${2 * width}"}

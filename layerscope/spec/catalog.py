@@ -12,7 +12,7 @@ from typing import Any
 
 from torch import nn
 
-from layerscope.ops import FUNCTIONAL_OPS, LAYERSCOPE_MODULES
+from layerscope.spec.ops import FUNCTIONAL_OPS, LAYERSCOPE_MODULES
 
 # Classes that are not layers: they have no forward of their own.
 _NOT_LAYERS = {"Module", "Container", "ModuleList", "ModuleDict", "ParameterList", "ParameterDict"}

@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from layerscope.catalog import yaml_hint
 from layerscope.errors import Source, SpecError, UsageError, did_you_mean
-from layerscope.expr import Resolver
-from layerscope.layers import LayerParser, LayerSpec, check_keys, identifier, parse_blocks, resolve_keys
-from layerscope.yamlsrc import YList, YMap, load_documents, read_spec_text
+from layerscope.spec.catalog import yaml_hint
+from layerscope.spec.expr import Resolver
+from layerscope.spec.layers import LayerParser, LayerSpec, check_keys, identifier, parse_blocks, resolve_keys
+from layerscope.spec.source import YList, YMap, load_documents, read_spec_text
 
 __all__ = ["DTYPES", "InputSpec", "LayerSpec", "ModelSpec", "dtype_hint", "load_spec", "parse_model"]
 

@@ -18,10 +18,10 @@ from typing import Any
 
 from torch import nn
 
-from layerscope.builder import Built, SpecModule
-from layerscope.ops import FUNCTIONAL_OPS, LAYERSCOPE_MODULES, FunctionalOp
-from layerscope.spec import InputSpec, ModelSpec
-from layerscope.trace import param_names
+from layerscope.builder.builder import Built, SpecModule
+from layerscope.run.trace import param_names
+from layerscope.spec.model import InputSpec, ModelSpec
+from layerscope.spec.ops import FUNCTIONAL_OPS, LAYERSCOPE_MODULES, FunctionalOp
 
 HEADER = '''"""{name}, exported by layerscope from {source}. Needs only torch.
 

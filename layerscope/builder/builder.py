@@ -18,14 +18,14 @@ import torch
 from torch import Tensor, nn
 from torch.nn.modules.lazy import LazyModuleMixin
 
-from layerscope import devices
-from layerscope.catalog import lookup
-from layerscope.dispatch import OpCounter
 from layerscope.errors import Source, SpecError, UsageError, did_you_mean
-from layerscope.ops import FunctionalOp
-from layerscope.report import Note
-from layerscope.spec import DTYPES, InputSpec, LayerSpec, ModelSpec
-from layerscope.trace import nbytes
+from layerscope.report.model import Note
+from layerscope.run import devices
+from layerscope.run.counting import OpCounter
+from layerscope.run.trace import nbytes
+from layerscope.spec.catalog import lookup
+from layerscope.spec.model import DTYPES, InputSpec, LayerSpec, ModelSpec
+from layerscope.spec.ops import FunctionalOp
 
 _DTYPES = {name: getattr(torch, name) for name in DTYPES}  # the spec's dtype names are torch's
 

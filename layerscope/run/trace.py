@@ -10,9 +10,9 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from layerscope import diagnose
-from layerscope.dispatch import OpCounter
-from layerscope.report import LayerRecord, Note, ParamRecord, Report, Shape
+from layerscope.report import diagnose
+from layerscope.report.model import LayerRecord, Note, ParamRecord, Report, Shape
+from layerscope.run.counting import OpCounter
 
 
 def tensors_in(value: Any) -> list[Tensor]:

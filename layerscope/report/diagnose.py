@@ -16,9 +16,9 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from layerscope import devices
-from layerscope.explain import Mismatch, explain
-from layerscope.report import ChainStep, Failure, LayerRecord, format_shape, format_shapes
+from layerscope.report.explain import Mismatch, explain
+from layerscope.report.model import ChainStep, Failure, LayerRecord, format_shape, format_shapes
+from layerscope.run import devices
 
 MAX_PROBES = 64  # candidate inputs tried per failure: what bounds the search, so hints are repeatable
 SEARCH_SECONDS = 10.0  # a safety net for models so large that even 64 probes take long

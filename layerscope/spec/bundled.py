@@ -12,8 +12,9 @@ SPEC_SUFFIXES = (".yaml", ".yml")
 
 def bundled_dir() -> Path:
     """The folder of bundled specs: inside the installed package, or configs/ of a source checkout."""
-    installed = Path(__file__).parent / "configs"
-    return installed if installed.is_dir() else Path(__file__).parent.parent / "configs"
+    package = Path(__file__).parent.parent
+    installed = package / "configs"
+    return installed if installed.is_dir() else package.parent / "configs"
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from layerscope.errors import Source, SpecError, did_you_mean
-from layerscope.yamlsrc import YList, YMap
+from layerscope.spec.source import YList, YMap
 
 _WHOLE = re.compile(r"^\$\{([^{}]*)\}$")
 _PART = re.compile(r"\$\{([^{}]*)\}")

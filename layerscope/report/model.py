@@ -100,7 +100,7 @@ class Report(JupyterMixin):
         return self.total_params - self.trainable_params
 
     def __rich__(self) -> Any:
-        from layerscope.render import inspect_view
+        from layerscope.render.views import inspect_view
 
         return inspect_view(self)
 

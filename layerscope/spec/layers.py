@@ -10,11 +10,11 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from layerscope.catalog import check_argument, lookup, op_names, reserved_args, yaml_hint
 from layerscope.errors import Source, SpecError, did_you_mean
-from layerscope.expr import Resolver
-from layerscope.ops import MULTI_INPUT_OPS
-from layerscope.yamlsrc import YList, YMap
+from layerscope.spec.catalog import check_argument, lookup, op_names, reserved_args, yaml_hint
+from layerscope.spec.expr import Resolver
+from layerscope.spec.ops import MULTI_INPUT_OPS
+from layerscope.spec.source import YList, YMap
 
 LAYER_KEYS = ("name", "op", "args", "from", "use", "layers", "repeat", "when", "tie")
 BLOCK_KEYS = ("description", "params", "inputs", "layers")

@@ -20,10 +20,10 @@ from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 
-from layerscope.compare import Diff
-from layerscope.configs import Bundled
 from layerscope.errors import UsageError
-from layerscope.report import CheckResult, LayerRecord, Report, format_shape, format_shapes
+from layerscope.report.diff import Diff
+from layerscope.report.model import CheckResult, LayerRecord, Report, format_shape, format_shapes
+from layerscope.spec.bundled import Bundled
 
 
 def _scaled(n: int, base: int, units: tuple[str, ...]) -> str:

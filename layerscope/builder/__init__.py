@@ -1,0 +1,1 @@
+"""Build stage: ModelSpec → torch.nn.Module named like the spec (builder), and → Python source (to_python)."""
