@@ -17,20 +17,23 @@ import copy
 import importlib
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from dataclasses import fields, replace
 from inspect import signature as inspect_signature
 from pathlib import Path
 from typing import Any, Union
 
 import torch
+from rich.console import RenderableType
+from rich.jupyter import JupyterMixin
 from torch import Tensor, nn
 
 from layerscope.builder.builder import build as build_spec
 from layerscope.builder.builder import spec_probe
 from layerscope.errors import Source, UsageError, did_you_mean
+from layerscope.render.views import inspect_view
+from layerscope.report.assemble import run_and_report, unbuilt_notes
 from layerscope.report.model import Report
 from layerscope.run import devices
-from layerscope.run.trace import trace
 from layerscope.spec.bundled import resolve_spec
 from layerscope.spec.model import InputSpec, ModelSpec, load_spec
 
@@ -70,13 +73,26 @@ def inspect(
     """
     if not isinstance(model, nn.Module):
         spec = _spec(model)
-        return inspect_spec(spec, with_shapes(spec, _shapes(input_size)), device=device, dtype=dtype)
+        return _shown(inspect_spec(spec, with_shapes(spec, _shapes(input_size)), device=device, dtype=dtype))
     if inputs is None:
         shapes = _shapes(input_size)
         if not shapes:
             raise UsageError("inspecting a module needs input_size= or inputs=", hint="e.g. input_size=(1, 3, 32, 32)")
         inputs = [torch.empty(shape) for shape, _ in shapes]
-    return inspect_module(model, list(inputs), device=device)
+    return _shown(inspect_module(model, list(inputs), device=device))
+
+
+class InspectReport(Report, JupyterMixin):
+    """The Report `layerscope.inspect` returns: the same data, shown as the `inspect` table by rich
+    (terminals, `rich.print`) and in Jupyter. The report stage holds no rendering; this is where
+    the two meet."""
+
+    def __rich__(self) -> RenderableType:
+        return inspect_view(self)
+
+
+def _shown(report: Report) -> InspectReport:
+    return InspectReport(**{f.name: getattr(report, f.name) for f in fields(report)})
 
 
 def inspect_spec(
@@ -85,8 +101,10 @@ def inspect_spec(
     """Build `spec` for `inputs` and trace it; `search` off skips looking for inputs that fit."""
     built = build_spec(spec, inputs, device=device, dtype=dtype)
     probe = spec_probe(spec, inputs, dtype)
-    report = trace(built.model, built.inputs, name=spec.name, sources=built.sources, probe=probe, search=search)
-    report.notes.extend(built.notes())
+    report = run_and_report(
+        built.model, built.inputs, name=spec.name, sources=built.sources, probe=probe, search=search
+    )
+    report.notes.extend(unbuilt_notes(built.stopped_at, built.skipped))
     return report
 
 
@@ -98,7 +116,7 @@ def inspect_module(model: nn.Module, inputs: list[Tensor], *, device: str = "aut
     """
     if any(isinstance(p, nn.parameter.UninitializedParameter) for p in model.parameters()):
         # lazy weights take their shapes on the first call: a copy's, run as it is, not the user's
-        return trace(copy.deepcopy(model), inputs, search=search)
+        return run_and_report(copy.deepcopy(model), inputs, search=search)
     if device == "auto":
         size = sum(t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers(), *inputs])
         # all its weights applied at every position of the input: a first guess, checked as it runs
@@ -115,7 +133,7 @@ def inspect_module(model: nn.Module, inputs: list[Tensor], *, device: str = "aut
 
 def _trace_on(model: nn.Module, inputs: list[Tensor], device: torch.device, search: bool) -> Report:
     moved = [t.to(device) if t.device != device else t for t in inputs]
-    return trace(model, moved, weights=devices.stand_in(model, device), search=search)
+    return run_and_report(model, moved, weights=devices.stand_in(model, device), search=search)
 
 
 def load_python(target: str, kwargs: Mapping[str, Any] | None = None) -> nn.Module:

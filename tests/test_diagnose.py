@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from layerscope.run.trace import trace
+from layerscope.report.assemble import run_and_report as trace
 from layerscope.spec.ops import FunctionalOp
 
 

@@ -13,7 +13,7 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
-from layerscope.run import devices
+from layerscope import _torch_compat
 from layerscope.run.counting import SHORTCUTS, OpCounter
 
 aten = torch.ops.aten
@@ -164,7 +164,7 @@ class _Spy(TorchFunctionMode):
 
 
 def test_no_initialiser_runs_while_a_module_is_built() -> None:
-    with _Spy() as spy, torch.device("meta"), devices.no_init():
+    with _Spy() as spy, torch.device("meta"), _torch_compat.no_init():
         torch.nn.Linear(4, 5)
         torch.nn.Embedding(10, 4)
         torch.nn.LSTM(4, 8)

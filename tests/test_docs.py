@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from layerscope.builder.builder import build
-from layerscope.report.model import format_shapes
-from layerscope.run.trace import trace
+from layerscope.report.assemble import run_and_report as trace
 from layerscope.spec.model import load_spec
+from layerscope.spec.shapes import format_shapes
 
 from conftest import ROOT
 

@@ -13,7 +13,7 @@ import torch
 import layerscope
 from layerscope.builder.builder import build
 from layerscope.builder.to_python import to_python
-from layerscope.run.trace import trace
+from layerscope.report.assemble import run_and_report as trace
 from layerscope.spec.model import load_spec
 
 from conftest import CONFIGS, ROOT

@@ -11,8 +11,8 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from layerscope.builder.builder import build
+from layerscope.report.assemble import run_and_report as trace
 from layerscope.report.model import Report
-from layerscope.run.trace import trace
 from layerscope.spec.model import load_spec
 
 from conftest import CONFIGS, ROOT

@@ -1,6 +1,6 @@
 """Diagnose stage: why a layer rejected its input, and what would fit.
 
-Called by the trace stage when the forward pass fails. What the layer expected is read off
+Called by report.assemble when the traced forward pass failed. What the layer expected is read off
 the layer's own attributes (in_features, in_channels, kernel_size, ...), compared with what it
 got; hints are computed, not canned: other inputs are tried with stand-ins for the weights (on
 the CPU for small models, on meta above that; see devices.py), so the user's model is untouched.
@@ -17,8 +17,9 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from layerscope.report.explain import Mismatch, explain
-from layerscope.report.model import ChainStep, Failure, LayerRecord, format_shape, format_shapes
+from layerscope.report.model import ChainStep, Failure, LayerRecord
 from layerscope.run import devices
+from layerscope.spec.shapes import format_shape, format_shapes
 
 MAX_PROBES = 64  # candidate inputs tried per failure: what bounds the search, so hints are repeatable
 SEARCH_SECONDS = 10.0  # a safety net for models so large that even 64 probes take long

@@ -6,7 +6,8 @@ import difflib
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from layerscope.report.model import LayerRecord, Report, Shape
+from layerscope.report.model import LayerRecord, Report
+from layerscope.run.records import Shape
 
 
 @dataclass

@@ -13,8 +13,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from layerscope.report.model import format_shape
+from layerscope._torch_compat import AVGPOOL_BASE, BATCHNORM_BASE, CONV_BASE, MAXPOOL_BASE
 from layerscope.spec.ops import FunctionalOp
+from layerscope.spec.shapes import format_shape
 
 
 @dataclass
@@ -107,7 +108,7 @@ def _channel_dim(arg: str, expected: int, got: int, x: Tensor, what: str) -> Mis
     )
 
 
-def _batchnorm(m: nn.modules.batchnorm._BatchNorm, x: Tensor, args: Any) -> Mismatch | None:
+def _batchnorm(m: Any, x: Tensor, args: Any) -> Mismatch | None:
     if x.dim() < 2:
         return Mismatch(
             "a batched input (N, C, ...)",
@@ -138,7 +139,7 @@ def _ntuple(value: Any, n: int) -> list[int]:
     return list(value) if isinstance(value, (list, tuple)) else [int(value)] * n
 
 
-def _conv(m: nn.modules.conv._ConvNd, x: Tensor, args: Any) -> Mismatch | None:
+def _conv(m: Any, x: Tensor, args: Any) -> Mismatch | None:
     n = len(m.kernel_size)
     name = type(m).__name__
     if x.dim() not in (n + 1, n + 2):
@@ -259,10 +260,11 @@ def _reshape(kwargs: dict[str, Any], args: tuple[Any, ...]) -> Mismatch | None:
     )
 
 
-_MODULES: list[tuple[type, Callable[..., Mismatch | None]]] = [
+# Checked in order, first match wins; the bases come from _torch_compat (private torch classes).
+_MODULES: list[tuple[Any, Callable[..., Mismatch | None]]] = [
     (nn.Linear, _linear),
-    (nn.modules.conv._ConvNd, _conv),
-    (nn.modules.batchnorm._BatchNorm, _batchnorm),
+    (CONV_BASE, _conv),
+    (BATCHNORM_BASE, _batchnorm),
     (nn.LayerNorm, _norm),
     (nn.RMSNorm, _norm),
     (nn.RNNBase, _rnn),
@@ -270,8 +272,8 @@ _MODULES: list[tuple[type, Callable[..., Mismatch | None]]] = [
     (nn.MultiheadAttention, _attention),
     (nn.TransformerEncoderLayer, _transformer_layer),
     (nn.TransformerDecoderLayer, _transformer_layer),
-    (nn.modules.pooling._MaxPoolNd, _pool_module),
-    (nn.modules.pooling._AvgPoolNd, _pool_module),
+    (MAXPOOL_BASE, _pool_module),
+    (AVGPOOL_BASE, _pool_module),
 ]
 _FUNCTIONAL: dict[str, Callable[[dict[str, Any], tuple[Any, ...]], Mismatch | None]] = {
     "add": _broadcast("add"),

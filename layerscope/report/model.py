@@ -1,45 +1,17 @@
-"""The report: plain data produced by the trace stage and consumed by the renderers (no torch here)."""
+"""The report: plain data about one run of a model, consumed by the renderers (no torch, no rendering here).
+
+The per-call, per-parameter and per-warning records are the run stage's (run/records.py); the Report
+gathers them with the totals and, when the model rejected its input, the diagnosis.
+"""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from rich.jupyter import JupyterMixin
+from layerscope.run.records import LayerRecord, Note, ParamRecord, Shape
 
-Shape = list[int]
-
-
-@dataclass
-class LayerRecord:
-    """One call of one module during the traced forward pass, in call order."""
-
-    name: str  # qualified module name; "" for the model itself
-    type: str
-    depth: int  # 0 for the model, 1 for its children, ...
-    input_shapes: list[Shape]
-    output_shapes: list[Shape] = field(default_factory=list)
-    num_params: int = 0  # this module's parameters including its children's, each counted once
-    trainable_params: int = 0
-    is_leaf: bool = True
-    shared_with: str | None = None  # set on a repeated call: the name the module was first called under
-    source: str | None = None  # spec file:line:col, for modules built from a spec
-    completed: bool = False  # False when the forward pass failed inside this call
-    flops: int = 0  # counted by dispatch.OpCounter (torch's formulas) during this call, children included
-    output_bytes: int = 0
-
-
-@dataclass
-class ParamRecord:
-    """One named parameter; tied parameters appear under each name and are counted once."""
-
-    name: str
-    shape: Shape
-    numel: int
-    dtype: str
-    trainable: bool
-    shared_with: list[str] = field(default_factory=list)  # the other names of the same tensor
-    counted: bool = True  # False for every name of a tied tensor but the first
+__all__ = ["ChainStep", "CheckResult", "Failure", "LayerRecord", "Note", "ParamRecord", "Report"]
 
 
 @dataclass
@@ -66,18 +38,10 @@ class Failure:
 
 
 @dataclass
-class Note:
-    """A warning torch raised while running the model, with the layer it came from."""
-
-    layer: str
-    message: str
-
-
-@dataclass
-class Report(JupyterMixin):
+class Report:
     """Everything the tables show, as data; `to_dict` is the JSON contract.
 
-    Printed by rich (or shown in Jupyter) it is the `inspect` table; render.py draws it.
+    `layerscope.inspect` returns one that prints as the `inspect` table (api.py's InspectReport).
     """
 
     model: str
@@ -98,11 +62,6 @@ class Report(JupyterMixin):
     @property
     def non_trainable_params(self) -> int:
         return self.total_params - self.trainable_params
-
-    def __rich__(self) -> Any:
-        from layerscope.render.views import inspect_view
-
-        return inspect_view(self)
 
     def to_dict(self) -> dict[str, Any]:
         """The report as JSON-ready data."""
@@ -126,13 +85,3 @@ class CheckResult:
     fits: bool
     output_shapes: list[Shape]
     failure: Failure | None
-
-
-def format_shape(shape: Shape) -> str:
-    """A shape as users type it after --input: 1x3x32x32 (a 0-d tensor is 'scalar')."""
-    return "x".join(str(d) for d in shape) if shape else "scalar"
-
-
-def format_shapes(shapes: list[Shape]) -> str:
-    """Several shapes, comma-separated."""
-    return ", ".join(format_shape(s) for s in shapes)

@@ -21,40 +21,21 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils.flop_counter import flop_registry
 
-from layerscope.run import devices
+from layerscope._torch_compat import (
+    FLOP_FORMULAS,
+    LAYOUT_QUERIES,
+    PRIM_DEVICE,
+    TorchDispatchMode,
+    answer_dynamo_lookup,
+    aten_ops,
+    cpu_flash_attention_formula,
+)
 
 aten = torch.ops.aten
 
-# torch's FLOP formulas, plus one it lacks: the CPU's fused attention kernel, which
-# FlopCounterMode counts as 0 while the same attention on meta counts as its two matmuls.
-FORMULAS = {
-    **flop_registry,
-    aten._scaled_dot_product_flash_attention_for_cpu: flop_registry[aten._scaled_dot_product_flash_attention],
-}
-
-# Queries about a tensor's layout: FlopCounterMode lets them through untouched, and so does this.
-_LAYOUT_QUERIES = frozenset(
-    {
-        aten.sym_is_contiguous.default,
-        aten.is_contiguous.default,
-        aten.is_contiguous.memory_format,
-        aten.is_strides_like_format.default,
-        aten.is_non_overlapping_and_dense.default,
-        aten.size.default,
-        aten.sym_size.default,
-        aten.stride.default,
-        aten.sym_stride.default,
-        aten.storage_offset.default,
-        aten.sym_storage_offset.default,
-        aten.numel.default,
-        aten.sym_numel.default,
-        aten.dim.default,
-        torch.ops.prim.layout.default,
-    }
-)
+# torch's FLOP formulas, plus one it lacks: the CPU's fused attention kernel (see _torch_compat).
+FORMULAS = {**FLOP_FORMULAS, **cpu_flash_attention_formula()}
 
 
 def _plain(x: Any) -> bool:
@@ -174,54 +155,36 @@ def _bmm(a: Any, b: Any) -> Any:
     return NotImplemented
 
 
-SHORTCUTS: dict[Any, Callable[..., Any]] = {
-    **{
-        op: _like_first
-        for op in (
-            aten.relu.default,
-            aten.silu.default,
-            aten.sigmoid.default,
-            aten.tanh.default,
-            aten.rsqrt.default,
-            aten.sqrt.default,
-            aten.exp.default,
-            aten.neg.default,
-        )
-    },
-    **{
-        op: _first_in_place
-        for op in (
-            aten.relu_.default,
-            aten.silu_.default,
-            aten.sigmoid_.default,
-            aten.tanh_.default,
-        )
-    },
-    **{
-        op: _elementwise
-        for op in (
-            aten.add.Tensor,
-            aten.sub.Tensor,
-            aten.mul.Tensor,
-            aten.div.Tensor,
-            aten.add.Scalar,
-            aten.mul.Scalar,
-            aten.div.Scalar,
-            aten.pow.Tensor_Scalar,
-        )
-    },
-    **{op: _elementwise_in_place for op in (aten.add_.Tensor, aten.sub_.Tensor, aten.mul_.Tensor, aten.div_.Tensor)},
-    aten.gelu.default: _gelu,
-    aten.tril.default: _triangle,
-    aten.triu.default: _triangle,
-    aten._safe_softmax.default: _softmax,
-    aten.native_batch_norm.default: _batch_norm,
-    aten._native_batch_norm_legit_no_training.default: _batch_norm,
-    aten.native_layer_norm.default: _layer_norm,
-    aten.mm.default: _mm,
-    aten.addmm.default: _addmm,
-    aten.bmm.default: _bmm,
-}
+def _table(rules: dict[Callable[..., Any], tuple[str, ...]]) -> dict[Any, Callable[..., Any]]:
+    """{answer: op names} → {aten op: answer}, for the ops this torch has (private ones come and go)."""
+    return {op: answer for answer, names in rules.items() for op in aten_ops(*names)}
+
+
+SHORTCUTS: dict[Any, Callable[..., Any]] = _table(
+    {
+        _like_first: ("relu", "silu", "sigmoid", "tanh", "rsqrt", "sqrt", "exp", "neg"),
+        _first_in_place: ("relu_", "silu_", "sigmoid_", "tanh_"),
+        _elementwise: (
+            "add.Tensor",
+            "sub.Tensor",
+            "mul.Tensor",
+            "div.Tensor",
+            "add.Scalar",
+            "mul.Scalar",
+            "div.Scalar",
+            "pow.Tensor_Scalar",
+        ),
+        _elementwise_in_place: ("add_.Tensor", "sub_.Tensor", "mul_.Tensor", "div_.Tensor"),
+        _gelu: ("gelu",),
+        _triangle: ("tril", "triu"),
+        _softmax: ("_safe_softmax",),
+        _batch_norm: ("native_batch_norm", "_native_batch_norm_legit_no_training"),
+        _layer_norm: ("native_layer_norm",),
+        _mm: ("mm",),
+        _addmm: ("addmm",),
+        _bmm: ("bmm",),
+    }
+)
 
 
 class OpCounter(TorchDispatchMode):
@@ -235,14 +198,14 @@ class OpCounter(TorchDispatchMode):
         self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None
     ) -> Any:
         kwargs = kwargs or {}
-        if func in _LAYOUT_QUERIES:
+        if func in LAYOUT_QUERIES:
             return NotImplemented
         shortcut = SHORTCUTS.get(func)
         if shortcut is not None:
             out = shortcut(*args, **kwargs)
             if out is not NotImplemented:
                 return self._count(func, out, args, kwargs)
-        if func is not torch.ops.prim.device.default:  # composite ops count as what they decompose into
+        if func is not PRIM_DEVICE:  # composite ops count as what they decompose into
             with self:
                 out = func.decompose(*args, **kwargs)
             if out is not NotImplemented:
@@ -250,7 +213,7 @@ class OpCounter(TorchDispatchMode):
         return self._count(func, func(*args, **kwargs), args, kwargs)
 
     def _count(self, func: Any, out: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        formula = FORMULAS.get(func._overloadpacket)
+        formula = FORMULAS.get(func.overloadpacket)
         if formula is not None:
             self.flops += formula(*args, **kwargs, out_val=out)
         return out
@@ -259,4 +222,4 @@ class OpCounter(TorchDispatchMode):
 # TorchDispatchMode wraps each subclass's __torch_dispatch__ to be skipped by torch.compile, and
 # the wrapper imports torch._dynamo (~0.8 s) on its first call to say so. This mode is never
 # compiled: answer the wrapper's question for it up front.
-devices.answer_dynamo_lookup(OpCounter.__dict__["__torch_dispatch__"])
+answer_dynamo_lookup(OpCounter.__dict__["__torch_dispatch__"])

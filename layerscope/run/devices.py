@@ -2,7 +2,7 @@
 
 Meta allocates nothing and computes nothing, so any size runs there in the same time. Its cost
 is fixed: the first meta op in a process imports torch's symbolic-shape machinery (sympy,
-~0.25 s), and without `answer_dynamo_lookups` also torch._dynamo (~0.7 s). Recurrent layers run
+~0.25 s), and without `_torch_compat.answer_dynamo_lookups` also torch._dynamo (~0.7 s). Recurrent layers run
 there step by step in Python. A model whose weights, inputs and activations fit in
 CPU_BUDGET_BYTES and whose multiply-adds fit in CPU_BUDGET_MACS runs on uninitialised CPU
 storage instead: LeNet costs ~0.01 s there. The builder checks both budgets before each layer
@@ -12,16 +12,13 @@ runs, so a large model stops on the CPU before its first expensive layer and sta
 from __future__ import annotations
 
 import contextlib
-import functools
-import gc
-import types
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch.overrides import TorchFunctionMode
 
+from layerscope import _torch_compat
 from layerscope.errors import UsageError
 
 CPU_BUDGET_BYTES = 256 << 20  # weights, inputs and activations a CPU run may hold
@@ -100,64 +97,11 @@ def stand_in(model: nn.Module, device: torch.device) -> dict[str, Tensor]:
     }
 
 
-# Initialisers whose values the tables never read: the builder gives every tensor fresh storage.
-_INITIALISERS = frozenset(
-    {getattr(nn.init, name) for name in dir(nn.init) if name.endswith("_") and not name.startswith("_")}
-    | {getattr(Tensor, name) for name in ("uniform_", "normal_", "fill_", "zero_", "random_", "bernoulli_")}
-)
-
-
-class no_init(TorchFunctionMode):
-    """Construct modules without running their initialisers: only shapes are wanted, and an
-    initialiser on the meta device is a Python kernel whose first call costs ~0.3 s."""
-
-    def __torch_function__(
-        self, func: Callable[..., Any], types: Any, args: Sequence[Any] = (), kwargs: dict[str, Any] | None = None
-    ) -> Any:
-        kwargs = kwargs or {}
-        if func in _INITIALISERS:
-            return args[0] if args else kwargs.get("tensor")
-        return func(*args, **kwargs)
-
-
 def meta() -> torch.device:
-    """The meta device, after `answer_dynamo_lookups` when ANSWER_DYNAMO_LOOKUPS is set."""
+    """The meta device, after `_torch_compat.answer_dynamo_lookups` when ANSWER_DYNAMO_LOOKUPS is set."""
     if ANSWER_DYNAMO_LOOKUPS:
-        answer_dynamo_lookups()
+        _torch_compat.answer_dynamo_lookups()
     return torch.device("meta")
 
 
-ANSWER_DYNAMO_LOOKUPS = False  # the CLI sets it; see answer_dynamo_lookups
-_answered = False
-
-
-def answer_dynamo_lookups() -> None:
-    """Stop torch importing torch._dynamo (~0.7 s, 800 modules) the first time a meta kernel runs.
-
-    Many of torch's Python kernels are wrapped to be skipped by torch.compile; the wrapper imports
-    torch._dynamo on its first call to ask for the skipping version of the function, and caches
-    the answer on it. Caching the plain function instead is the same call outside torch.compile;
-    under torch.compile these kernels would be traced rather than skipped. The CLI never
-    compiles, so it opts in (~0.03 s, once); library users keep torch's behaviour.
-    """
-    global _answered
-    if not _answered:
-        _answered = True
-        code = _wrapper_code()
-        for obj in gc.get_objects():
-            if type(obj) is types.FunctionType and obj.__code__ is code:
-                answer_dynamo_lookup(obj)
-
-
-def answer_dynamo_lookup(wrapper: Any) -> None:
-    """`answer_dynamo_lookups` for one function wrapped by torch's `_disable_dynamo`; else nothing."""
-    code = _wrapper_code()
-    if type(wrapper) is types.FunctionType and wrapper.__code__ is code and wrapper.__closure__:
-        fn = wrapper.__closure__[code.co_freevars.index("fn")].cell_contents
-        if not hasattr(fn, "__dynamo_disable"):
-            fn.__dynamo_disable = fn
-
-
-@functools.cache
-def _wrapper_code() -> types.CodeType:
-    return torch._compile._disable_dynamo(lambda: None).__code__
+ANSWER_DYNAMO_LOOKUPS = False  # the CLI sets it; see _torch_compat.answer_dynamo_lookups

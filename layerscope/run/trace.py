@@ -1,18 +1,25 @@
-"""Trace stage: any nn.Module + example inputs → Report, by forward hooks on every submodule."""
+"""Run stage: any nn.Module + example inputs → a Trace, by forward hooks on every submodule.
+
+One forward pass in eval mode without gradients; each module call becomes a LayerRecord (shapes,
+parameters, FLOPs from counting.OpCounter), each warning a Note. A failure is kept as it happened
+(the exception, and the innermost call still open with its module and arguments) for the report
+stage to explain. Afterwards the model is as it was: its tensors, each module's mode, its hooks.
+"""
 
 from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from layerscope.report import diagnose
-from layerscope.report.model import LayerRecord, Note, ParamRecord, Report, Shape
+from layerscope._torch_compat import module_type_name
 from layerscope.run.counting import OpCounter
+from layerscope.run.records import LayerRecord, Note, ParamRecord, Shape
 
 
 def tensors_in(value: Any) -> list[Tensor]:
@@ -36,143 +43,183 @@ def nbytes(value: Any) -> int:
     return sum(t.numel() * t.element_size() for t in tensors_in(value))
 
 
-def _count(params: Sequence[nn.Parameter]) -> tuple[int, int]:
-    unique = {id(p): p for p in params if not isinstance(p, nn.parameter.UninitializedParameter)}
-    total = sum(p.numel() for p in unique.values())
-    return total, sum(p.numel() for p in unique.values() if p.requires_grad)
+@dataclass
+class Failed:
+    """Where a forward pass stopped: the exception, and the innermost call still open."""
+
+    error: Exception
+    record: LayerRecord  # the call that was running (the model's own when no submodule was)
+    module: nn.Module | None  # its module, None when the model failed before any call
+    args: tuple[Any, ...]  # what that module was called with
+
+
+@dataclass
+class Trace:
+    """What one forward pass showed: every module call in order, every parameter, the warnings."""
+
+    model: nn.Module
+    inputs: list[Any]
+    records: list[LayerRecord]
+    params: list[ParamRecord]
+    notes: list[Note]
+    output: Any
+    flops: int  # of the whole pass, by torch's FLOP formulas
+    device: str  # where the tensors were: the inputs', else the weights'
+    failed: Failed | None = None
+
+
+class _Recorder:
+    """The forward hooks: a LayerRecord per call, with the FLOPs counted while it was open."""
+
+    def __init__(self, model: nn.Module, sources: Mapping[str, Any], counter: OpCounter):
+        self.names: dict[int, list[str]] = {}
+        for qualname, module in model.named_modules(remove_duplicate=False):
+            self.names.setdefault(id(module), []).append(qualname)
+        self.sources = sources
+        self.counter = counter
+        self.calls: dict[int, int] = {}
+        self.first_call: dict[int, str] = {}
+        self.counts: dict[int, tuple[int, int]] = {}
+        self.records: list[LayerRecord] = []
+        # calls still open, innermost last: record, module, args, the FLOP total when the call began
+        self.stack: list[tuple[LayerRecord, nn.Module, tuple[Any, ...], int]] = []
+        self.caught: list[warnings.WarningMessage] = []
+        self.raised_in: dict[int, str] = {}  # index into `caught` → the innermost layer open when it was raised
+
+    def pre_hook(self, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        key = id(module)
+        n = self.calls.get(key, 0)
+        self.calls[key] = n + 1
+        # a module registered under several names (a spec's `use:`) takes them in turn, call by call
+        options = self.names.get(key, ["?"])
+        qualname = options[n % len(options)]
+        if key not in self.counts:
+            self.counts[key] = _count(list(module.parameters()))
+        total, trainable = self.counts[key]
+        record = LayerRecord(
+            name=qualname,
+            type=module_type_name(module),
+            depth=0 if qualname == "" else qualname.count(".") + 1,
+            input_shapes=shapes_of(args) + shapes_of(kwargs),
+            num_params=total,
+            trainable_params=trainable,
+            is_leaf=not any(True for _ in module.children()),
+            shared_with=self.first_call.get(key),
+            source=str(self.sources[qualname]) if qualname in self.sources else None,
+        )
+        self.first_call.setdefault(key, qualname)
+        self.records.append(record)
+        self.stack.append((record, module, args, self.counter.flops))
+
+    def post_hook(self, module: nn.Module, args: Any, kwargs: Any, output: Any) -> None:
+        record, _, _, flops_before = self.stack.pop()
+        record.output_shapes = shapes_of(output)
+        record.output_bytes = nbytes(output)
+        record.flops = self.counter.flops - flops_before
+        record.completed = True
+        for i in range(len(self.raised_in), len(self.caught)):
+            self.raised_in[i] = record.name  # inner calls finish first, so they claim first
+
+    def attach(self, model: nn.Module) -> list[Any]:
+        """Hook every distinct module of `model`; the handles remove the hooks."""
+        handles = []
+        for module in {id(m): m for _, m in model.named_modules()}.values():
+            handles.append(module.register_forward_pre_hook(self.pre_hook, with_kwargs=True))
+            handles.append(module.register_forward_hook(self.post_hook, with_kwargs=True))
+        return handles
+
+    def notes(self) -> list[Note]:
+        """Warnings as notes, each with the layer it was raised in (else the layer that failed)."""
+        fallback = self.stack[-1][0].name if self.stack else ""
+        notes: list[Note] = []
+        for i, w in enumerate(self.caught):
+            note = Note(layer=self.raised_in.get(i, fallback), message=str(w.message).strip().splitlines()[0])
+            if note not in notes:
+                notes.append(note)
+        return notes
 
 
 def trace(
     model: nn.Module,
     inputs: Sequence[Any],
     *,
-    name: str | None = None,
     sources: Mapping[str, Any] | None = None,
-    probe: diagnose.Probe | None = None,
-    search: bool = True,
     weights: Mapping[str, Tensor] | None = None,
-) -> Report:
+) -> Trace:
     """Run `model(*inputs)` once in eval mode without gradients and record every module call.
 
+    `sources` maps qualified names to where they were written (a spec's file:line:col);
     `weights` (devices.stand_in) run the model on other tensors than its own, e.g. on meta.
-    On failure the report explains it; `probe` tries other inputs for the hints (default:
-    diagnose.module_probe, this model on stand-in weights), unless `search` is off.
-    Afterwards the model is as it was: its tensors, each module's mode, its hooks.
     """
-    sources = sources or {}
-    names: dict[int, list[str]] = {}
-    for qualname, module in model.named_modules(remove_duplicate=False):
-        names.setdefault(id(module), []).append(qualname)
-    calls: dict[int, int] = {}
-    first_call: dict[int, str] = {}
-    counts: dict[int, tuple[int, int]] = {}
-    records: list[LayerRecord] = []
-    # calls still open, innermost last: record, module, args, the FLOP total when the call began
-    stack: list[tuple[LayerRecord, nn.Module, tuple[Any, ...], int]] = []
-    raised_in: dict[int, str] = {}  # index into `caught` → the innermost layer open when it was raised
     counter = OpCounter()
-
-    def pre_hook(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        key = id(module)
-        n = calls.get(key, 0)
-        calls[key] = n + 1
-        # a module registered under several names (a spec's `use:`) takes them in turn, call by call
-        options = names.get(key, ["?"])
-        qualname = options[n % len(options)]
-        if key not in counts:
-            counts[key] = _count(list(module.parameters()))
-        total, trainable = counts[key]
-        record = LayerRecord(
-            name=qualname,
-            type=module._get_name(),
-            depth=0 if qualname == "" else qualname.count(".") + 1,
-            input_shapes=shapes_of(args) + shapes_of(kwargs),
-            num_params=total,
-            trainable_params=trainable,
-            is_leaf=not any(True for _ in module.children()),
-            shared_with=first_call.get(key),
-            source=str(sources[qualname]) if qualname in sources else None,
-        )
-        first_call.setdefault(key, qualname)
-        records.append(record)
-        stack.append((record, module, args, counter.flops))
-
-    def post_hook(module: nn.Module, args: Any, kwargs: Any, output: Any) -> None:
-        record, _, _, flops_before = stack.pop()
-        record.output_shapes = shapes_of(output)
-        record.output_bytes = nbytes(output)
-        record.flops = counter.flops - flops_before
-        record.completed = True
-        for i in range(len(raised_in), len(caught)):
-            raised_in[i] = record.name  # inner calls finish first, so they claim first
-
-    handles = []
-    for module in {id(m): m for _, m in model.named_modules()}.values():
-        handles.append(module.register_forward_pre_hook(pre_hook, with_kwargs=True))
-        handles.append(module.register_forward_hook(post_hook, with_kwargs=True))
-    modes = [(module, module.training) for module in model.modules()]
-    fastpath = torch.backends.mha.get_fastpath_enabled()
-    mkldnn = torch.backends.mkldnn.enabled
-    failure = None
-    error: Exception | None = None
+    recorder = _Recorder(model, sources or {}, counter)
+    handles = recorder.attach(model)
     output: Any = None
+    error: Exception | None = None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
+        recorder.caught = caught
         try:
-            model.eval()
-            # the fused attention fast path skips the sublayers' forward, hiding their rows
-            torch.backends.mha.set_fastpath_enabled(False)
-            # oneDNN runs an LSTM as one kernel the FLOP counter cannot see into; without it the
-            # CPU takes the same matmuls as the meta device, so both report the same FLOPs
-            torch.backends.mkldnn.enabled = False
-            with torch.no_grad(), counter:
+            with _quiet_eval(model), torch.no_grad(), counter:
                 output = model(*inputs) if weights is None else functional_call(model, dict(weights), tuple(inputs))
         except Exception as e:  # noqa: BLE001 - a model that rejects its input is a result, not a crash
             error = e
         finally:
-            for module, training in modes:
-                module.training = training
-            torch.backends.mha.set_fastpath_enabled(fastpath)
-            torch.backends.mkldnn.enabled = mkldnn
             for handle in handles:
                 handle.remove()
-    if error is not None:
-        where, module, args = (
-            stack[-1][:3]
-            if stack
-            else (LayerRecord("", model._get_name(), 0, shapes_of(list(inputs))), None, tuple(inputs))
-        )
-        failure = diagnose.failure(model, inputs, records, where, module, args, error, probe, search)
-    notes = _notes(caught, raised_in, stack[-1][0].name if stack else "")
-    params = _params(model)
-    counted = [p for p in params if p.counted]
     first = next(iter([*tensors_in(list(inputs)), *(weights or {}).values(), *model.parameters()]), None)
-    return Report(
-        model=name or model._get_name(),
-        input_shapes=shapes_of(list(inputs)),
-        output_shapes=shapes_of(output),
-        layers=records,
-        params=params,
-        total_params=sum(p.numel for p in counted),
-        trainable_params=sum(p.numel for p in counted if p.trainable),
-        param_bytes=sum(p.numel * _itemsize(p.dtype) for p in counted),
-        input_bytes=nbytes(list(inputs)),
-        activation_bytes=sum(r.output_bytes for r in records if r.is_leaf and r.completed),
-        total_flops=counter.flops,
+    return Trace(
+        model=model,
+        inputs=list(inputs),
+        records=recorder.records,
+        params=param_records(model),
+        notes=recorder.notes(),
+        output=output,
+        flops=counter.flops,
         device=str(first.device) if first is not None else "cpu",
-        failure=failure,
-        notes=notes,
+        failed=None if error is None else _failed(model, inputs, recorder, error),
     )
 
 
-def _notes(caught: list[warnings.WarningMessage], raised_in: dict[int, str], fallback: str) -> list[Note]:
-    """Warnings as notes, each with the layer it was raised in (`fallback`: the one that failed)."""
-    notes: list[Note] = []
-    for i, w in enumerate(caught):
-        note = Note(layer=raised_in.get(i, fallback), message=str(w.message).strip().splitlines()[0])
-        if note not in notes:
-            notes.append(note)
-    return notes
+class _quiet_eval:
+    """Eval mode for a run, and torch's flags as the trace needs them; all restored afterwards.
+
+    The fused attention fast path skips the sublayers' forward, hiding their rows. oneDNN runs an
+    LSTM as one kernel the FLOP counter cannot see into; without it the CPU takes the same
+    matmuls as the meta device, so both report the same FLOPs.
+    """
+
+    def __init__(self, model: nn.Module):
+        self.model = model
+
+    def __enter__(self) -> None:
+        self.modes = [(module, module.training) for module in self.model.modules()]
+        self.fastpath = torch.backends.mha.get_fastpath_enabled()
+        self.mkldnn = torch.backends.mkldnn.enabled
+        self.model.eval()
+        torch.backends.mha.set_fastpath_enabled(False)
+        torch.backends.mkldnn.enabled = False
+
+    def __exit__(self, *exc: object) -> None:
+        for module, training in self.modes:
+            module.training = training
+        torch.backends.mha.set_fastpath_enabled(self.fastpath)
+        torch.backends.mkldnn.enabled = self.mkldnn
+
+
+def _failed(model: nn.Module, inputs: Sequence[Any], recorder: _Recorder, error: Exception) -> Failed:
+    """The failure as it happened: in the innermost open call, else in the model before any call."""
+    if recorder.stack:
+        record, module, args, _ = recorder.stack[-1]
+        return Failed(error, record, module, args)
+    record = LayerRecord("", module_type_name(model), 0, shapes_of(list(inputs)))
+    return Failed(error, record, None, tuple(inputs))
+
+
+def _count(params: Sequence[nn.Parameter]) -> tuple[int, int]:
+    unique = {id(p): p for p in params if not isinstance(p, nn.parameter.UninitializedParameter)}
+    total = sum(p.numel() for p in unique.values())
+    return total, sum(p.numel() for p in unique.values() if p.requires_grad)
 
 
 def param_names(model: nn.Module) -> dict[int, list[str]]:
@@ -184,7 +231,8 @@ def param_names(model: nn.Module) -> dict[int, list[str]]:
     return by_tensor
 
 
-def _params(model: nn.Module) -> list[ParamRecord]:
+def param_records(model: nn.Module) -> list[ParamRecord]:
+    """A record per parameter name; a tied tensor is counted under its first name only."""
     by_tensor = param_names(model)
     records = []
     for qualname, p in model.named_parameters(remove_duplicate=False):
@@ -202,7 +250,3 @@ def _params(model: nn.Module) -> list[ParamRecord]:
             )
         )
     return records
-
-
-def _itemsize(dtype: str) -> int:
-    return int(getattr(torch, dtype).itemsize)

@@ -1,0 +1,68 @@
+"""A Trace (what the run observed) → a Report: totals, memory, notes and, on failure, the diagnosis."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from layerscope._torch_compat import module_type_name
+from layerscope.report import diagnose
+from layerscope.report.model import Note, Report
+from layerscope.run.trace import Trace, nbytes, shapes_of, trace
+
+
+def report(run: Trace, *, name: str | None = None, probe: diagnose.Probe | None = None, search: bool = True) -> Report:
+    """The report of `run`; on failure the diagnosis tries other inputs with `probe` (default:
+    diagnose.module_probe, the model on stand-in weights), unless `search` is off."""
+    counted = [p for p in run.params if p.counted]
+    failure = None
+    if run.failed is not None:
+        failed = run.failed
+        failure = diagnose.failure(
+            run.model, run.inputs, run.records, failed.record, failed.module, failed.args, failed.error, probe, search
+        )
+    return Report(
+        model=name or module_type_name(run.model),
+        input_shapes=shapes_of(run.inputs),
+        output_shapes=shapes_of(run.output),
+        layers=run.records,
+        params=run.params,
+        total_params=sum(p.numel for p in counted),
+        trainable_params=sum(p.numel for p in counted if p.trainable),
+        param_bytes=sum(p.numel * _itemsize(p.dtype) for p in counted),
+        input_bytes=nbytes(run.inputs),
+        activation_bytes=sum(r.output_bytes for r in run.records if r.is_leaf and r.completed),
+        total_flops=run.flops,
+        device=run.device,
+        failure=failure,
+        notes=run.notes,
+    )
+
+
+def run_and_report(
+    model: nn.Module,
+    inputs: Sequence[Any],
+    *,
+    name: str | None = None,
+    sources: Mapping[str, Any] | None = None,
+    probe: diagnose.Probe | None = None,
+    search: bool = True,
+    weights: Mapping[str, Tensor] | None = None,
+) -> Report:
+    """Trace `model(*inputs)` (run.trace) and report on it (`report`), in one call."""
+    return report(trace(model, inputs, sources=sources, weights=weights), name=name, probe=probe, search=search)
+
+
+def unbuilt_notes(stopped_at: str | None, skipped: Sequence[str]) -> list[Note]:
+    """What the report must say about a spec that could not be built to the end."""
+    if not skipped or stopped_at is None:
+        return []
+    names = ", ".join(skipped[:4]) + (", ..." if len(skipped) > 4 else "")
+    return [Note(stopped_at, f"building stopped here; {len(skipped)} later layer(s) ({names}) are not in the totals")]
+
+
+def _itemsize(dtype: str) -> int:
+    return int(getattr(torch, dtype).itemsize)

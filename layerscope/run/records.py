@@ -1,0 +1,51 @@
+"""What a traced forward pass observes, as plain data: each module call, each parameter, each warning.
+
+Made by the run stage (trace.py) and carried into the Report unchanged; no torch here, so the
+renderers can read them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+Shape = list[int]  # a tensor's sizes, as JSON writes them
+
+
+@dataclass
+class LayerRecord:
+    """One call of one module during the traced forward pass, in call order."""
+
+    name: str  # qualified module name; "" for the model itself
+    type: str
+    depth: int  # 0 for the model, 1 for its children, ...
+    input_shapes: list[Shape]
+    output_shapes: list[Shape] = field(default_factory=list)
+    num_params: int = 0  # this module's parameters including its children's, each counted once
+    trainable_params: int = 0
+    is_leaf: bool = True
+    shared_with: str | None = None  # set on a repeated call: the name the module was first called under
+    source: str | None = None  # spec file:line:col, for modules built from a spec
+    completed: bool = False  # False when the forward pass failed inside this call
+    flops: int = 0  # counted by run.counting.OpCounter (torch's formulas) during this call, children included
+    output_bytes: int = 0
+
+
+@dataclass
+class ParamRecord:
+    """One named parameter; tied parameters appear under each name and are counted once."""
+
+    name: str
+    shape: Shape
+    numel: int
+    dtype: str
+    trainable: bool
+    shared_with: list[str] = field(default_factory=list)  # the other names of the same tensor
+    counted: bool = True  # False for every name of a tied tensor but the first
+
+
+@dataclass
+class Note:
+    """A warning torch raised while running the model, with the layer it came from."""
+
+    layer: str
+    message: str

@@ -1,0 +1,53 @@
+"""Shapes and dtypes as users write them: `1x3x32x32`, `5:int64`, `float16`.
+
+One syntax for the command line's --input, the spec's dtype: and every table that prints a
+shape, so what layerscope prints can be pasted back. No torch here: the renderers use it too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from layerscope.errors import UsageError, did_you_mean
+
+DTYPES = ("float32", "float64", "float16", "bfloat16", "int64", "int32", "int16", "int8", "uint8", "bool")
+_DTYPE_ALIASES = {
+    "float": "float32",
+    "double": "float64",
+    "half": "float16",
+    "long": "int64",
+    "int": "int32",
+    "short": "int16",
+}
+INPUT_HINT = "write sizes joined by x, e.g. --input 1x3x32x32 or --input 5:int64"
+
+
+def dtype_hint(name: str) -> str:
+    """Did-you-mean for a dtype, knowing torch's aliases (long is int64)."""
+    if name.removeprefix("torch.") in _DTYPE_ALIASES:
+        return f"did you mean {_DTYPE_ALIASES[name.removeprefix('torch.')]!r}?"
+    return did_you_mean(name.removeprefix("torch."), DTYPES) or f"dtypes: {', '.join(DTYPES)}"
+
+
+def parse_input(text: str) -> tuple[tuple[int, ...], str | None]:
+    """`1x3x32x32` or `5:int64` → (shape, dtype or None)."""
+    shape_text, _, dtype = text.partition(":")
+    try:
+        shape = tuple(int(part) for part in shape_text.lower().split("x"))
+    except ValueError:
+        raise UsageError(f"--input {text!r}: not a shape", hint=INPUT_HINT) from None
+    if any(d <= 0 for d in shape):
+        raise UsageError(f"--input {text!r}: every size must be a positive integer", hint=INPUT_HINT)
+    if dtype and dtype not in DTYPES:
+        raise UsageError(f"--input {text!r}: unknown dtype {dtype!r}", hint=dtype_hint(dtype))
+    return shape, dtype or None
+
+
+def format_shape(shape: Sequence[int]) -> str:
+    """A shape as users type it after --input: 1x3x32x32 (a 0-d tensor is 'scalar')."""
+    return "x".join(str(d) for d in shape) if shape else "scalar"
+
+
+def format_shapes(shapes: Sequence[Sequence[int]]) -> str:
+    """Several shapes, comma-separated."""
+    return ", ".join(format_shape(s) for s in shapes)
