@@ -148,26 +148,10 @@ def parse_sets(texts: list[str], option: str = "--set") -> dict[str, int | float
     return overrides
 
 
-def parse_input(text: str) -> tuple[tuple[int, ...], str | None]:
-    """`1x3x32x32` or `5:int64` → (shape, dtype or None)."""
-    from layerscope.spec.model import DTYPES, dtype_hint
-
-    shape_text, _, dtype = text.partition(":")
-    hint = "write sizes joined by x, e.g. --input 1x3x32x32 or --input 5:int64"
-    try:
-        shape = tuple(int(part) for part in shape_text.lower().split("x"))
-    except ValueError:
-        raise UsageError(f"--input {text!r}: not a shape", hint=hint) from None
-    if any(d <= 0 for d in shape):
-        raise UsageError(f"--input {text!r}: every size must be a positive integer", hint=hint)
-    if dtype and dtype not in DTYPES:
-        raise UsageError(f"--input {text!r}: unknown dtype {dtype!r}", hint=dtype_hint(dtype))
-    return shape, dtype or None
-
-
 def _inputs_for(spec: ModelSpec, texts: list[str]) -> tuple[InputSpec, ...]:
     """The spec's inputs with shapes (and dtypes) replaced by --input; dtype and range carry over."""
     from layerscope.api import with_shapes
+    from layerscope.spec.shapes import parse_input
 
     return with_shapes(spec, [parse_input(text) for text in texts])
 
@@ -222,6 +206,8 @@ def _traced(subject: ModelSpec | nn.Module, input_texts: list[str], options: Opt
         raise UsageError("--dtype is for spec files", hint="a Python-defined model keeps its own dtypes")
     import torch
 
+    from layerscope.spec.shapes import parse_input
+
     tensors = [
         torch.zeros(shape, dtype=getattr(torch, dtype or "float32")) for shape, dtype in map(parse_input, input_texts)
     ]
@@ -256,7 +242,7 @@ def _run(
     export: Path | None = None,
 ) -> None:
     report = _guarded(lambda: _traced(_load(spec, options), inputs, options), debug)
-    from layerscope.render.views import to_json
+    from layerscope.render.text import to_json
 
     _emit(fmt, lambda: to_json(report), lambda: view(report), failed=report.failure is not None, export=export)
 
@@ -270,16 +256,17 @@ def _emit(
 ) -> None:
     """Print in the chosen format, after writing --export if asked; a model that rejected an input
     makes the exit status 1."""
-    from layerscope.render import views as render
+    from layerscope.render import files
+    from layerscope.render.text import to_csv, to_markdown
 
     if export is not None:
-        _guarded(lambda: render.export(as_view(), export), debug=False)
+        _guarded(lambda: files.export(as_view(), export), debug=False)
     if fmt is Format.json:
         typer.echo(as_json())
     elif fmt is Format.markdown:
-        typer.echo(render.to_markdown(as_view()), nl=False)
+        typer.echo(to_markdown(as_view()), nl=False)
     elif fmt is Format.csv:
-        typer.echo(render.to_csv(as_view()), nl=False)
+        typer.echo(to_csv(as_view()), nl=False)
     else:
         _console().print(as_view())
     if failed:
@@ -380,7 +367,8 @@ def check(
     debug: DebugOpt = False,
 ) -> None:
     """Which of several inputs the model accepts; exit status 1 when any does not fit."""
-    from layerscope.render import views as render
+    from layerscope.render.text import check_json
+    from layerscope.render.views import check_view
     from layerscope.report.model import CheckResult
 
     options = Options(model, device, dtype, tuple(sets or ()), allow_import, tuple(args or ()))
@@ -397,8 +385,8 @@ def check(
     name, checked = _guarded(results, debug)
     _emit(
         fmt,
-        lambda: render.check_json(name, checked),
-        lambda: render.check_view(name, checked),
+        lambda: check_json(name, checked),
+        lambda: check_view(name, checked),
         failed=not all(r.fits for r in checked),
         export=export,
     )
@@ -473,7 +461,7 @@ def export_spec(
     """The spec as a standalone PyTorch module (class per block, the spec's parameter names)."""
     from layerscope.builder.builder import build
     from layerscope.builder.to_python import to_python
-    from layerscope.render.views import write_whole
+    from layerscope.render.files import write_whole
     from layerscope.spec.model import ModelSpec
 
     options = Options(model, "meta", "float32", tuple(sets or ()))

@@ -110,12 +110,13 @@ def run_one(path: Path, inputs: list[str]) -> str | None:
     from layerscope.cli import Options, _load, _traced
     from layerscope.errors import LayerscopeError
     from layerscope.render import views as render
+    from layerscope.render.text import to_json
 
     try:
         report = _traced(_load(str(path), Options()), inputs, Options())
         console = Console(file=io.StringIO(), width=100)
         console.print(render.inspect_view(report, None), render.shapes_view(report), render.params_view(report))
-        render.to_json(report)
+        to_json(report)
     except LayerscopeError as e:
         str(e)
         return None

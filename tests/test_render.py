@@ -9,7 +9,7 @@ import pytest
 from rich.console import Console
 from rich.text import Text
 
-from layerscope.render.views import LineTable
+from layerscope.render.table import LineTable
 
 WORDS = ["linear", "conv1", "layers.0.self_attn", "1x3x224x224", "12,345", "-", "ü-umlaut", "多头注意力", ""]
 

@@ -1,0 +1,74 @@
+"""Text outputs: the report as JSON, and any view as Markdown, CSV or plain text."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import asdict
+
+from rich.console import Console, Group, RenderableType
+
+from layerscope.render.table import LineTable, Totals
+from layerscope.report.model import CheckResult, Report
+
+
+def to_json(report: Report) -> str:
+    """The report serialised: the stable contract for scripts."""
+    return json.dumps(report.to_dict(), indent=2)
+
+
+def check_json(model: str, results: list[CheckResult]) -> str:
+    """The check results serialised."""
+    return json.dumps({"model": model, "results": [asdict(r) for r in results]}, indent=2)
+
+
+def to_markdown(view: RenderableType) -> str:
+    """A view as Markdown: its tables as pipe tables (layers by qualified name), its totals as a
+    two-column table, anything else (a diagnosis, notes) as a text block."""
+    parts = []
+    for part in _parts(view):
+        if isinstance(part, LineTable):
+            rows = part.data()
+            align = ["---:" if justify == "right" else "---" for _, justify in part.columns]
+            lines = [_pipe_row(rows[0]), _pipe_row(align), *(_pipe_row(r) for r in rows[1:])]
+            parts.append(f"**{_escape(part.title)}**\n\n" + "\n".join(lines))
+        elif isinstance(part, Totals):
+            lines = ["| | |", "| --- | ---: |", *(_pipe_row([_indent(label), value]) for label, value in part.rows)]
+            parts.append("\n".join(lines))
+        else:
+            parts.append("```text\n" + plain_text(part).rstrip() + "\n```")
+    return "\n\n".join(parts) + "\n"
+
+
+def to_csv(view: RenderableType) -> str:
+    """A view's main table as CSV: a header row, then one row per layer, parameter or candidate."""
+    table = next(p for p in _parts(view) if isinstance(p, LineTable))
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows(table.data())
+    return out.getvalue()
+
+
+def _parts(view: RenderableType) -> list[RenderableType]:
+    """A view's pieces: a Group's renderables, else the view itself."""
+    return list(view.renderables) if isinstance(view, Group) else [view]
+
+
+def _pipe_row(cells: list[str]) -> str:
+    return "| " + " | ".join(_escape(c) for c in cells) + " |"
+
+
+def _indent(label: str) -> str:
+    """Markdown drops leading spaces; non-breaking ones keep a sub-row's indent."""
+    return "&nbsp;" * (len(label) - len(label.lstrip(" "))) + label.lstrip(" ")
+
+
+def _escape(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def plain_text(renderable: RenderableType, width: int = 120) -> str:
+    """What a renderable prints on a console without colour."""
+    console = Console(file=io.StringIO(), width=width, color_system=None)
+    console.print(renderable)
+    return "\n".join(line.rstrip() for line in console.file.getvalue().splitlines())  # type: ignore[attr-defined]
