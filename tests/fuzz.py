@@ -107,7 +107,8 @@ def run_one(path: Path, inputs: list[str]) -> str | None:
     """Run a spec as the CLI would; the traceback of an unexpected exception, else None."""
     from rich.console import Console
 
-    from layerscope.cli import Options, _load, _traced
+    from layerscope.cli.commands import _load, _traced
+    from layerscope.cli.options import Options
     from layerscope.errors import LayerscopeError
     from layerscope.render import views as render
     from layerscope.render.text import to_json

@@ -1,0 +1,283 @@
+"""The commands: each parses its options, makes one call into the pipeline, and hands the result to render/."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from layerscope.cli.main import app
+from layerscope.cli.options import (
+    AllowImportOpt,
+    ArgOpt,
+    DebugOpt,
+    DepthOpt,
+    DeviceOpt,
+    DtypeOpt,
+    ExportOpt,
+    Format,
+    FormatOpt,
+    InputOpt,
+    ModelOpt,
+    Options,
+    SetOpt,
+    SpecArg,
+    Target,
+)
+from layerscope.cli.output import emit, guarded
+from layerscope.errors import UsageError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from rich.console import RenderableType
+    from torch import nn
+
+    from layerscope.report.model import Report
+    from layerscope.spec.model import ModelSpec
+
+
+def _load(spec: str | None, options: Options) -> ModelSpec | nn.Module:
+    """The spec or Python model SPEC names (api.load_target)."""
+    from layerscope.api import load_target
+
+    return load_target(
+        spec, model=options.model, sets=options.sets, allow_import=options.allow_import, args=options.args
+    )
+
+
+def _traced(subject: ModelSpec | nn.Module, input_texts: list[str], options: Options, search: bool = True) -> Report:
+    """The report on `subject` for the --input texts (api.inspect_target)."""
+    from layerscope.api import inspect_target
+    from layerscope.run import devices
+
+    devices.ANSWER_DYNAMO_LOOKUPS = True  # this process never compiles; see _torch_compat.answer_dynamo_lookups
+    return inspect_target(subject, input_texts, device=options.device, dtype=options.dtype, search=search)
+
+
+def _run(
+    view: Callable[[Report], RenderableType],
+    spec: str | None,
+    inputs: list[str],
+    fmt: Format,
+    options: Options,
+    debug: bool,
+    export: Path | None = None,
+) -> None:
+    report = guarded(lambda: _traced(_load(spec, options), inputs, options), debug)
+    from layerscope.render.text import to_json
+
+    emit(fmt, lambda: to_json(report), lambda: view(report), failed=report.failure is not None, export=export)
+
+
+def _layer_table_command(name: str, view_name: str, summary: str) -> None:
+    """Register a command that prints a per-layer table; `inspect` and `shapes` take the same options."""
+
+    def command(
+        spec: SpecArg = None,
+        inputs: InputOpt = None,
+        depth: DepthOpt = None,
+        fmt: FormatOpt = Format.table,
+        model: ModelOpt = None,
+        device: DeviceOpt = "auto",
+        dtype: DtypeOpt = "float32",
+        sets: SetOpt = None,
+        allow_import: AllowImportOpt = False,
+        args: ArgOpt = None,
+        export: ExportOpt = None,
+        debug: DebugOpt = False,
+    ) -> None:
+        from layerscope.render import views as render
+
+        view = getattr(render, view_name)
+        options = Options(model, device, dtype, tuple(sets or ()), allow_import, tuple(args or ()))
+        _run(lambda r: view(r, depth), spec, inputs or [], fmt, options, debug, export)
+
+    command.__doc__ = summary
+    app.command(name)(command)
+
+
+_layer_table_command(
+    "inspect", "inspect_view", "The layer tree: name, type, output shape, parameters, share of the total; totals below."
+)
+_layer_table_command("shapes", "shapes_view", "Input and output shape of every layer, in the order they run.")
+
+
+@app.command()
+def params(
+    spec: SpecArg = None,
+    inputs: InputOpt = None,
+    fmt: FormatOpt = Format.table,
+    model: ModelOpt = None,
+    device: DeviceOpt = "auto",
+    dtype: DtypeOpt = "float32",
+    sets: SetOpt = None,
+    allow_import: AllowImportOpt = False,
+    args: ArgOpt = None,
+    export: ExportOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Every parameter: qualified name, shape, count, dtype, trainable, and what it is tied to."""
+    from layerscope.render.views import params_view
+
+    _run(
+        params_view,
+        spec,
+        inputs or [],
+        fmt,
+        Options(model, device, dtype, tuple(sets or ()), allow_import, tuple(args or ())),
+        debug,
+        export,
+    )
+
+
+@app.command()
+def check(
+    spec: SpecArg = None,
+    inputs: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--input",
+            "-i",
+            metavar="SHAPE",
+            help="A candidate input such as 1x3x32x32 (:dtype allowed); several inputs of one model joined by commas. Repeat for more candidates. Default: the spec's input:.",
+        ),
+    ] = None,
+    fmt: FormatOpt = Format.table,
+    model: ModelOpt = None,
+    device: DeviceOpt = "auto",
+    dtype: DtypeOpt = "float32",
+    sets: SetOpt = None,
+    allow_import: AllowImportOpt = False,
+    args: ArgOpt = None,
+    export: ExportOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Which of several inputs the model accepts; exit status 1 when any does not fit."""
+    from layerscope.render.text import check_json
+    from layerscope.render.views import check_view
+    from layerscope.report.model import CheckResult
+
+    options = Options(model, device, dtype, tuple(sets or ()), allow_import, tuple(args or ()))
+
+    def results() -> tuple[str, list[CheckResult]]:
+        loaded = _load(spec, options)
+        out, name = [], ""
+        for candidate in inputs or [""]:
+            report = _traced(loaded, [t for t in candidate.split(",") if t], options, search=False)
+            out.append(CheckResult(report.input_shapes, report.failure is None, report.output_shapes, report.failure))
+            name = report.model
+        return name, out
+
+    name, checked = guarded(results, debug)
+    emit(
+        fmt,
+        lambda: check_json(name, checked),
+        lambda: check_view(name, checked),
+        failed=not all(r.fits for r in checked),
+        export=export,
+    )
+
+
+@app.command("list")
+def list_specs(fmt: FormatOpt = Format.table, export: ExportOpt = None) -> None:
+    """The bundled specs, usable by name in place of a file."""
+    import json
+
+    from layerscope.render.views import bundled_view
+    from layerscope.spec.bundled import bundled_specs
+
+    specs = bundled_specs()
+    as_json = [{"name": b.name, "description": b.description, "path": str(b.path)} for b in specs]
+    emit(fmt, lambda: json.dumps(as_json, indent=2), lambda: bundled_view(specs), export=export)
+
+
+@app.command()
+def diff(
+    before: Annotated[str, typer.Argument(help="The spec (or bundled name) to compare from.", metavar="SPEC_A")],
+    after: Annotated[str, typer.Argument(help="The spec to compare with it.", metavar="SPEC_B")],
+    inputs: InputOpt = None,
+    everything: Annotated[bool, typer.Option("--all", help="Show the unchanged layers too.")] = False,
+    fmt: FormatOpt = Format.table,
+    device: DeviceOpt = "auto",
+    dtype: DtypeOpt = "float32",
+    allow_import: AllowImportOpt = False,
+    export: ExportOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """What changed from SPEC_A to SPEC_B, layer by layer: added and removed layers, shapes, parameters."""
+    import json
+
+    from layerscope.render import views as render
+    from layerscope.report.diff import compare
+
+    options = Options(None, device, dtype, (), allow_import)
+
+    def traced(spec: str) -> Report:
+        return _traced(_load(spec, options), inputs or [], options)
+
+    changes = guarded(lambda: compare(traced(before), traced(after)), debug)
+    emit(
+        fmt,
+        lambda: json.dumps(changes.to_dict(), indent=2),
+        lambda: render.diff_view(changes, everything),
+        failed=changes.before.failure is not None or changes.after.failure is not None,
+        export=export,
+    )
+
+
+@app.command("export")
+def export_spec(
+    spec: SpecArg = None,
+    to: Annotated[
+        Target, typer.Option("--to", help="What to write: python, a standalone nn.Module source file.")
+    ] = Target.python,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", metavar="FILE", help="Write to FILE instead of printing.", show_default=False),
+    ] = None,
+    inputs: InputOpt = None,
+    model: ModelOpt = None,
+    sets: SetOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """The spec as a standalone PyTorch module (class per block, the spec's parameter names)."""
+    from layerscope.api import with_shapes
+    from layerscope.builder.builder import build
+    from layerscope.builder.to_python import to_python
+    from layerscope.render.files import write_whole
+    from layerscope.spec.model import ModelSpec
+    from layerscope.spec.shapes import parse_input
+
+    options = Options(model, "meta", "float32", tuple(sets or ()))
+
+    def source() -> str:
+        loaded = _load(spec, options)
+        assert isinstance(loaded, ModelSpec)
+        built = build(
+            loaded, with_shapes(loaded, [parse_input(t) for t in inputs or []]), device="meta"
+        )  # arguments, not weights
+        if built.stopped_at is not None:
+            raise UsageError(
+                f"{loaded.name} does not accept its input at {built.stopped_at}, so its later layers cannot be written",
+                hint="run `layerscope inspect` on it for the diagnosis",
+            )
+        where = spec if spec is not None else str(loaded.source.file)
+        return to_python(loaded, built, where)
+
+    text = guarded(source, debug)
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        guarded(lambda: write_whole(output, text), debug)
+
+
+@app.command()
+def schema() -> None:
+    """The JSON Schema of spec files, for editors (the bundled configs point at it on their first line)."""
+    import json
+
+    from layerscope.spec.schema import spec_schema
+
+    typer.echo(json.dumps(spec_schema(), indent=2))

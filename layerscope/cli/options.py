@@ -1,0 +1,115 @@
+"""The command line's options, declared once: typer reads each command's options from its signature."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+class Format(str, enum.Enum):
+    table = "table"
+    json = "json"
+    markdown = "markdown"
+    csv = "csv"
+
+
+SpecArg = Annotated[
+    str | None,
+    typer.Argument(
+        help="Spec file, or a bundled spec's name (see `layerscope list`). Omit it when the current directory holds exactly one .yaml spec.",
+        show_default=False,
+        metavar="SPEC",
+        autocompletion=lambda incomplete: complete_spec(incomplete),
+    ),
+]
+InputOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--input",
+        "-i",
+        metavar="SHAPE",
+        help="Input shape such as 1x3x32x32, optionally :dtype (5:int64). Repeat for several inputs. Default: the spec's input:.",
+    ),
+]
+FormatOpt = Annotated[
+    Format,
+    typer.Option(
+        "--format", "-f", help="table for people; json for scripts; markdown for docs and PRs; csv for spreadsheets."
+    ),
+]
+ExportOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--export",
+        metavar="FILE",
+        help="Also write the table to FILE.svg or FILE.html (rich's exporters), whatever --format prints.",
+        show_default=False,
+    ),
+]
+ModelOpt = Annotated[
+    str | None, typer.Option("--model", metavar="NAME", help="Which model, when the file holds several (---).")
+]
+DeviceOpt = Annotated[
+    str,
+    typer.Option(
+        "--device",
+        metavar="DEVICE",
+        help="auto (real CPU tensors up to 256 MiB and 0.5 G multiply-adds, else meta), cpu, meta or cuda.",
+    ),
+]
+DepthOpt = Annotated[
+    int | None,
+    typer.Option("--depth", "-d", min=0, metavar="N", help="Show layers nested at most this deep (0: the model only)."),
+]
+DtypeOpt = Annotated[
+    str,
+    typer.Option("--dtype", metavar="DTYPE", help="Parameter and input dtype: float32, bfloat16, float16 or float64."),
+]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set", "-s", metavar="NAME=VALUE", help="Override a var of the spec, e.g. --set classes=100. Repeatable."
+    ),
+]
+DebugOpt = Annotated[bool, typer.Option("--debug", help="Show Python tracebacks instead of one-line errors.")]
+AllowImportOpt = Annotated[
+    bool,
+    typer.Option(
+        "--allow-import", help="Let SPEC be Python code, pkg.module:ClassOrFactory: importing it runs that code."
+    ),
+]
+ArgOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--arg", "-a", metavar="NAME=VALUE", help="A keyword argument for a Python-defined model's class or factory."
+    ),
+]
+
+
+def complete_spec(incomplete: str) -> list[str]:
+    """Shell completion for SPEC: bundled names and the .yaml files here that start with `incomplete`."""
+    from layerscope.spec.bundled import SPEC_SUFFIXES, bundled_specs
+
+    names = {b.name for b in bundled_specs()}
+    names |= {p.name for p in Path.cwd().iterdir() if p.suffix in SPEC_SUFFIXES and p.is_file()}
+    return sorted(n for n in names if n.startswith(incomplete))
+
+
+class Target(str, enum.Enum):
+    python = "python"
+
+
+@dataclass(frozen=True)
+class Options:
+    """What every spec command takes besides the spec and its inputs."""
+
+    model: str | None = None
+    device: str = "auto"
+    dtype: str = "float32"
+    sets: tuple[str, ...] = ()
+    allow_import: bool = False
+    args: tuple[str, ...] = ()  # --arg, for a Python-defined model
