@@ -18,7 +18,7 @@ from typing import Any
 
 from torch import nn
 
-from layerscope.builder.builder import Built, SpecModule
+from layerscope.builder.modules import Built, SpecModule
 from layerscope.run.trace import param_names
 from layerscope.spec.model import InputSpec, ModelSpec
 from layerscope.spec.ops import FUNCTIONAL_OPS, LAYERSCOPE_MODULES, FunctionalOp
@@ -69,9 +69,9 @@ class _Writer:
         """Python that constructs `module`."""
         if isinstance(module, SpecModule):
             if _is_chain(module):
-                items = ", ".join(self.expression(module._modules[n], n) for n, _ in module.nodes)  # type: ignore[arg-type]
+                items = ", ".join(self.expression(module.get_submodule(n), n) for n, _ in module.nodes)
                 return f"nn.Sequential({items})"
-            return f"{self.container_class(module, _class_name(module._get_name(), attribute))}()"
+            return f"{self.container_class(module, _class_name(module.type_name, attribute))}()"
         op, arguments = self.recipes[id(module)]
         if op in LAYERSCOPE_MODULES:
             self.own_modules.add(op)
@@ -94,7 +94,7 @@ class _Writer:
         env = {"input": params[0], **{n: _variable(n) for n in module.input_names}}
         out = params[0]
         for node, inputs in module.nodes:
-            child = module._modules[node]
+            child = module.get_submodule(node)
             args = ", ".join(env[i] for i in inputs) if inputs else out
             target = f"x_{node}"
             if isinstance(child, FunctionalOp):
@@ -136,11 +136,11 @@ class _Writer:
 def _is_chain(module: SpecModule) -> bool:
     """A container nn.Sequential can stand for: modules only, each reading the one before."""
     return (
-        module._get_name() == "Sequential"
+        module.type_name == "Sequential"
         and module.output is None
         and len(module.input_names) == 1
-        and all(not inputs and not isinstance(module._modules[n], FunctionalOp) for n, inputs in module.nodes)
-        and len({id(m) for m in module._modules.values()}) == len(module.nodes)
+        and all(not inputs and not isinstance(module.get_submodule(n), FunctionalOp) for n, inputs in module.nodes)
+        and len({id(module.get_submodule(n)) for n, _ in module.nodes}) == len(module.nodes)
         and [n for n, _ in module.nodes] == [str(i) for i in range(len(module.nodes))]  # nn.Sequential's names
     )
 

@@ -111,86 +111,145 @@ class Resolver:
                 source=where,
                 hint=f"use {ALLOWED}",
             ) from None
-        return self._eval(tree.body, text, where)
+        return _Evaluator(text, where, lambda name: self._lookup(name, where)).eval(tree.body)
 
-    def _eval(self, node: ast.AST, text: str, where: Source) -> Any:
-        if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)):
-            return node.value
-        if isinstance(node, ast.Name):
-            if node.id in _BOOLS and node.id not in self._raw:
-                return _BOOLS[node.id]
-            return self.var(node.id, where)
-        if isinstance(node, ast.Compare) and all(type(op) in _COMPARE for op in node.ops):
-            values = [self._scalar(self._eval(n, text, where), text, where) for n in [node.left, *node.comparators]]
-            return all(_COMPARE[type(op)](a, b) for op, a, b in zip(node.ops, values, values[1:], strict=False))
-        if isinstance(node, ast.BoolOp):
-            values = [self._truth(self._eval(v, text, where), text, where) for v in node.values]
-            return all(values) if isinstance(node.op, ast.And) else any(values)
-        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
-            return not self._truth(self._eval(node.operand, text, where), text, where)
-        if isinstance(node, ast.IfExp):
-            chosen = node.body if self._truth(self._eval(node.test, text, where), text, where) else node.orelse
-            return self._eval(chosen, text, where)
-        if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
-            value = self._number(self._eval(node.operand, text, where), text, where)
-            return -value if isinstance(node.op, ast.USub) else value
-        if isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
-            left = self._number(self._eval(node.left, text, where), text, where)
-            right = self._number(self._eval(node.right, text, where), text, where)
-            if isinstance(node.op, ast.Pow) and abs(right) > MAX_EXPONENT:
-                raise SpecError(
-                    f"exponent {right} too large in ${{{text}}}",
-                    source=where,
-                    hint=f"exponents are capped at {MAX_EXPONENT}",
-                )
-            try:
-                result = _BINOPS[type(node.op)](left, right)
-            except ZeroDivisionError:
-                raise SpecError(f"division by zero in ${{{text}}}", source=where) from None
-            except OverflowError:
-                raise SpecError(f"result too large in ${{{text}}}", source=where) from None
-            return self._bounded(result, text, where)
-        if (
-            isinstance(node, ast.Call)
-            and isinstance(node.func, ast.Name)
-            and node.func.id in _FUNCS
-            and not node.keywords
-            and node.args
-        ):
-            args = [self._number(self._eval(a, text, where), text, where) for a in node.args]
-            return _FUNCS[node.func.id](*args)
-        raise SpecError(
-            f"{type(node).__name__.lower()} is not allowed in ${{{text}}}",
-            source=where,
+    def _lookup(self, name: str, where: Source) -> Any:
+        # a var named true or false wins over the literal
+        if name in _BOOLS and name not in self._raw:
+            return _BOOLS[name]
+        return self.var(name, where)
+
+
+class _Evaluator:
+    """One parsed `${...}`, evaluated node by node; a node type without an entry in _NODES is refused."""
+
+    def __init__(self, text: str, where: Source, name: Callable[[str], Any]):
+        self.text = text
+        self.where = where
+        self.name = name  # a var's value, or true/false
+
+    def eval(self, node: ast.AST) -> Any:
+        """The value of `node`, or an error naming the first construct the whitelist leaves out."""
+        evaluate = _NODES.get(type(node))
+        if evaluate is None:
+            raise self.refused(node)
+        return evaluate(self, node)
+
+    def refused(self, node: ast.AST) -> SpecError:
+        """The error for a node the whitelist leaves out."""
+        return SpecError(
+            f"{type(node).__name__.lower()} is not allowed in ${{{self.text}}}",
+            source=self.where,
             hint=f"expressions take {ALLOWED}",
         )
 
-    @staticmethod
-    def _number(value: Any, text: str, where: Source) -> int | float:
+    def number(self, node: ast.AST) -> int | float:
+        """`node`'s value, which must be a number (true/false are not)."""
+        value = self.eval(node)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise SpecError(f"${{{text}}} uses {value!r}, which is not a number", source=where)
+            raise SpecError(f"${{{self.text}}} uses {value!r}, which is not a number", source=self.where)
         return value
 
-    @staticmethod
-    def _scalar(value: Any, text: str, where: Source) -> int | float | bool:
+    def scalar(self, node: ast.AST) -> int | float | bool:
+        """`node`'s value, which must be a number or true/false."""
+        value = self.eval(node)
         if not isinstance(value, (int, float)):
-            raise SpecError(f"${{{text}}} compares {value!r}, which is not a number or true/false", source=where)
+            raise SpecError(
+                f"${{{self.text}}} compares {value!r}, which is not a number or true/false", source=self.where
+            )
         return value
 
-    @staticmethod
-    def _truth(value: Any, text: str, where: Source) -> bool:
+    def truth(self, node: ast.AST) -> bool:
+        """`node`'s value, which must be true or false."""
+        value = self.eval(node)
         if not isinstance(value, bool):
             raise SpecError(
-                f"${{{text}}} uses {value!r} as a condition",
-                source=where,
+                f"${{{self.text}}} uses {value!r} as a condition",
+                source=self.where,
                 hint="conditions are comparisons or true/false",
             )
         return value
 
-    @staticmethod
-    def _bounded(value: Any, text: str, where: Source) -> Any:
+    def bounded(self, value: Any) -> Any:
+        """`value` when it is a finite number that fits in a 64-bit integer."""
         if isinstance(value, complex) or (isinstance(value, int) and abs(value) > MAX_INT):
-            raise SpecError(f"${{{text}}} is out of range", source=where, hint="results must fit in a 64-bit integer")
+            raise SpecError(
+                f"${{{self.text}}} is out of range", source=self.where, hint="results must fit in a 64-bit integer"
+            )
         if isinstance(value, float) and not math.isfinite(value):
-            raise SpecError(f"${{{text}}} is not a finite number", source=where)
+            raise SpecError(f"${{{self.text}}} is not a finite number", source=self.where)
         return value
+
+
+def _constant(ev: _Evaluator, node: ast.Constant) -> Any:
+    if not isinstance(node.value, (int, float)):
+        raise ev.refused(node)
+    return node.value
+
+
+def _name(ev: _Evaluator, node: ast.Name) -> Any:
+    return ev.name(node.id)
+
+
+def _compare(ev: _Evaluator, node: ast.Compare) -> bool:
+    if not all(type(op) in _COMPARE for op in node.ops):
+        raise ev.refused(node)
+    values = [ev.scalar(n) for n in [node.left, *node.comparators]]
+    return all(_COMPARE[type(op)](a, b) for op, a, b in zip(node.ops, values, values[1:], strict=False))
+
+
+def _bool_op(ev: _Evaluator, node: ast.BoolOp) -> bool:
+    values = [ev.truth(v) for v in node.values]  # every operand is checked: no short-circuit
+    return all(values) if isinstance(node.op, ast.And) else any(values)
+
+
+def _unary(ev: _Evaluator, node: ast.UnaryOp) -> Any:
+    if isinstance(node.op, ast.Not):
+        return not ev.truth(node.operand)
+    if not isinstance(node.op, (ast.USub, ast.UAdd)):
+        raise ev.refused(node)
+    value = ev.number(node.operand)
+    return -value if isinstance(node.op, ast.USub) else value
+
+
+def _if_exp(ev: _Evaluator, node: ast.IfExp) -> Any:
+    return ev.eval(node.body if ev.truth(node.test) else node.orelse)
+
+
+def _bin_op(ev: _Evaluator, node: ast.BinOp) -> Any:
+    if type(node.op) not in _BINOPS:
+        raise ev.refused(node)
+    left = ev.number(node.left)
+    right = ev.number(node.right)
+    if isinstance(node.op, ast.Pow) and abs(right) > MAX_EXPONENT:
+        raise SpecError(
+            f"exponent {right} too large in ${{{ev.text}}}",
+            source=ev.where,
+            hint=f"exponents are capped at {MAX_EXPONENT}",
+        )
+    try:
+        result = _BINOPS[type(node.op)](left, right)
+    except ZeroDivisionError:
+        raise SpecError(f"division by zero in ${{{ev.text}}}", source=ev.where) from None
+    except OverflowError:
+        raise SpecError(f"result too large in ${{{ev.text}}}", source=ev.where) from None
+    return ev.bounded(result)
+
+
+def _call(ev: _Evaluator, node: ast.Call) -> Any:
+    if not (isinstance(node.func, ast.Name) and node.func.id in _FUNCS and not node.keywords and node.args):
+        raise ev.refused(node)
+    return _FUNCS[node.func.id](*[ev.number(a) for a in node.args])
+
+
+# the whitelist: each allowed node type and how to evaluate it
+_NODES: dict[type, Callable[[_Evaluator, Any], Any]] = {
+    ast.Constant: _constant,
+    ast.Name: _name,
+    ast.Compare: _compare,
+    ast.BoolOp: _bool_op,
+    ast.UnaryOp: _unary,
+    ast.IfExp: _if_exp,
+    ast.BinOp: _bin_op,
+    ast.Call: _call,
+}

@@ -11,13 +11,13 @@ from layerscope.errors import Source, SpecError, UsageError, did_you_mean
 from layerscope.spec.catalog import yaml_hint
 from layerscope.spec.expr import Resolver
 from layerscope.spec.layers import LayerParser, LayerSpec, check_keys, identifier, parse_blocks, resolve_keys
+from layerscope.spec.shapes import DTYPES, dtype_hint
 from layerscope.spec.source import YList, YMap, load_documents, read_spec_text
 
-__all__ = ["DTYPES", "InputSpec", "LayerSpec", "ModelSpec", "dtype_hint", "load_spec", "parse_model"]
+__all__ = ["InputSpec", "LayerSpec", "ModelSpec", "load_spec", "parse_model"]
 
 MODEL_KEYS = ("name", "description", "input", "vars", "blocks", "layers")
 INPUT_KEYS = ("name", "shape", "dtype", "range")
-DTYPES = ("float32", "float64", "float16", "bfloat16", "int64", "int32", "int16", "int8", "uint8", "bool")
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,6 @@ class ModelSpec:
     description: str
     inputs: tuple[InputSpec, ...]
     layers: tuple[LayerSpec, ...]
-    vars: dict[str, Any]
     source: Source
     output: str | None = None  # the layer whose output is the model's, when not the last (see `when:`)
 
@@ -96,7 +95,7 @@ def parse_model(doc: YMap, default_name: str, overrides: Mapping[str, Any] | Non
         raw_vars = {**raw_vars, key: value}
         sources[key] = Source("--set", 1, 1)
     resolver = Resolver(raw_vars, sources)
-    variables = resolver.all_vars()
+    resolver.all_vars()  # every var is evaluated, so a broken one is reported even where unused
     blocks = parse_blocks(doc.get("blocks"), doc.where("blocks"))
     layers_raw = doc.get("layers")
     doc = resolve_keys(doc, resolver, set(doc) - {"layers", "blocks"})
@@ -116,7 +115,7 @@ def parse_model(doc: YMap, default_name: str, overrides: Mapping[str, Any] | Non
     input_names = {i.name for i in inputs} | {"input"}
     parser = LayerParser(blocks, resolver)
     layers, output = parser.parse_list(layers_raw, doc.where("layers"), input_names, resolver)
-    return ModelSpec(name, description, inputs, layers, variables, doc.source, output)
+    return ModelSpec(name, description, inputs, layers, doc.source, output)
 
 
 def _parse_inputs(doc: YMap) -> tuple[InputSpec, ...]:
@@ -146,23 +145,6 @@ def _parse_inputs(doc: YMap) -> tuple[InputSpec, ...]:
             value_range = (int(r[0]), int(r[1]))
         inputs.append(InputSpec(name, shape, dtype, value_range, item.source))
     return tuple(inputs)
-
-
-_DTYPE_ALIASES = {
-    "float": "float32",
-    "double": "float64",
-    "half": "float16",
-    "long": "int64",
-    "int": "int32",
-    "short": "int16",
-}
-
-
-def dtype_hint(name: str) -> str:
-    """Did-you-mean for a dtype, knowing torch's aliases (long is int64)."""
-    if name.removeprefix("torch.") in _DTYPE_ALIASES:
-        return f"did you mean {_DTYPE_ALIASES[name.removeprefix('torch.')]!r}?"
-    return did_you_mean(name.removeprefix("torch."), DTYPES) or f"dtypes: {', '.join(DTYPES)}"
 
 
 def _is_int(value: Any) -> bool:

@@ -13,7 +13,8 @@ from typing import Any
 
 from layerscope.spec.catalog import expected_kinds, lookup, op_names
 from layerscope.spec.layers import BLOCK_KEYS, LAYER_KEYS, NAME
-from layerscope.spec.model import DTYPES, INPUT_KEYS, MODEL_KEYS
+from layerscope.spec.model import INPUT_KEYS, MODEL_KEYS
+from layerscope.spec.shapes import DTYPES
 
 SCHEMA_ID = "https://layerscope.dev/spec.schema.json"
 EXPRESSION = {"type": "string", "pattern": r"\$\{", "description": "an expression, e.g. ${2 * width}"}

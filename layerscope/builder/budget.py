@@ -1,0 +1,21 @@
+"""Build stage, the CPU budget: what a build on the CPU may spend before it starts again on meta."""
+
+from __future__ import annotations
+
+from layerscope.run import devices
+
+
+class Budget:
+    """Bytes put on the device and multiply-accumulates run so far; past devices' CPU budgets, OverBudget."""
+
+    def __init__(self, budgeted: bool = False):
+        self.budgeted = budgeted  # False: count only, as on meta or an explicit --device
+        self.used_bytes = 0
+        self.used_macs = 0
+
+    def charge(self, nbytes: int = 0, macs: int = 0) -> None:
+        """Count bytes about to live on the device and work about to be done; past a budget, stop."""
+        self.used_bytes += nbytes
+        self.used_macs += macs
+        if self.budgeted and (self.used_bytes > devices.CPU_BUDGET_BYTES or self.used_macs > devices.CPU_BUDGET_MACS):
+            raise devices.OverBudget

@@ -1,0 +1,97 @@
+"""Build stage, one layer's module: constructed on meta with in-dims read off its input, then given storage.
+
+Modules are constructed on the meta device and then given uninitialised storage: the tables need
+shapes, not weight values, so no time goes into initialisation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from layerscope._torch_compat import no_init, replace_tensors
+from layerscope.builder.budget import Budget
+from layerscope.errors import SpecError
+from layerscope.spec.catalog import lookup
+from layerscope.spec.model import LayerSpec
+from layerscope.spec.ops import FunctionalOp
+
+
+class Constructor:
+    """Makes the torch module of an op layer on `device` in `dtype`, charging its parameters to `budget`."""
+
+    def __init__(self, device: torch.device, dtype: torch.dtype, budget: Budget):
+        self.device = device
+        self.dtype = dtype
+        self.budget = budget
+        # id of each torch module built → (op, the arguments it was constructed with, inferred ones included)
+        self.recipes: dict[int, tuple[str, dict[str, Any]]] = {}
+
+    def construct(self, layer: LayerSpec, inputs: Sequence[Any]) -> nn.Module:
+        """The module for `layer`; an in-dim the spec leaves out is read off `inputs[0]`."""
+        info = lookup(layer.op)
+        assert info is not None, layer.op  # the spec stage checked the name
+        args = [self._to_torch(a) for a in layer.args]
+        kwargs = {k: self._to_torch(v) for k, v in layer.kwargs.items()}
+        bound = info.signature.bind_partial(*args, **kwargs)
+        if info.inference and info.inference.arg not in bound.arguments and inputs:
+            bound.arguments[info.inference.arg] = self.infer(layer, info.inference, inputs[0])
+        try:
+            bound = info.signature.bind(*bound.args, **bound.kwargs)
+        except TypeError as e:
+            raise SpecError(f"{layer.op}: {e}", source=layer.source, hint=info.usage) from None
+        if info.kind == "functional":
+            return FunctionalOp(layer.op, **bound.arguments)
+        try:
+            if info.is_lazy:  # lazy parameters cannot be moved; they materialise on first call
+                with torch.device(self.device), no_init():
+                    module = info.target(*bound.args, **bound.kwargs, dtype=self.dtype)
+                self.recipes[id(module)] = (layer.op, dict(bound.arguments))
+                return module  # type: ignore[no-any-return]
+            with torch.device("meta"), no_init():
+                module = info.target(*bound.args, **bound.kwargs)
+        except Exception as e:  # noqa: BLE001 - torch's own argument checks, reported at the layer
+            raise SpecError(f"{layer.op}: {e}", source=layer.source) from None
+        self.recipes[id(module)] = (layer.op, dict(bound.arguments))
+        return self._place(module)
+
+    def infer(self, layer: LayerSpec, inference: Any, x: Any) -> Any:
+        """The in-dim `inference.arg` of `layer`, read off the shape of its input `x`."""
+        if not isinstance(x, Tensor):
+            raise SpecError(
+                f"cannot infer {layer.op}.{inference.arg}: its input is a {type(x).__name__}, not a tensor",
+                source=layer.source,
+                hint=f"write {inference.arg}: explicitly, or add a select: before it",
+            )
+        try:
+            return int(inference.read(x.shape))
+        except IndexError:
+            shape = "x".join(map(str, x.shape)) or "a scalar"
+            raise SpecError(
+                f"cannot infer {layer.op}.{inference.arg} (the input's {inference.describe}) from an input of shape {shape}",
+                source=layer.source,
+                hint=f"its input has too few dims; write {inference.arg}: explicitly or reshape first",
+            ) from None
+
+    def _place(self, module: nn.Module) -> nn.Module:
+        """`module`, built on meta, given uninitialised storage on the device in the model's dtype."""
+        self.budget.charge(sum(p.numel() * self._dtype_of(p).itemsize for p in module.parameters()))
+        if self.device.type == "meta" and self.dtype == torch.float32:
+            return module  # already what is wanted
+        # Uninitialised storage by shape, like `to_empty` but without its `empty_like` on meta
+        # tensors, whose first use imports torch's meta kernels (~0.4 s).
+        return replace_tensors(module, lambda t: torch.empty(t.shape, dtype=self._dtype_of(t), device=self.device))
+
+    def _dtype_of(self, t: Tensor) -> torch.dtype:
+        return self.dtype if t.is_floating_point() else t.dtype
+
+    def _to_torch(self, value: Any) -> Any:
+        """YAML values as torch expects them: lists become tuples, nested layer specs become modules."""
+        if isinstance(value, LayerSpec):
+            return self.construct(value, [])
+        if isinstance(value, list):
+            return tuple(self._to_torch(v) for v in value)
+        return value

@@ -1,0 +1,100 @@
+"""Spec stage, one op layer: its arguments checked against the op's signature, its `tie:`s, unknown ops."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from layerscope.errors import Source, SpecError, did_you_mean
+from layerscope.spec.catalog import check_argument, lookup, op_names, reserved_args, yaml_hint
+from layerscope.spec.layer_spec import LAYER_KEYS, LayerSpec, Tie, reject_unknown
+from layerscope.spec.ops import MULTI_INPUT_OPS
+from layerscope.spec.source import YList, YMap
+
+# parses a layer given as an argument's value (e.g. TransformerEncoder's encoder_layer:) in the model's scope
+ArgumentLayer = Callable[[YMap], LayerSpec]
+
+
+def op_layer(item: YMap, name: str, op: str, head: YMap, argument_layer: ArgumentLayer) -> LayerSpec:
+    """A layer of a torch.nn class or functional op; `item` is resolved, `head` has its from:."""
+    info = lookup(op)
+    assert info is not None  # checked when the op was read
+    args_raw = item.get("args", YList())
+    if not isinstance(args_raw, YList):
+        raise SpecError(
+            "args: must be a list of positional arguments", source=item.where("args"), hint="e.g. args: [1, 6, 5]"
+        )
+    kwargs = _keyword_args(item, op, argument_layer)
+    _check_signature(info, op, args_raw, kwargs, item)
+    sources = head.get("from")
+    if isinstance(sources, list) and len(sources) > 1 and info.kind == "functional" and op not in MULTI_INPUT_OPS:
+        raise SpecError(
+            f"{op} takes one input, but from: names {len(sources)}",
+            source=head.where("from"),
+            hint="merge first with add, mul or cat",
+        )
+    ties = _parse_ties(item, op, info)
+    return LayerSpec(name, op, item.source, tuple(args_raw), kwargs, ties=ties)
+
+
+def unknown_op(op: str, where: Source, blocks: Any) -> SpecError:
+    """The error for an op that is no torch.nn class, functional op, Sequential or one of `blocks`."""
+    known = [*op_names(), "Sequential", *blocks]
+    if "." in op:  # a module path: specs import nothing, but the class name alone may be an op
+        name = {k.lower(): k for k in known}.get(op.rsplit(".", 1)[-1].lower())
+        hint = (
+            f"did you mean {name!r}? a spec names ops without a module path and imports nothing"
+            if name
+            else "a spec imports nothing: ops are torch.nn class names or functional ops"
+        )
+    else:
+        hint = did_you_mean(op, known) or "ops are torch.nn class names, functional ops such as relu, or blocks:"
+    return SpecError(f"unknown op {op!r}", source=where, hint=hint)
+
+
+def _keyword_args(item: YMap, op: str, argument_layer: ArgumentLayer) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {}
+    for key, value in item.items():
+        if key in LAYER_KEYS:
+            continue
+        if key in reserved_args():
+            raise SpecError(
+                f"{op} argument {key!r} is set by layerscope",
+                source=item.key_sources[key],
+                hint="use --device / --dtype on the command line",
+            )
+        if isinstance(value, YMap) and "op" in value:  # a module passed as an argument
+            value = argument_layer(value)
+        kwargs[key] = value
+    return kwargs
+
+
+def _check_signature(info: Any, op: str, args: YList, kwargs: dict[str, Any], item: YMap) -> None:
+    reject_unknown(item, kwargs, info.signature.parameters, f"{op} has no argument {{key!r}}", f"{op} takes")
+    try:
+        bound = info.signature.bind_partial(*args, **kwargs)
+    except TypeError as e:
+        raise SpecError(f"{op}: {e}", source=item.where("args"), hint=info.usage) from None
+    positional = list(info.signature.parameters)[: len(args)]
+    for name, value in bound.arguments.items():
+        problem = None if isinstance(value, LayerSpec) else check_argument(op, info.signature.parameters[name], value)
+        if problem:
+            where = item.where(name) if name in kwargs else args.where(positional.index(name))
+            raise SpecError(problem, source=where, hint=yaml_hint(value))
+
+
+def _parse_ties(item: YMap, op: str, info: Any) -> tuple[Tie, ...]:
+    raw = item.get("tie")
+    if raw is None:
+        return ()
+    if not isinstance(raw, YMap) or not raw:
+        raise SpecError("tie: must map parameter names to others, e.g. {weight: wte.weight}", source=item.where("tie"))
+    if info.kind != "module" or info.is_lazy:
+        kind = "a lazy module's parameters do not exist before it runs" if info.is_lazy else f"{op} has no parameters"
+        raise SpecError(f"tie: cannot tie {op}: {kind}", source=item.where("tie"), hint="tie a layer with fixed sizes")
+    ties = []
+    for param, target in raw.items():
+        if not isinstance(target, str) or not target:
+            raise SpecError("tie: targets are parameter names such as wte.weight", source=raw.where(param))
+        ties.append(Tie(str(param), target, raw.where(param)))
+    return tuple(ties)
