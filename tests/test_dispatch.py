@@ -1,4 +1,4 @@
-"""dispatch.OpCounter: its shape-only answers on meta equal the meta kernels', and its FLOPs torch's."""
+"""run.counting.OpCounter: its shape-only answers on meta equal the meta kernels', and its FLOPs torch's."""
 
 from __future__ import annotations
 

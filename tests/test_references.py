@@ -311,7 +311,7 @@ def test_flops_equal_flop_counter_mode_on_the_python_twin(config: str) -> None:
     ids=lambda p: p.stem,
 )
 def test_meta_and_cpu_give_the_same_report(spec_file: Path) -> None:
-    """Meta answers common ops by shape (dispatch.py) and the CPU computes them: same tables."""
+    """Meta answers common ops by shape (run/counting.py) and the CPU computes them: same tables."""
     spec = load_spec(spec_file)
     on_cpu, on_meta = build(spec, device="cpu"), build(spec, device="meta")
     a = trace(on_cpu.model, on_cpu.inputs).to_dict()
