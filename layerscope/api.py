@@ -113,7 +113,7 @@ def inspect_spec(
 def inspect_module(model: nn.Module, inputs: list[Tensor], *, device: str = "auto", search: bool = True) -> Report:
     """Trace a user's module on stand-ins for its weights, leaving it as it was.
 
-    auto: uninitialised CPU tensors within the budgets of devices.py (the work checked before
+    auto: uninitialised CPU tensors within the budgets of run/devices.py (the work checked before
     each leaf runs), else meta, where nothing is allocated or computed.
     """
     if any(isinstance(p, nn.parameter.UninitializedParameter) for p in model.parameters()):

@@ -39,7 +39,7 @@ def build(
 ) -> Built:
     """Build `spec` for `inputs` (default: the spec's own input:) on `device` (auto, cpu or meta).
 
-    auto: see devices.py. `dtype` is the parameters' and the floating inputs' dtype.
+    auto: see run/devices.py. `dtype` is the parameters' and the floating inputs' dtype.
     """
     if dtype not in FLOAT_DTYPES:
         raise UsageError(
@@ -103,7 +103,7 @@ class _Builder:
         """The whole model, built for and run once on example `inputs`."""
         self.budget.charge(sum(torch.Size(i.shape).numel() * input_dtype(i, self.dtype).itemsize for i in inputs))
         tensors = make_inputs(inputs, self.device, self.dtype)
-        # on meta, common ops are answered by shape (dispatch.py); on the CPU they just run
+        # on meta, common ops are answered by shape (run/counting.py); on the CPU they just run
         quick = OpCounter() if self.device.type == "meta" else contextlib.nullcontext()
         with torch.no_grad(), warnings.catch_warnings(), quick:
             warnings.simplefilter("ignore")  # the trace stage records warnings; building repeats them

@@ -3,7 +3,7 @@
 Called by report.assemble when the traced forward pass failed. What the layer expected is read off
 the layer's own attributes (in_features, in_channels, kernel_size, ...), compared with what it
 got; hints are computed, not canned: other inputs are tried with stand-ins for the weights (on
-the CPU for small models, on meta above that; see devices.py), so the user's model is untouched.
+the CPU for small models, on meta above that; see run/devices.py), so the user's model is untouched.
 """
 
 from __future__ import annotations
@@ -156,7 +156,7 @@ def _candidate_sizes(mismatch: Mismatch, size: int, spatial_dims: int) -> list[i
 
 def module_probe(model: nn.Module, inputs: Sequence[Any]) -> Probe:
     """A probe for any module: runs it on stand-ins for its weights (uninitialised, on the device
-    devices.py picks for their size), so the user's module and its weights stay as they are."""
+    run/devices.py picks for their size), so the user's module and its weights stay as they are."""
     tensors = [t for _, t in [*model.named_parameters(), *model.named_buffers()]]
     if any(isinstance(t, nn.parameter.UninitializedParameter) for t in tensors):
         return lambda shape, layer: (False, False)  # lazy weights never materialised: nothing to try

@@ -53,23 +53,25 @@ def _op_arguments() -> list[dict[str, Any]]:
     return rules
 
 
-def spec_schema() -> dict[str, Any]:
-    """The JSON Schema (draft 2020-12) of one spec document."""
-    name = {"type": "string", "pattern": NAME.pattern}
-    names = {"anyOf": [name, {"type": "array", "items": name}]}
-    layer_list = {"type": "array", "items": {"$ref": "#/$defs/layer"}}
+_NAME = {"type": "string", "pattern": NAME.pattern}
+_LAYER_LIST = {"type": "array", "items": {"$ref": "#/$defs/layer"}}
+
+
+def _layer() -> dict[str, Any]:
+    """A layer: the keys every layer takes, then each op's own arguments."""
+    names = {"anyOf": [_NAME, {"type": "array", "items": _NAME}]}
     layer = {
         "type": "object",
         "properties": {
-            "name": name,
+            "name": _NAME,
             "op": {
-                "anyOf": [{"enum": op_names()}, name],
+                "anyOf": [{"enum": op_names()}, _NAME],
                 "description": "a torch.nn class, a functional op, or a block",
             },
             "args": {"type": "array", "description": "positional arguments of the op"},
             "from": {**names, "description": "the layer(s) or input(s) this one reads; default: the one above"},
-            "use": {**name, "description": "call an earlier layer again: one set of weights"},
-            "layers": {**layer_list, "description": "a nested Sequential"},
+            "use": {**_NAME, "description": "call an earlier layer again: one set of weights"},
+            "layers": {**_LAYER_LIST, "description": "a nested Sequential"},
             "repeat": _value({"type": "integer", "minimum": 0}),
             "when": _value({"type": "boolean"}),
             "tie": {"type": "object", "additionalProperties": {"type": "string"}},
@@ -77,10 +79,15 @@ def spec_schema() -> dict[str, Any]:
         "allOf": _op_arguments(),
     }
     assert set(layer["properties"]) == set(LAYER_KEYS)  # type: ignore[arg-type]
+    return layer
+
+
+def _input() -> dict[str, Any]:
+    """One model input: shape, dtype, range of token ids."""
     input_ = {
         "type": "object",
         "properties": {
-            "name": name,
+            "name": _NAME,
             "shape": {"type": "array", "items": _value({"type": "integer", "minimum": 0})},
             "dtype": {"enum": list(DTYPES)},
             "range": {"type": "array", "items": _value({"type": "integer"}), "minItems": 2, "maxItems": 2},
@@ -88,27 +95,38 @@ def spec_schema() -> dict[str, Any]:
         "required": ["shape"],
         "additionalProperties": False,
     }
+    assert set(input_["properties"]) == set(INPUT_KEYS)  # type: ignore[arg-type]
+    return input_
+
+
+def _block() -> dict[str, Any]:
+    """A block definition under blocks:."""
     block = {
         "type": "object",
         "properties": {
             "description": {"type": "string"},
             "params": {"type": "object", "description": "the block's parameters and defaults (null: required)"},
-            "inputs": {"type": "array", "items": name},
-            "layers": layer_list,
+            "inputs": {"type": "array", "items": _NAME},
+            "layers": _LAYER_LIST,
         },
         "required": ["layers"],
         "additionalProperties": False,
     }
+    assert set(block["properties"]) == set(BLOCK_KEYS)  # type: ignore[arg-type]
+    return block
+
+
+def spec_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of one spec document."""
     model = {
-        "name": name,
+        "name": _NAME,
         "description": {"type": "string"},
         "input": {"anyOf": [{"$ref": "#/$defs/input"}, {"type": "array", "items": {"$ref": "#/$defs/input"}}]},
         "vars": {"type": "object", "description": "named values for ${...} expressions; --set overrides them"},
         "blocks": {"type": "object", "additionalProperties": {"$ref": "#/$defs/block"}},
-        "layers": layer_list,
+        "layers": _LAYER_LIST,
     }
-    assert set(model) == set(MODEL_KEYS) and set(input_["properties"]) == set(INPUT_KEYS)  # type: ignore[arg-type]
-    assert set(block["properties"]) == set(BLOCK_KEYS)  # type: ignore[arg-type]
+    assert set(model) == set(MODEL_KEYS)
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": SCHEMA_ID,
@@ -117,5 +135,5 @@ def spec_schema() -> dict[str, Any]:
         "properties": model,
         "required": ["layers"],
         "additionalProperties": False,
-        "$defs": {"layer": layer, "input": input_, "block": block},
+        "$defs": {"layer": _layer(), "input": _input(), "block": _block()},
     }
