@@ -1,3 +1,5 @@
+"""`python -m layerscope`: the console script."""
+
 from layerscope.cli import run
 
 run()

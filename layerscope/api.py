@@ -1,4 +1,4 @@
-"""The Python API: the CLI's pipeline (spec → build → trace) as three functions.
+"""The Python API: load, build and inspect, the pipeline (spec → build → run → report) for Python users.
 
     import layerscope
     spec = layerscope.load("lenet")                      # a file or a bundled spec's name
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import copy
 import importlib
-import re
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import fields, replace
@@ -35,9 +34,9 @@ from layerscope.render.views import inspect_view
 from layerscope.report.assemble import run_and_report, unbuilt_notes
 from layerscope.report.model import Report
 from layerscope.run import devices
+from layerscope.run.trace import nbytes
 from layerscope.spec.bundled import resolve_spec
 from layerscope.spec.model import InputSpec, ModelSpec, load_spec
-from layerscope.spec.shapes import parse_input
 
 Shape = Sequence[int]
 InputSize = Union[Shape, Sequence[Shape], None]  # noqa: UP007 - a runtime alias
@@ -120,7 +119,7 @@ def inspect_module(model: nn.Module, inputs: list[Tensor], *, device: str = "aut
         # lazy weights take their shapes on the first call: a copy's, run as it is, not the user's
         return run_and_report(copy.deepcopy(model), inputs, search=search)
     if device == "auto":
-        size = sum(t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers(), *inputs])
+        size = nbytes([*model.parameters(), *model.buffers(), *inputs])
         # all its weights applied at every position of the input: a first guess, checked as it runs
         guess = devices.estimated_macs(model, inputs)
         if devices.for_bytes(size).type == "cpu" and guess <= devices.CPU_BUDGET_MACS:
@@ -212,75 +211,6 @@ def _shapes(input_size: InputSize) -> list[tuple[tuple[int, ...], str | None]]:
     if not all(isinstance(s, Sequence) and all(isinstance(d, int) and d >= 0 for d in s) for s in sizes):
         raise UsageError(f"input_size {input_size!r} is not a shape", hint="e.g. (1, 3, 32, 32) or [(2, 16), (2, 16)]")
     return [(tuple(s), None) for s in sizes]
-
-
-PYTHON_TARGET = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")  # pkg.module:ClassOrFactory
-
-
-def load_target(
-    target: str | None,
-    *,
-    model: str | None = None,
-    sets: Sequence[str] = (),
-    allow_import: bool = False,
-    args: Sequence[str] = (),
-) -> ModelSpec | nn.Module:
-    """What a command line names: a spec (file, bundled name, or the only spec here) with its
-    --set texts, or with `allow_import` a Python-defined model `pkg.module:Class` with its --arg texts."""
-    if target and PYTHON_TARGET.fullmatch(target) and not Path(target).exists():
-        if not allow_import:
-            raise UsageError(
-                f"{target!r} names Python code, and importing it runs that code",
-                hint="add --allow-import to inspect a Python-defined model",
-            )
-        if sets or model:
-            raise UsageError("--set and --model are for spec files", hint="pass a Python model's arguments with --arg")
-        return load_python(target, parse_sets(list(args), "--arg"))
-    if args:
-        raise UsageError("--arg is for Python-defined models (pkg.module:Class)", hint="for a spec's vars, use --set")
-    return load_spec(resolve_spec(target), model, parse_sets(list(sets)))
-
-
-def inspect_target(
-    subject: ModelSpec | nn.Module,
-    input_texts: Sequence[str],
-    *,
-    device: str = "auto",
-    dtype: str = "float32",
-    search: bool = True,
-) -> Report:
-    """Build a spec for --input texts (default: its input:), or take a Python model, and report on
-    it; `search` off skips looking for inputs that fit."""
-    if isinstance(subject, ModelSpec):
-        inputs = with_shapes(subject, [parse_input(text) for text in input_texts])
-        return inspect_spec(subject, inputs, device=device, dtype=dtype, search=search)
-    if not input_texts:
-        raise UsageError("a Python-defined model needs --input", hint="e.g. --input 1x3x32x32 (or 5:int64 for ids)")
-    if dtype != "float32":
-        raise UsageError("--dtype is for spec files", hint="a Python-defined model keeps its own dtypes")
-    shapes = [parse_input(text) for text in input_texts]
-    tensors = [torch.zeros(shape, dtype=getattr(torch, name or "float32")) for shape, name in shapes]
-    return inspect_module(subject, tensors, device=device, search=search)
-
-
-def parse_sets(texts: list[str], option: str = "--set") -> dict[str, int | float | bool | str]:
-    """`--set name=value` (or --arg) texts → values read as int, float, true/false, else text."""
-    overrides: dict[str, int | float | bool | str] = {}
-    for text in texts:
-        name, sep, raw = (part.strip() for part in text.partition("="))
-        if not sep or not name:
-            raise UsageError(f"{option} {text!r}: expected NAME=VALUE", hint=f"e.g. {option} classes=100")
-        value: int | float | bool | str = raw
-        for kind in (int, float):
-            try:
-                value = kind(raw)
-                break
-            except ValueError:
-                pass
-        if raw.lower() in ("true", "false"):
-            value = raw.lower() == "true"
-        overrides[name] = value
-    return overrides
 
 
 __all__ = ["build", "inspect", "load"]

@@ -107,8 +107,9 @@ def run_one(path: Path, inputs: list[str]) -> str | None:
     """Run a spec as the CLI would; the traceback of an unexpected exception, else None."""
     from rich.console import Console
 
-    from layerscope.cli.commands import _load, _traced
     from layerscope.cli.options import Options
+    from layerscope.cli.targets import inspect as _traced
+    from layerscope.cli.targets import load as _load
     from layerscope.errors import LayerscopeError
     from layerscope.render import views as render
     from layerscope.render.text import to_json

@@ -36,7 +36,7 @@ def test_example_builds_with_the_expected_counts(tmp_path: Path, text: str) -> N
 
 
 def test_every_layer_key_and_model_key_is_documented() -> None:
-    from layerscope.spec.layers import BLOCK_KEYS, LAYER_KEYS
+    from layerscope.spec.layer_spec import BLOCK_KEYS, LAYER_KEYS
     from layerscope.spec.model import INPUT_KEYS, MODEL_KEYS
     from layerscope.spec.ops import FUNCTIONAL_OPS
 

@@ -28,10 +28,10 @@ from layerscope.errors import Source, SpecError, UsageError, did_you_mean
 from layerscope.run import devices
 from layerscope.run.counting import OpCounter
 from layerscope.run.trace import nbytes
-from layerscope.spec.model import InputSpec, LayerSpec, ModelSpec
+from layerscope.spec.layer_spec import LayerSpec
+from layerscope.spec.model import InputSpec, ModelSpec
 
-# the names other modules import from here, wherever they are defined
-__all__ = ["FLOAT_DTYPES", "Built", "SpecModule", "build", "inputs_by_name", "make_inputs", "spec_probe"]
+__all__ = ["build", "spec_probe"]
 
 
 def build(
@@ -106,7 +106,7 @@ class _Builder:
         # on meta, common ops are answered by shape (run/counting.py); on the CPU they just run
         quick = OpCounter() if self.device.type == "meta" else contextlib.nullcontext()
         with torch.no_grad(), warnings.catch_warnings(), quick:
-            warnings.simplefilter("ignore")  # the trace stage records warnings; building repeats them
+            warnings.simplefilter("ignore")  # the run stage records warnings; building repeats them
             model, _ = self.container(
                 self.spec.name, self.spec.layers, [i.name for i in inputs], tensors, "", self.spec.output
             )
@@ -161,7 +161,7 @@ class _Builder:
         try:
             with lazy:
                 out = child(*args)
-        except Exception:  # noqa: BLE001 - the trace stage re-runs and diagnoses this layer
+        except Exception:  # noqa: BLE001 - the run stage re-runs it, the report stage diagnoses it
             self.stopped_at = qualname
             return None
         self.budget.charge(nbytes(out))

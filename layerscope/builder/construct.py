@@ -16,7 +16,7 @@ from layerscope._torch_compat import no_init, replace_tensors
 from layerscope.builder.budget import Budget
 from layerscope.errors import SpecError
 from layerscope.spec.catalog import lookup
-from layerscope.spec.model import LayerSpec
+from layerscope.spec.layer_spec import LayerSpec
 from layerscope.spec.ops import FunctionalOp
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import nn
 
 from layerscope.errors import Source, SpecError, did_you_mean
-from layerscope.spec.model import LayerSpec
+from layerscope.spec.layer_spec import LayerSpec
 
 
 class Registry:

@@ -1,4 +1,4 @@
-"""Export stage: a built spec → the source of a standalone nn.Module (`layerscope export --to python`).
+"""Build stage, the spec as Python: a built spec → the source of a standalone nn.Module (`layerscope export --to python`).
 
 The source is written from the built model, not the YAML: every argument is the one the module was
 constructed with, in-dims the builder inferred included, so the file needs nothing but torch. Each

@@ -1,4 +1,5 @@
-"""The commands: each parses its options, makes one call into the pipeline, and hands the result to render/."""
+"""The commands: each reads its options, calls the pipeline (cli/targets.py, api.py or a stage), and hands
+the result to render/ through cli/output.py."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from layerscope.cli import targets
 from layerscope.cli.main import app
 from layerscope.cli.options import (
     AllowImportOpt,
@@ -32,28 +34,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from rich.console import RenderableType
-    from torch import nn
 
     from layerscope.report.model import Report
-    from layerscope.spec.model import ModelSpec
-
-
-def _load(spec: str | None, options: Options) -> ModelSpec | nn.Module:
-    """The spec or Python model SPEC names (api.load_target)."""
-    from layerscope.api import load_target
-
-    return load_target(
-        spec, model=options.model, sets=options.sets, allow_import=options.allow_import, args=options.args
-    )
-
-
-def _traced(subject: ModelSpec | nn.Module, input_texts: list[str], options: Options, search: bool = True) -> Report:
-    """The report on `subject` for the --input texts (api.inspect_target)."""
-    from layerscope.api import inspect_target
-    from layerscope.run import devices
-
-    devices.ANSWER_DYNAMO_LOOKUPS = True  # this process never compiles; see _torch_compat.answer_dynamo_lookups
-    return inspect_target(subject, input_texts, device=options.device, dtype=options.dtype, search=search)
 
 
 def _run(
@@ -65,7 +47,7 @@ def _run(
     debug: bool,
     export: Path | None = None,
 ) -> None:
-    report = guarded(lambda: _traced(_load(spec, options), inputs, options), debug)
+    report = guarded(lambda: targets.inspect(targets.load(spec, options), inputs, options), debug)
     from layerscope.render.text import to_json
 
     emit(fmt, lambda: to_json(report), lambda: view(report), failed=report.failure is not None, export=export)
@@ -162,10 +144,10 @@ def check(
     options = Options(model, device, dtype, tuple(sets or ()), allow_import, tuple(args or ()))
 
     def results() -> tuple[str, list[CheckResult]]:
-        loaded = _load(spec, options)
+        loaded = targets.load(spec, options)
         out, name = [], ""
         for candidate in inputs or [""]:
-            report = _traced(loaded, [t for t in candidate.split(",") if t], options, search=False)
+            report = targets.inspect(loaded, [t for t in candidate.split(",") if t], options, search=False)
             out.append(CheckResult(report.input_shapes, report.failure is None, report.output_shapes, report.failure))
             name = report.model
         return name, out
@@ -215,7 +197,7 @@ def diff(
     options = Options(None, device, dtype, (), allow_import)
 
     def traced(spec: str) -> Report:
-        return _traced(_load(spec, options), inputs or [], options)
+        return targets.inspect(targets.load(spec, options), inputs or [], options)
 
     changes = guarded(lambda: compare(traced(before), traced(after)), debug)
     emit(
@@ -243,21 +225,17 @@ def export_spec(
     debug: DebugOpt = False,
 ) -> None:
     """The spec as a standalone PyTorch module (class per block, the spec's parameter names)."""
-    from layerscope.api import with_shapes
     from layerscope.builder.builder import build
     from layerscope.builder.to_python import to_python
     from layerscope.render.files import write_whole
     from layerscope.spec.model import ModelSpec
-    from layerscope.spec.shapes import parse_input
 
     options = Options(model, "meta", "float32", tuple(sets or ()))
 
     def source() -> str:
-        loaded = _load(spec, options)
+        loaded = targets.load(spec, options)
         assert isinstance(loaded, ModelSpec)
-        built = build(
-            loaded, with_shapes(loaded, [parse_input(t) for t in inputs or []]), device="meta"
-        )  # arguments, not weights
+        built = build(loaded, targets.spec_inputs(loaded, inputs or []), device="meta")  # arguments, not weights
         if built.stopped_at is not None:
             raise UsageError(
                 f"{loaded.name} does not accept its input at {built.stopped_at}, so its later layers cannot be written",

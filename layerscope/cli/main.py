@@ -62,7 +62,3 @@ def run() -> None:
     except OSError:  # the reader went away (`| head`): nothing left to tell it
         pass
     os._exit(code or 0)
-
-
-if __name__ == "__main__":
-    sys.exit(run())

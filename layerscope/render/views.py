@@ -1,4 +1,5 @@
-"""Render stage: Report → rich renderables. Looks only at report data, never at torch objects."""
+"""Render stage, one rich view per command: a Report (or check results, a diff, the bundled list) → a
+table with its totals. Looks only at plain data, never at torch objects."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Diagnose stage: why a layer rejected its input, and what would fit.
+"""Report stage, diagnosis: why a layer rejected its input, and what would fit.
 
 Called by report.assemble when the traced forward pass failed. What the layer expected is read off
 the layer's own attributes (in_features, in_channels, kernel_size, ...), compared with what it
@@ -19,6 +19,7 @@ from torch.func import functional_call
 from layerscope.report.explain import Mismatch, explain
 from layerscope.report.model import ChainStep, Failure, LayerRecord
 from layerscope.run import devices
+from layerscope.run.trace import nbytes
 from layerscope.spec.shapes import format_shape, format_shapes
 
 MAX_PROBES = 64  # candidate inputs tried per failure: what bounds the search, so hints are repeatable
@@ -160,7 +161,7 @@ def module_probe(model: nn.Module, inputs: Sequence[Any]) -> Probe:
     tensors = [t for _, t in [*model.named_parameters(), *model.named_buffers()]]
     if any(isinstance(t, nn.parameter.UninitializedParameter) for t in tensors):
         return lambda shape, layer: (False, False)  # lazy weights never materialised: nothing to try
-    size = sum(t.numel() * t.element_size() for t in [*tensors, *[i for i in inputs if isinstance(i, Tensor)]])
+    size = nbytes([*tensors, *inputs])
     device = devices.for_bytes(size)
     weights = devices.stand_in(model, device)
     rest = [torch.zeros(t.shape, dtype=t.dtype, device=device) for t in inputs[1:] if isinstance(t, Tensor)]

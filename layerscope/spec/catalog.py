@@ -31,7 +31,7 @@ _SIGNATURE_OVERRIDES = {
     "Softmax2d": "",
 }
 # Set by layerscope itself, never by a spec.
-_RESERVED_ARGS = ("device", "dtype")
+RESERVED_ARGS = ("device", "dtype")
 
 
 @dataclass(frozen=True)
@@ -139,13 +139,8 @@ def lookup(op: str) -> OpInfo | None:
         sig = _signature_from_text(_SIGNATURE_OVERRIDES[op])
     else:
         sig = inspect.signature(cls)
-        sig = sig.replace(parameters=[p for n, p in sig.parameters.items() if n not in _RESERVED_ARGS])
+        sig = sig.replace(parameters=[p for n, p in sig.parameters.items() if n not in RESERVED_ARGS])
     return OpInfo(op, "module", cls, sig, INFERENCES.get(op))
-
-
-def reserved_args() -> tuple[str, ...]:
-    """Constructor arguments a spec may not set."""
-    return _RESERVED_ARGS
 
 
 # Arguments that are sizes or counts: a spec must give positive whole numbers.

@@ -11,39 +11,18 @@ from dataclasses import replace
 from typing import Any
 
 from layerscope.errors import Source, SpecError, did_you_mean
-from layerscope.spec.blocks import BlockDef, parse_blocks
+from layerscope.spec.blocks import BlockDef
 from layerscope.spec.catalog import lookup, yaml_hint
 from layerscope.spec.expr import Resolver
 from layerscope.spec.layer_spec import (
-    BLOCK_KEYS,
-    LAYER_KEYS,
     LAYER_NAME_HINT,
-    NAME,
     LayerSpec,
-    Tie,
     check_keys,
     identifier,
-    reject_unknown,
     resolve_keys,
 )
 from layerscope.spec.op_layers import op_layer, unknown_op
 from layerscope.spec.source import YList, YMap
-
-# the names other modules import from here, wherever they are defined
-__all__ = [
-    "BLOCK_KEYS",
-    "LAYER_KEYS",
-    "NAME",
-    "BlockDef",
-    "LayerParser",
-    "LayerSpec",
-    "Tie",
-    "check_keys",
-    "identifier",
-    "parse_blocks",
-    "reject_unknown",
-    "resolve_keys",
-]
 
 # attributes of nn.Module that a submodule name would shadow
 _MODULE_ATTRS = frozenset(

@@ -1,4 +1,4 @@
-"""Spec stage: YAML text → validated ModelSpec dataclasses that remember file:line:col."""
+"""Spec stage, one model: YAML text → a validated ModelSpec (its inputs and layers) that remembers file:line:col."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ from pathlib import Path
 from typing import Any
 
 from layerscope.errors import Source, SpecError, UsageError, did_you_mean
+from layerscope.spec.blocks import parse_blocks
 from layerscope.spec.catalog import yaml_hint
 from layerscope.spec.expr import Resolver
-from layerscope.spec.layers import LayerParser, LayerSpec, check_keys, identifier, parse_blocks, resolve_keys
+from layerscope.spec.layer_spec import LayerSpec, check_keys, identifier, resolve_keys
+from layerscope.spec.layers import LayerParser
 from layerscope.spec.shapes import DTYPES, dtype_hint
 from layerscope.spec.source import YList, YMap, load_documents, read_spec_text
-
-__all__ = ["InputSpec", "LayerSpec", "ModelSpec", "load_spec", "parse_model"]
 
 MODEL_KEYS = ("name", "description", "input", "vars", "blocks", "layers")
 INPUT_KEYS = ("name", "shape", "dtype", "range")

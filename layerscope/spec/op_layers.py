@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from layerscope.errors import Source, SpecError, did_you_mean
-from layerscope.spec.catalog import check_argument, lookup, op_names, reserved_args, yaml_hint
+from layerscope.spec.catalog import RESERVED_ARGS, check_argument, lookup, op_names, yaml_hint
 from layerscope.spec.layer_spec import LAYER_KEYS, LayerSpec, Tie, reject_unknown
 from layerscope.spec.ops import MULTI_INPUT_OPS
 from layerscope.spec.source import YList, YMap
@@ -57,7 +57,7 @@ def _keyword_args(item: YMap, op: str, argument_layer: ArgumentLayer) -> dict[st
     for key, value in item.items():
         if key in LAYER_KEYS:
             continue
-        if key in reserved_args():
+        if key in RESERVED_ARGS:
             raise SpecError(
                 f"{op} argument {key!r} is set by layerscope",
                 source=item.key_sources[key],

@@ -1,4 +1,6 @@
-"""The closed set of functional ops a spec may use, each wrapped as a parameter-free nn.Module.
+"""The closed set of functional ops a spec may use, each wrapped as a parameter-free nn.Module, and the
+one module torch lacks (ClassToken). Exported files copy these functions and classes as source, so
+each is self-contained: torch, F, Tensor, nn, Sequence and Any only.
 
 Wrapping them as modules makes them visible to forward hooks, so `relu`, `flatten` and
 `max_pool2d` get rows in the tables exactly like `nn.ReLU` would.

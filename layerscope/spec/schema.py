@@ -12,7 +12,7 @@ import inspect
 from typing import Any
 
 from layerscope.spec.catalog import expected_kinds, lookup, op_names
-from layerscope.spec.layers import BLOCK_KEYS, LAYER_KEYS, NAME
+from layerscope.spec.layer_spec import BLOCK_KEYS, LAYER_KEYS, NAME
 from layerscope.spec.model import INPUT_KEYS, MODEL_KEYS
 from layerscope.spec.shapes import DTYPES
 
