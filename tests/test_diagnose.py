@@ -286,3 +286,20 @@ def test_layers_in_odd_states_fall_back_to_torchs_message(cli, tmp_path, layer: 
     assert run.exit_code == 1
     f = json.loads(run.stdout)["failure"]
     assert f["layer"] == "c" and f["expected"] is None and f["message"] == f["error"]
+
+
+def test_the_hint_search_is_bounded_by_a_count_not_a_clock() -> None:
+    """The same command prints the same hints under any load: the search counts probes, it never reads a clock."""
+    from layerscope.report import diagnose
+
+    assert "time" not in vars(diagnose)
+    assert diagnose.probe_budget(13) == diagnose.MAX_PROBES  # LeNet's run: every candidate
+    assert diagnose.probe_budget(5_000) == 10
+    assert diagnose.probe_budget(100_000) == diagnose.MIN_PROBES  # a very deep model: a few
+
+
+def test_a_search_that_finds_nothing_names_exactly_the_sizes_it_tried() -> None:
+    from layerscope.report.diagnose import _tried
+
+    assert _tried(list(range(1, 65))) == "S ≤ 64"
+    assert _tried([9, 10, 11, 1, 2, 30]) == "S in 1..2, 9..11, 30"

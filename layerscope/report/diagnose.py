@@ -8,7 +8,6 @@ the CPU for small models, on meta above that; see run/devices.py), so the user's
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -23,7 +22,8 @@ from layerscope.run.trace import nbytes
 from layerscope.spec.shapes import format_shape, format_shapes
 
 MAX_PROBES = 64  # candidate inputs tried per failure: what bounds the search, so hints are repeatable
-SEARCH_SECONDS = 10.0  # a safety net for models so large that even 64 probes take long
+MIN_PROBES = 8
+PROBE_CALLS = 50_000  # module calls all probes together may run: fewer probes for a deep model, never a clock
 MAX_FITS = 3
 
 # probe(first input's shape, failing layer's name) → (the whole model ran, that layer finished)
@@ -49,7 +49,8 @@ def failure(
     text = str(error).strip()
     torch_message = text.splitlines()[0] if text else type(error).__name__
     mismatch = explain(module, args) if module is not None else None
-    hints = _hints(probe or module_probe(model, inputs), inputs, where, mismatch, search) if mismatch else []
+    budget = probe_budget(len(records))
+    hints = _hints(probe or module_probe(model, inputs), inputs, where, mismatch, search, budget) if mismatch else []
     return Failure(
         layer=where.name,
         type=where.type,
@@ -75,7 +76,15 @@ def chain_to(records: list[LayerRecord], failing: str) -> list[ChainStep]:
     return steps
 
 
-def _hints(probe: Probe, inputs: Sequence[Any], where: LayerRecord, mismatch: Mismatch, search: bool) -> list[str]:
+def probe_budget(calls: int) -> int:
+    """How many candidate inputs to try for a model whose failed run made `calls` module calls: a
+    count, not a time, so the same command prints the same hints on any machine under any load."""
+    return max(MIN_PROBES, min(MAX_PROBES, PROBE_CALLS // max(calls, 1)))
+
+
+def _hints(
+    probe: Probe, inputs: Sequence[Any], where: LayerRecord, mismatch: Mismatch, search: bool, budget: int
+) -> list[str]:
     hints = []
     if mismatch.arg and mismatch.fits_input is not None:
         infer = (
@@ -93,12 +102,12 @@ def _hints(probe: Probe, inputs: Sequence[Any], where: LayerRecord, mismatch: Mi
         and isinstance(inputs[0], Tensor)
         and inputs[0].dim() > 0  # a 0-d input has no size to vary
     ):
-        hints.extend(_search(probe, inputs[0], where.name, mismatch))
+        hints.extend(_search(probe, inputs[0], where.name, mismatch, budget))
     return hints
 
 
-def _search(probe: Probe, x: Tensor, layer: str, mismatch: Mismatch) -> list[str]:
-    """Try other shapes for the first input; report those that fit."""
+def _search(probe: Probe, x: Tensor, layer: str, mismatch: Mismatch, budget: int) -> list[str]:
+    """Try at most `budget` other shapes for the first input; report those that fit."""
     shape = list(x.shape)
     if mismatch.kind == "channels":
         if x.dim() < 3 or mismatch.wanted is None:
@@ -110,13 +119,12 @@ def _search(probe: Probe, x: Tensor, layer: str, mismatch: Mismatch) -> list[str
             else []
         )
     vary = list(range(2, x.dim())) if x.dim() >= 3 else [x.dim() - 1]
-    sizes = _candidate_sizes(mismatch, max(shape[d] for d in vary), len(vary))
+    sizes = _candidate_sizes(mismatch, max(shape[d] for d in vary), len(vary))[:budget]
     pattern = "x".join("S" if i in vary else str(s) for i, s in enumerate(shape))
     fits: list[list[int]] = []
     through: list[int] | None = None
-    deadline = time.monotonic() + SEARCH_SECONDS
     for size in sizes:
-        if time.monotonic() > deadline or len(fits) >= MAX_FITS:
+        if len(fits) >= MAX_FITS:
             break
         candidate = [size if i in vary else s for i, s in enumerate(shape)]
         whole, reached = probe(candidate, layer)
@@ -136,9 +144,22 @@ def _search(probe: Probe, x: Tensor, layer: str, mismatch: Mismatch) -> list[str
             if len(fits) > 1
             else f"an input that fits the model: {format_shape(fits[0])}"
         )
-    elif time.monotonic() <= deadline:
-        hints.append(f"no input of the form {pattern} with S ≤ {max(sizes)} fits the model")
+    else:
+        hints.append(f"no input of the form {pattern} with {_tried(sizes)} fits the model")
     return hints
+
+
+def _tried(sizes: list[int]) -> str:
+    """The sizes tried, exactly: `S ≤ 64` when they are 1 to 64, else their runs (`S in 1..21, 30`)."""
+    if sorted(sizes) == list(range(1, len(sizes) + 1)):
+        return f"S ≤ {len(sizes)}"
+    runs: list[list[int]] = []
+    for s in sorted(sizes):
+        if runs and s == runs[-1][1] + 1:
+            runs[-1][1] = s
+        else:
+            runs.append([s, s])
+    return "S in " + ", ".join(f"{a}..{b}" if a != b else str(a) for a, b in runs)
 
 
 def _candidate_sizes(mismatch: Mismatch, size: int, spatial_dims: int) -> list[int]:
