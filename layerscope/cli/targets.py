@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from layerscope.spec.model import InputSpec, ModelSpec
 
 PYTHON_TARGET = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")  # pkg.module:ClassOrFactory
+imported_user_code = False  # set once a Python-defined model is imported: the process then ends normally
 
 
 def load(target: str | None, options: Options) -> ModelSpec | nn.Module:
@@ -39,6 +40,8 @@ def load(target: str | None, options: Options) -> ModelSpec | nn.Module:
             )
         if options.sets or options.model:
             raise UsageError("--set and --model are for spec files", hint="pass a Python model's arguments with --arg")
+        global imported_user_code
+        imported_user_code = True
         return load_python(target, parse_sets(list(options.args), "--arg"))
     if options.args:
         raise UsageError("--arg is for Python-defined models (pkg.module:Class)", hint="for a spec's vars, use --set")
