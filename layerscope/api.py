@@ -53,11 +53,7 @@ def build(spec: ModelSpec | str | Path, input_size: InputSize = None, *, dtype: 
     In-dims left out of the spec are read off `input_size` (default: the spec's input:).
     """
     spec = _spec(spec)
-    built = build_spec(spec, with_shapes(spec, _shapes(input_size)), device="cpu", dtype=dtype)
-    for module in built.model.modules():  # the builder leaves weights uninitialised
-        if hasattr(module, "reset_parameters"):
-            module.reset_parameters()
-    return built.model
+    return build_spec(spec, with_shapes(spec, _shapes(input_size)), device="cpu", dtype=dtype, initialise=True).model
 
 
 def inspect(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -35,11 +35,18 @@ __all__ = ["build", "spec_probe"]
 
 
 def build(
-    spec: ModelSpec, inputs: Sequence[InputSpec] | None = None, device: str = "auto", dtype: str = "float32"
+    spec: ModelSpec,
+    inputs: Sequence[InputSpec] | None = None,
+    device: str = "auto",
+    dtype: str = "float32",
+    *,
+    initialise: bool = False,
 ) -> Built:
     """Build `spec` for `inputs` (default: the spec's own input:) on `device` (auto, cpu or meta).
 
     auto: see run/devices.py. `dtype` is the parameters' and the floating inputs' dtype.
+    `initialise`: weights as torch.nn initialises them (to train), not uninitialised storage (to
+    inspect); only on a named device, since auto may start again on meta.
     """
     if dtype not in FLOAT_DTYPES:
         raise UsageError(
@@ -52,9 +59,10 @@ def build(
             source=spec.source,
             hint="add input: {shape: [...]} or pass --input, e.g. --input 1x3x32x32",
         )
-    if device == "auto":
+    if device == "auto" and not initialise:
         return _build_auto(spec, inputs, dtype)
-    return _Builder(spec, devices.named(device), TORCH_DTYPES[dtype]).run(inputs)
+    named = devices.named("cpu" if device == "auto" else device)
+    return _Builder(spec, named, TORCH_DTYPES[dtype], initialise=initialise).run(inputs)
 
 
 def _build_auto(spec: ModelSpec, inputs: Sequence[InputSpec], dtype: str = "float32") -> Built:
@@ -88,12 +96,20 @@ def spec_probe(
 class _Builder:
     """One build: walks the spec's containers, making each layer's module and running it at once."""
 
-    def __init__(self, spec: ModelSpec, device: torch.device, dtype: torch.dtype, budgeted: bool = False):
+    def __init__(
+        self,
+        spec: ModelSpec,
+        device: torch.device,
+        dtype: torch.dtype,
+        budgeted: bool = False,
+        initialise: bool = False,
+    ):
         self.spec = spec
         self.device = device
         self.dtype = dtype
         self.budget = Budget(budgeted)  # within devices.CPU_BUDGET_BYTES and CPU_BUDGET_MACS, or devices.OverBudget
-        self.constructor = Constructor(device, dtype, self.budget)
+        self.constructor = Constructor(device, dtype, self.budget, initialise)
+        self.initialise = initialise
         self.registry = Registry()
         self.sources: dict[str, Source] = {}
         self.stopped_at: str | None = None
@@ -156,13 +172,35 @@ class _Builder:
         """`child`'s output on `args`, or None with the build stopped at `qualname` when its forward fails."""
         if self.budget.budgeted:  # the estimate only decides whether the CPU run goes on
             self.budget.charge(macs=devices.estimated_macs(child, args))
-        # a lazy layer makes its weights on its first call: without initialising them
-        lazy = no_init() if isinstance(child, LazyModuleMixin) else contextlib.nullcontext()
         try:
-            with lazy:
+            with self._forward_context(child):
                 out = child(*args)
         except Exception:  # noqa: BLE001 - the run stage re-runs it, the report stage diagnoses it
             self.stopped_at = qualname
             return None
         self.budget.charge(nbytes(out))
         return out
+
+    def _forward_context(self, child: nn.Module) -> contextlib.AbstractContextManager[Any]:
+        """How a layer runs while it is built. A lazy layer makes its weights on its first call: without
+        initialising them for the tables, with torch's initialisers for a model to train. For a model
+        to train, the run must leave no trace: in eval mode (BatchNorm's running statistics stay as
+        constructed) and drawing nothing from the global RNG, or the layers built after it would
+        draw other initial weights than torch.nn's construction gives."""
+        if not self.initialise:
+            return no_init() if isinstance(child, LazyModuleMixin) else contextlib.nullcontext()
+        return _unobserved(child, keep_rng=not isinstance(child, LazyModuleMixin))
+
+
+@contextlib.contextmanager
+def _unobserved(module: nn.Module, keep_rng: bool) -> Iterator[None]:
+    """Run `module` in eval mode, then give each submodule its mode back; with `keep_rng`, the global
+    RNG is as before too (a lazy module's first call draws its initial weights: those draws stay)."""
+    modes = [(m, m.training) for m in module.modules()]
+    module.eval()
+    try:
+        with torch.random.fork_rng(devices=[]) if keep_rng else contextlib.nullcontext():
+            yield
+    finally:
+        for m, training in modes:
+            m.training = training

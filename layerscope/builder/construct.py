@@ -1,11 +1,15 @@
-"""Build stage, one layer's module: constructed on meta with in-dims read off its input, then given storage.
+"""Build stage, one layer's module, with in-dims read off its input.
 
-Modules are constructed on the meta device and then given uninitialised storage: the tables need
-shapes, not weight values, so no time goes into initialisation.
+For the tables (`initialise` off), modules are constructed on the meta device and then given
+uninitialised storage: they need shapes, not weight values, so no time goes into initialisation.
+For a model to train (`initialise` on, layerscope.build), each module is constructed as torch.nn
+constructs it, initialisers included, in the order the exported Python file constructs them, so
+under one seed both hold the same weights.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,10 +27,11 @@ from layerscope.spec.ops import FunctionalOp
 class Constructor:
     """Makes the torch module of an op layer on `device` in `dtype`, charging its parameters to `budget`."""
 
-    def __init__(self, device: torch.device, dtype: torch.dtype, budget: Budget):
+    def __init__(self, device: torch.device, dtype: torch.dtype, budget: Budget, initialise: bool = False):
         self.device = device
         self.dtype = dtype
         self.budget = budget
+        self.initialise = initialise
         # id of each torch module built → (op, the arguments it was constructed with, inferred ones included)
         self.recipes: dict[int, tuple[str, dict[str, Any]]] = {}
 
@@ -46,17 +51,26 @@ class Constructor:
         if info.kind == "functional":
             return FunctionalOp(layer.op, **bound.arguments)
         try:
-            if info.is_lazy:  # lazy parameters cannot be moved; they materialise on first call
-                with torch.device(self.device), no_init():
-                    module = info.target(*bound.args, **bound.kwargs, dtype=self.dtype)
-                self.recipes[id(module)] = (layer.op, dict(bound.arguments))
-                return module  # type: ignore[no-any-return]
-            with torch.device("meta"), no_init():
-                module = info.target(*bound.args, **bound.kwargs)
+            module = self._make(info, bound)
         except Exception as e:  # noqa: BLE001 - torch's own argument checks, reported at the layer
             raise SpecError(f"{layer.op}: {e}", source=layer.source) from None
         self.recipes[id(module)] = (layer.op, dict(bound.arguments))
+        if info.is_lazy:  # lazy parameters cannot be moved; they materialise on first call
+            return module
+        if self.initialise:
+            self.budget.charge(sum(p.numel() * self._dtype_of(p).itemsize for p in module.parameters()))
+            return module if self.dtype == torch.float32 else module.to(self.dtype)
         return self._place(module)
+
+    def _make(self, info: Any, bound: Any) -> nn.Module:
+        """The torch module itself: lazy ones on the device in the model's dtype, others on the device
+        with torch's initialisers (`initialise`), else on meta without them."""
+        initialisers = contextlib.nullcontext() if self.initialise else no_init()
+        if info.is_lazy:
+            with torch.device(self.device), initialisers:
+                return info.target(*bound.args, **bound.kwargs, dtype=self.dtype)  # type: ignore[no-any-return]
+        with torch.device(self.device if self.initialise else "meta"), initialisers:
+            return info.target(*bound.args, **bound.kwargs)  # type: ignore[no-any-return]
 
     def infer(self, layer: LayerSpec, inference: Any, x: Any) -> Any:
         """The in-dim `inference.arg` of `layer`, read off the shape of its input `x`."""
