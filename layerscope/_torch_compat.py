@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import gc
+import sys
 import types
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -25,6 +26,63 @@ except ImportError:  # pragma: no cover - every torch layerscope supports has it
     from torch.utils.flop_counter import FlopCounterMode as _FlopCounterMode
 
     TorchDispatchMode = _FlopCounterMode.__mro__[1]  # type: ignore[misc]
+
+try:  # while a mode handles an op, the modes below it run what it calls
+    from torch.utils._python_dispatch import _pop_mode_temporarily as pop_mode_temporarily
+except ImportError:  # pragma: no cover
+    pop_mode_temporarily = None
+
+HigherOrderOperator = getattr(getattr(torch, "_ops", None), "HigherOrderOperator", None)
+
+
+def is_higher_order(func: Any) -> bool:
+    """Whether `func` is a higher-order operator (torch.cond, while_loop, flex_attention, ...)."""
+    return HigherOrderOperator is not None and isinstance(func, HigherOrderOperator)
+
+
+def higher_order_op(name: str) -> Any | None:
+    """torch.ops.higher_order.`name`, or None where this torch has no such operator."""
+    return getattr(getattr(torch.ops, "higher_order", None), name, None)
+
+
+class UncompiledDispatchMode(TorchDispatchMode):
+    """A dispatch mode that does not import torch._dynamo to run.
+
+    torch wraps each mode's __torch_dispatch__ to be skipped by torch.compile; on its first call
+    the wrapper imports torch._dynamo (~0.8 s, 800 modules) to make the skipping version, and keeps
+    it on the function (`__dynamo_disable`). A subclass's own function gets a stand-in there
+    instead (`_SkippedWhenCompiling`): while torch._dynamo is not imported nothing can be compiling,
+    so it calls the function as is; once it is (torch.cond compiles internally), it makes and uses
+    the skipping version, as torch would. Nothing of torch's is changed.
+    """
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        dispatch = cls.__dict__.get("__torch_dispatch__")
+        code = _wrapper_code()
+        if code is None or type(dispatch) is not types.FunctionType or dispatch.__code__ is not code:
+            return  # not wrapped by this torch: nothing to answer
+        if dispatch.__closure__ and "fn" in code.co_freevars:
+            fn = dispatch.__closure__[code.co_freevars.index("fn")].cell_contents
+            fn.__dynamo_disable = _SkippedWhenCompiling(fn)
+
+
+class _SkippedWhenCompiling:
+    """`fn`, skipped by torch.compile as torch's wrapper asks, without importing torch._dynamo to say so."""
+
+    def __init__(self, fn: Callable[..., Any]):
+        self.fn = fn
+        self.skipped: Callable[..., Any] | None = None
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if "torch._dynamo" not in sys.modules:  # nothing can be compiling
+            return self.fn(*args, **kwargs)
+        if self.skipped is None:
+            import torch._dynamo
+
+            self.skipped = torch._dynamo.disable(self.fn, recursive=True)
+        return self.skipped(*args, **kwargs)
+
 
 try:  # torch's FLOP formulas by aten overload packet: public module, undocumented table
     from torch.utils.flop_counter import flop_registry as FLOP_FORMULAS

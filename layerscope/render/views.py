@@ -72,6 +72,11 @@ def _dtypes(report: Report) -> str:
     return "/".join(dict.fromkeys(p.dtype for p in report.params if p.counted)) or "no parameters"
 
 
+def _flops(flops: int | None, per: int = 1) -> str:
+    """FLOPs (or MACs, `per`=2) in SI units; `unknown` where an operator could not be counted."""
+    return "unknown" if flops is None else si(flops // per)
+
+
 def _summary(report: Report) -> Totals:
     done = report.failure is None
     return Totals(
@@ -79,8 +84,8 @@ def _summary(report: Report) -> Totals:
             ("Total params", f"{report.total_params:,}"),
             ("Trainable params", f"{report.trainable_params:,}"),
             ("Non-trainable params", f"{report.non_trainable_params:,}"),
-            ("FLOPs (forward)", si(report.total_flops) if done else "-"),
-            ("MACs", si(report.total_flops // 2) if done else "-"),
+            ("FLOPs (forward)", _flops(report.total_flops) if done else "-"),
+            ("MACs", _flops(report.total_flops, 2) if done else "-"),
             ("Input", format_shapes(report.input_shapes)),
             ("Output", format_shapes(report.output_shapes) if done else "-"),
             (f"Memory ({_dtypes(report)})", ""),
@@ -147,7 +152,7 @@ def inspect_view(report: Report, depth: int | None = None) -> Group:
             _output_cell(layer),
             _params_cell(layer),
             _percent_cell(layer, report.total_params),
-            si(layer.flops) if layer.flops else "-",
+            "?" if layer.flops is None else si(layer.flops) if layer.flops else "-",
             key=layer.name or report.model,
         )
     return Group(table, _summary(report), *_tail(report))
@@ -242,7 +247,7 @@ def diff_view(diff: Diff, everything: bool = False) -> Group:
                 "Total params",
                 f"{_pair(before.total_params, after.total_params, lambda n: f'{n:,}')} ({after.total_params - before.total_params:+,})",
             ),
-            ("FLOPs (forward)", _pair(before.total_flops, after.total_flops, si)),
+            ("FLOPs (forward)", _flops_pair(before.total_flops, after.total_flops)),
             ("Input", _pair(before.input_shapes, after.input_shapes, format_shapes)),
             ("Output", _pair(before.output_shapes, after.output_shapes, lambda s: format_shapes(s) or "-")),
         ]
@@ -256,6 +261,11 @@ def diff_view(diff: Diff, everything: bool = False) -> Group:
 
 
 _CHANGE_STYLES = {"added": "green", "removed": "red", "changed": "yellow", "same": "dim"}
+
+
+def _flops_pair(before: int | None, after: int | None) -> str:
+    """Two FLOP totals, where None is unknown rather than missing."""
+    return _flops(after) if before == after else f"{_flops(before)} → {_flops(after)}"
 
 
 def _pair(before: Any, after: Any, show: Callable[[Any], str]) -> str:

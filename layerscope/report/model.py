@@ -55,7 +55,7 @@ class Report:
     device: str
     input_bytes: int = 0
     activation_bytes: int = 0  # outputs of the leaf layers: what a training step keeps for backward
-    total_flops: int = 0
+    total_flops: int | None = 0  # None when an operator's FLOPs could not be counted (a note names it)
     failure: Failure | None = None
     notes: list[Note] = field(default_factory=list)
 
@@ -67,7 +67,7 @@ class Report:
         """The report as JSON-ready data."""
         data = asdict(self)
         data["non_trainable_params"] = self.non_trainable_params
-        data["total_macs"] = self.total_flops // 2
+        data["total_macs"] = None if self.total_flops is None else self.total_flops // 2
         data["total_bytes"] = self.total_bytes
         return data
 

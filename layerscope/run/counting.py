@@ -26,16 +26,18 @@ from layerscope._torch_compat import (
     FLOP_FORMULAS,
     LAYOUT_QUERIES,
     PRIM_DEVICE,
-    TorchDispatchMode,
-    answer_dynamo_lookup,
+    UncompiledDispatchMode,
     aten_ops,
     cpu_flash_attention_formula,
+    higher_order_op,
+    is_higher_order,
 )
 
 aten = torch.ops.aten
 
 # torch's FLOP formulas, plus one it lacks: the CPU's fused attention kernel (see _torch_compat).
 FORMULAS = {**FLOP_FORMULAS, **cpu_flash_attention_formula()}
+COND, WHILE_LOOP = higher_order_op("cond"), higher_order_op("while_loop")
 
 
 def _plain(x: Any) -> bool:
@@ -187,12 +189,21 @@ SHORTCUTS: dict[Any, Callable[..., Any]] = _table(
 )
 
 
-class OpCounter(TorchDispatchMode):
-    """Counts FLOPs like FlopCounterMode, by FORMULAS (running total in `flops`); answers SHORTCUTS on meta."""
+class OpCounter(UncompiledDispatchMode):
+    """Counts FLOPs like FlopCounterMode, by FORMULAS (running total in `flops`); answers SHORTCUTS on meta.
+
+    Higher-order operators run as they would without the mode: torch.cond takes the branch its
+    predicate picks and while_loop loops, both in Python so their ops are counted; any other runs
+    with the mode off, counted by its formula where torch has one (flex_attention). What cannot be
+    counted is named in `uncounted`, never counted as 0.
+    """
+
+    supports_higher_order_operators = True
 
     def __init__(self) -> None:
         super().__init__()
         self.flops = 0
+        self.uncounted: list[str] = []  # why FLOPs are missing, an entry per operator that was not counted
 
     def __torch_dispatch__(
         self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None
@@ -200,6 +211,8 @@ class OpCounter(TorchDispatchMode):
         kwargs = kwargs or {}
         if func in LAYOUT_QUERIES:
             return NotImplemented
+        if is_higher_order(func):
+            return self._higher_order(func, args, kwargs)
         shortcut = SHORTCUTS.get(func)
         if shortcut is not None:
             out = shortcut(*args, **kwargs)
@@ -218,8 +231,43 @@ class OpCounter(TorchDispatchMode):
             self.flops += formula(*args, **kwargs, out_val=out)
         return out
 
+    def _higher_order(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """Run a higher-order operator as torch would, counting what can be counted."""
+        if func is COND:
+            return self._cond(*args, **kwargs)
+        if func is WHILE_LOOP:
+            return self._while_loop(*args, **kwargs)
+        out = func(*args, **kwargs)  # the mode is off while it handles an op: the inner ops go unseen
+        formula = FORMULAS.get(func)
+        if formula is not None:
+            self.flops += formula(*args, **kwargs, out_val=out)
+        else:
+            self.uncounted.append(f"{func.name()} (no FLOP formula)")
+        return out
 
-# TorchDispatchMode wraps each subclass's __torch_dispatch__ to be skipped by torch.compile, and
-# the wrapper imports torch._dynamo (~0.8 s) on its first call to say so. This mode is never
-# compiled: answer the wrapper's question for it up front.
-answer_dynamo_lookup(OpCounter.__dict__["__torch_dispatch__"])
+    def _cond(self, pred: Any, true_fn: Any, false_fn: Any, operands: Any) -> Any:
+        """torch.cond: the branch the predicate picks. On meta it has no value: the first branch gives
+        the shapes (both branches must give the same) and the FLOPs are unknown."""
+        unknown = isinstance(pred, Tensor) and pred.is_meta
+        with self:
+            out = (true_fn if unknown or bool(pred) else false_fn)(*operands)
+        if unknown:  # noted after the branch ran, so the note goes to the layer that called cond
+            self.uncounted.append("cond (its predicate has no value on meta)")
+        return out
+
+    def _while_loop(
+        self, cond_fn: Any, body_fn: Any, carried_inputs: Any, additional_inputs: Any = (), **_: Any
+    ) -> Any:
+        """while_loop: the body while the condition holds. On meta the condition has no value: one pass
+        of the body gives the shapes (the loop keeps them) and the FLOPs are unknown."""
+        carried, extra = tuple(carried_inputs), tuple(additional_inputs)
+        unknown = any(isinstance(x, Tensor) and x.is_meta for x in carried)
+        with self:
+            if unknown:
+                carried = tuple(body_fn(*carried, *extra))
+            else:
+                while bool(cond_fn(*carried, *extra)):
+                    carried = tuple(body_fn(*carried, *extra))
+        if unknown:
+            self.uncounted.append("while_loop (its condition has no value on meta)")
+        return carried

@@ -26,7 +26,9 @@ class LayerRecord:
     shared_with: str | None = None  # set on a repeated call: the name the module was first called under
     source: str | None = None  # spec file:line:col, for modules built from a spec
     completed: bool = False  # False when the forward pass failed inside this call
-    flops: int = 0  # counted by run.counting.OpCounter (torch's formulas) during this call, children included
+    flops: int | None = (
+        0  # by run.counting.OpCounter (torch's formulas) during this call, children included; None: unknown
+    )
     output_bytes: int = 0
 
 

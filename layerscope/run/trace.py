@@ -63,7 +63,7 @@ class Trace:
     params: list[ParamRecord]
     notes: list[Note]
     output: Any
-    flops: int  # of the whole pass, by torch's FLOP formulas
+    flops: int | None  # of the whole pass, by torch's FLOP formulas; None when an operator could not be counted
     device: str  # where the tensors were: the inputs', else the weights'
     failed: Failed | None = None
 
@@ -81,10 +81,11 @@ class _Recorder:
         self.first_call: dict[int, str] = {}
         self.counts: dict[int, tuple[int, int]] = {}
         self.records: list[LayerRecord] = []
-        # calls still open, innermost last: record, module, args, the FLOP total when the call began
-        self.stack: list[tuple[LayerRecord, nn.Module, tuple[Any, ...], int]] = []
+        # calls still open, innermost last: record, module, args, FLOPs counted and ops not counted when it began
+        self.stack: list[tuple[LayerRecord, nn.Module, tuple[Any, ...], int, int]] = []
         self.caught: list[warnings.WarningMessage] = []
         self.raised_in: dict[int, str] = {}  # index into `caught` → the innermost layer open when it was raised
+        self.uncounted_in: list[str] = []  # per entry of counter.uncounted, the innermost layer open then
 
     def pre_hook(self, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         key = id(module)
@@ -109,16 +110,19 @@ class _Recorder:
         )
         self.first_call.setdefault(key, qualname)
         self.records.append(record)
-        self.stack.append((record, module, args, self.counter.flops))
+        self.stack.append((record, module, args, self.counter.flops, len(self.counter.uncounted)))
 
     def post_hook(self, module: nn.Module, args: Any, kwargs: Any, output: Any) -> None:
-        record, _, _, flops_before = self.stack.pop()
+        record, _, _, flops_before, uncounted_before = self.stack.pop()
         record.output_shapes = shapes_of(output)
         record.output_bytes = nbytes(output)
-        record.flops = self.counter.flops - flops_before
+        # an operator the counter could not count makes this call's FLOPs unknown, not smaller
+        unknown = len(self.counter.uncounted) > uncounted_before
+        record.flops = None if unknown else self.counter.flops - flops_before
         record.completed = True
         for i in range(len(self.raised_in), len(self.caught)):
             self.raised_in[i] = record.name  # inner calls finish first, so they claim first
+        self.uncounted_in += [record.name] * (len(self.counter.uncounted) - len(self.uncounted_in))
 
     def attach(self, model: nn.Module) -> list[Any]:
         """Hook every distinct module of `model`; the handles remove the hooks."""
@@ -129,9 +133,14 @@ class _Recorder:
         return handles
 
     def notes(self) -> list[Note]:
-        """Warnings as notes, each with the layer it was raised in (else the layer that failed)."""
+        """Warnings as notes, each with the layer it was raised in (else the layer that failed), then
+        the operators whose FLOPs could not be counted, each with the innermost layer that ran it."""
         fallback = self.stack[-1][0].name if self.stack else ""
         notes: list[Note] = []
+        for layer, why in zip(self.uncounted_in, self.counter.uncounted, strict=False):
+            note = Note(layer, f"FLOPs not counted: {why}")
+            if note not in notes:
+                notes.append(note)
         for i, w in enumerate(self.caught):
             note = Note(layer=self.raised_in.get(i, fallback), message=str(w.message).strip().splitlines()[0])
             if note not in notes:
@@ -175,7 +184,7 @@ def trace(
         params=param_records(model),
         notes=recorder.notes(),
         output=output,
-        flops=counter.flops,
+        flops=None if counter.uncounted else counter.flops,
         device=str(first.device) if first is not None else "cpu",
         failed=None if error is None else _failed(model, inputs, recorder, error),
     )
@@ -210,7 +219,7 @@ class _quiet_eval:
 def _failed(model: nn.Module, inputs: Sequence[Any], recorder: _Recorder, error: Exception) -> Failed:
     """The failure as it happened: in the innermost open call, else in the model before any call."""
     if recorder.stack:
-        record, module, args, _ = recorder.stack[-1]
+        record, module, args, _, _ = recorder.stack[-1]
         return Failed(error, record, module, args)
     record = LayerRecord("", module_type_name(model), 0, shapes_of(list(inputs)))
     return Failed(error, record, None, tuple(inputs))
