@@ -2,13 +2,14 @@
 
 A torch release may rename or drop anything here; when it does, layerscope keeps working, only
 slower or a little less precise, and no other module needs to change. Nothing here patches torch
-for the whole process unless a caller opts in (`answer_dynamo_lookups`, the CLI only).
+for the whole process: what UncompiledDispatchMode gives torch's functions for a run, it takes back.
 """
 
 from __future__ import annotations
 
 import functools
 import gc
+import importlib.abc
 import sys
 import types
 from collections.abc import Callable, Sequence
@@ -46,42 +47,103 @@ def higher_order_op(name: str) -> Any | None:
 
 
 class UncompiledDispatchMode(TorchDispatchMode):
-    """A dispatch mode that does not import torch._dynamo to run.
+    """A dispatch mode that runs without importing torch._dynamo, and leaves torch as it found it.
 
-    torch wraps each mode's __torch_dispatch__ to be skipped by torch.compile; on its first call
-    the wrapper imports torch._dynamo (~0.8 s, 800 modules) to make the skipping version, and keeps
-    it on the function (`__dynamo_disable`). A subclass's own function gets a stand-in there
-    instead (`_SkippedWhenCompiling`): while torch._dynamo is not imported nothing can be compiling,
-    so it calls the function as is; once it is (torch.cond compiles internally), it makes and uses
-    the skipping version, as torch would. Nothing of torch's is changed.
+    torch wraps each mode's __torch_dispatch__, and many of its own Python kernels (the meta
+    device's among them), to be skipped by torch.compile (`torch._compile._disable_dynamo`). On
+    its first call such a wrapper imports torch._dynamo (~0.7 s, 800 modules) to make the skipping
+    version of its function, and keeps it on the function (`__dynamo_disable`). While a mode of
+    this class is active, every such function without one holds a `_SkippedWhenCompiling` there
+    instead (the mode's own dispatch function too): as long as torch._dynamo is not imported
+    nothing can be compiling, so it calls the function as is. An import of torch._dynamo (torch.cond
+    compiles internally) removes every stand-in first, and torch makes its own skipping versions as
+    usual. When the outermost mode exits, the stand-ins are removed too: torch is as it was.
     """
 
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        dispatch = cls.__dict__.get("__torch_dispatch__")
-        code = _wrapper_code()
-        if code is None or type(dispatch) is not types.FunctionType or dispatch.__code__ is not code:
-            return  # not wrapped by this torch: nothing to answer
-        if dispatch.__closure__ and "fn" in code.co_freevars:
-            fn = dispatch.__closure__[code.co_freevars.index("fn")].cell_contents
-            fn.__dynamo_disable = _SkippedWhenCompiling(fn)
+    _depth = 0  # how many modes of this class are active: the outermost installs and removes
+
+    def __enter__(self) -> Any:
+        if UncompiledDispatchMode._depth == 0 and "torch._dynamo" not in sys.modules:
+            _STAND_INS.install()
+        UncompiledDispatchMode._depth += 1
+        return super().__enter__()
+
+    def __exit__(self, *exc: Any) -> None:
+        super().__exit__(*exc)
+        UncompiledDispatchMode._depth -= 1
+        if UncompiledDispatchMode._depth == 0:
+            _STAND_INS.remove()
+
+
+_CACHE = "__dynamo_disable"  # where torch's wrapper keeps the skipping version of its function
 
 
 class _SkippedWhenCompiling:
-    """`fn`, skipped by torch.compile as torch's wrapper asks, without importing torch._dynamo to say so."""
+    """`fn`, called as is: it stands in for the skipping version only while torch._dynamo is not
+    imported, when nothing can be compiling (see `_StandIns`)."""
 
-    def __init__(self, fn: Callable[..., Any]):
+    def __init__(self, fn: Callable[..., Any], recursive: bool):
         self.fn = fn
-        self.skipped: Callable[..., Any] | None = None
+        self.recursive = recursive
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if "torch._dynamo" not in sys.modules:  # nothing can be compiling
-            return self.fn(*args, **kwargs)
-        if self.skipped is None:
-            import torch._dynamo
+        return self.fn(*args, **kwargs)
 
-            self.skipped = torch._dynamo.disable(self.fn, recursive=True)
-        return self.skipped(*args, **kwargs)
+
+class _StandIns(importlib.abc.MetaPathFinder):
+    """The stand-ins given to torch's wrapped functions for a run, and a watch on `import torch._dynamo`:
+    when anything imports it (torch.cond does, to compile its branches), every stand-in goes at once,
+    before dynamo can see one, and from then on torch makes its own skipping versions."""
+
+    def __init__(self) -> None:
+        self.given: list[Callable[..., Any]] = []
+
+    def install(self) -> None:
+        self.given = [fn for fn, recursive in _wrapped_functions() if _answer((fn, recursive))]
+        sys.meta_path.insert(0, self)
+
+    def remove(self) -> None:
+        if self in sys.meta_path:
+            sys.meta_path.remove(self)
+        for fn in self.given:
+            if isinstance(getattr(fn, _CACHE, None), _SkippedWhenCompiling):
+                delattr(fn, _CACHE)
+        self.given = []
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> None:
+        if name == "torch._dynamo":
+            self.remove()
+        return None  # the import itself goes on as usual
+
+
+_STAND_INS = _StandIns()
+
+
+def _answer(wrapped: tuple[Callable[..., Any], bool] | None) -> bool:
+    """Give a wrapped function a `_SkippedWhenCompiling` where it has no skipping version yet."""
+    if wrapped is None or hasattr(wrapped[0], _CACHE):
+        return False
+    setattr(wrapped[0], _CACHE, _SkippedWhenCompiling(*wrapped))
+    return True
+
+
+def _wrapped_function(wrapper: Any) -> tuple[Callable[..., Any], bool] | None:
+    """The function inside one of torch's `_disable_dynamo` wrappers, and its `recursive` flag; else None."""
+    code = _wrapper_code()
+    if code is None or type(wrapper) is not types.FunctionType or wrapper.__code__ is not code:
+        return None
+    cells = dict(zip(code.co_freevars, wrapper.__closure__ or (), strict=False))
+    if "fn" not in cells:
+        return None
+    recursive = cells["recursive"].cell_contents if "recursive" in cells else True
+    return cells["fn"].cell_contents, recursive
+
+
+@functools.cache
+def _wrapped_functions() -> tuple[tuple[Callable[..., Any], bool], ...]:
+    """Every function torch has wrapped with `_disable_dynamo` so far, found once per process (~0.03 s)."""
+    found = (_wrapped_function(obj) for obj in gc.get_objects() if type(obj) is types.FunctionType)
+    return tuple(f for f in found if f is not None)
 
 
 try:  # torch's FLOP formulas by aten overload packet: public module, undocumented table
@@ -196,39 +258,6 @@ class no_init(TorchFunctionMode):
         if func in _INITIALISERS:
             return args[0] if args else kwargs.get("tensor")
         return func(*args, **kwargs)
-
-
-_answered = False
-
-
-def answer_dynamo_lookups() -> None:
-    """Stop torch importing torch._dynamo (~0.7 s, 800 modules) the first time a meta kernel runs.
-
-    Many of torch's Python kernels are wrapped to be skipped by torch.compile; the wrapper imports
-    torch._dynamo on its first call to ask for the skipping version of the function, and caches
-    the answer on it. Caching the plain function instead is the same call outside torch.compile;
-    under torch.compile these kernels would be traced rather than skipped. The CLI never
-    compiles, so it opts in (~0.03 s, once); library users keep torch's behaviour.
-    Where torch has no such wrapper, there is nothing to answer.
-    """
-    global _answered
-    code = _wrapper_code()
-    if not _answered and code is not None:
-        _answered = True
-        for obj in gc.get_objects():
-            if type(obj) is types.FunctionType and obj.__code__ is code:
-                answer_dynamo_lookup(obj)
-
-
-def answer_dynamo_lookup(wrapper: Any) -> None:
-    """`answer_dynamo_lookups` for one function wrapped by torch's `_disable_dynamo`; else nothing."""
-    code = _wrapper_code()
-    if code is None or type(wrapper) is not types.FunctionType or wrapper.__code__ is not code:
-        return
-    if wrapper.__closure__ and "fn" in code.co_freevars:
-        fn = wrapper.__closure__[code.co_freevars.index("fn")].cell_contents
-        if not hasattr(fn, "__dynamo_disable"):
-            fn.__dynamo_disable = fn
 
 
 @functools.cache

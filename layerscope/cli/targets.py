@@ -64,11 +64,9 @@ def inspect(
     import torch
 
     from layerscope.api import inspect_module, inspect_spec
-    from layerscope.run import devices
     from layerscope.spec.model import ModelSpec
     from layerscope.spec.shapes import parse_input
 
-    devices.ANSWER_DYNAMO_LOOKUPS = True  # this process never compiles; see _torch_compat.answer_dynamo_lookups
     if isinstance(subject, ModelSpec):
         inputs = spec_inputs(subject, input_texts)
         return inspect_spec(subject, inputs, device=options.device, dtype=options.dtype, search=search)

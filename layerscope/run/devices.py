@@ -2,7 +2,7 @@
 
 Meta allocates nothing and computes nothing, so any size runs there in the same time. Its cost
 is fixed: the first meta op in a process imports torch's symbolic-shape machinery (sympy,
-~0.25 s), and without `_torch_compat.answer_dynamo_lookups` also torch._dynamo (~0.7 s). Recurrent layers run
+~0.25 s), and without `_torch_compat.UncompiledDispatchMode` also torch._dynamo (~0.7 s). Recurrent layers run
 there step by step in Python. A model whose weights, inputs and activations fit in
 CPU_BUDGET_BYTES and whose multiply-adds fit in CPU_BUDGET_MACS runs on uninitialised CPU
 storage instead: LeNet costs ~0.01 s there. The builder checks both budgets before each layer
@@ -18,7 +18,6 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from layerscope import _torch_compat
 from layerscope.errors import UsageError
 
 CPU_BUDGET_BYTES = 256 << 20  # weights, inputs and activations a CPU run may hold
@@ -98,10 +97,5 @@ def stand_in(model: nn.Module, device: torch.device) -> dict[str, Tensor]:
 
 
 def meta() -> torch.device:
-    """The meta device, after `_torch_compat.answer_dynamo_lookups` when ANSWER_DYNAMO_LOOKUPS is set."""
-    if ANSWER_DYNAMO_LOOKUPS:
-        _torch_compat.answer_dynamo_lookups()
+    """The meta device."""
     return torch.device("meta")
-
-
-ANSWER_DYNAMO_LOOKUPS = False  # the CLI sets it; see _torch_compat.answer_dynamo_lookups
