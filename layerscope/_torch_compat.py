@@ -82,9 +82,8 @@ class _SkippedWhenCompiling:
     """`fn`, called as is: it stands in for the skipping version only while torch._dynamo is not
     imported, when nothing can be compiling (see `_StandIns`)."""
 
-    def __init__(self, fn: Callable[..., Any], recursive: bool):
+    def __init__(self, fn: Callable[..., Any]):
         self.fn = fn
-        self.recursive = recursive
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.fn(*args, **kwargs)
@@ -99,7 +98,7 @@ class _StandIns(importlib.abc.MetaPathFinder):
         self.given: list[Callable[..., Any]] = []
 
     def install(self) -> None:
-        self.given = [fn for fn, recursive in _wrapped_functions() if _answer((fn, recursive))]
+        self.given = [fn for fn in _wrapped_functions() if _answer(fn)]
         sys.meta_path.insert(0, self)
 
     def remove(self) -> None:
@@ -119,28 +118,25 @@ class _StandIns(importlib.abc.MetaPathFinder):
 _STAND_INS = _StandIns()
 
 
-def _answer(wrapped: tuple[Callable[..., Any], bool] | None) -> bool:
+def _answer(fn: Callable[..., Any]) -> bool:
     """Give a wrapped function a `_SkippedWhenCompiling` where it has no skipping version yet."""
-    if wrapped is None or hasattr(wrapped[0], _CACHE):
+    if hasattr(fn, _CACHE):
         return False
-    setattr(wrapped[0], _CACHE, _SkippedWhenCompiling(*wrapped))
+    setattr(fn, _CACHE, _SkippedWhenCompiling(fn))
     return True
 
 
-def _wrapped_function(wrapper: Any) -> tuple[Callable[..., Any], bool] | None:
-    """The function inside one of torch's `_disable_dynamo` wrappers, and its `recursive` flag; else None."""
+def _wrapped_function(wrapper: Any) -> Callable[..., Any] | None:
+    """The function inside one of torch's `_disable_dynamo` wrappers; else None."""
     code = _wrapper_code()
     if code is None or type(wrapper) is not types.FunctionType or wrapper.__code__ is not code:
         return None
     cells = dict(zip(code.co_freevars, wrapper.__closure__ or (), strict=False))
-    if "fn" not in cells:
-        return None
-    recursive = cells["recursive"].cell_contents if "recursive" in cells else True
-    return cells["fn"].cell_contents, recursive
+    return cells["fn"].cell_contents if "fn" in cells else None
 
 
 @functools.cache
-def _wrapped_functions() -> tuple[tuple[Callable[..., Any], bool], ...]:
+def _wrapped_functions() -> tuple[Callable[..., Any], ...]:
     """Every function torch has wrapped with `_disable_dynamo` so far, found once per process (~0.03 s)."""
     found = (_wrapped_function(obj) for obj in gc.get_objects() if type(obj) is types.FunctionType)
     return tuple(f for f in found if f is not None)
