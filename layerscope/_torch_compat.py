@@ -63,8 +63,10 @@ class UncompiledDispatchMode(TorchDispatchMode):
     _depth = 0  # how many modes of this class are active: the outermost installs and removes
 
     def __enter__(self) -> Any:
-        if UncompiledDispatchMode._depth == 0 and "torch._dynamo" not in sys.modules:
-            _STAND_INS.install()
+        if UncompiledDispatchMode._depth == 0:
+            if "torch._dynamo" not in sys.modules:
+                _STAND_INS.install()
+            _FLEX.__enter__()
         UncompiledDispatchMode._depth += 1
         return super().__enter__()
 
@@ -73,6 +75,35 @@ class UncompiledDispatchMode(TorchDispatchMode):
         UncompiledDispatchMode._depth -= 1
         if UncompiledDispatchMode._depth == 0:
             _STAND_INS.remove()
+            _FLEX.__exit__()
+
+
+class _FlexAttentionUncompiled:
+    """flex_attention without its internal torch.compile, for a run: eager flex_attention compiles its
+    operator (backend "eager"), and torch.compile skips every frame while a dispatch mode is active, so
+    under any mode it fails ("found no compiled frames"; FlopCounterMode's too). torch's own switch
+    `_FLEX_ATTENTION_DISABLE_COMPILE_DEBUG` calls the operator directly instead, which the mode then
+    sees (and counts by torch's formula). Set only while a run is active, and only where the model has
+    imported flex_attention; restored after."""
+
+    def __init__(self) -> None:
+        self.saved: tuple[Any, bool] | None = None
+
+    def __enter__(self) -> None:
+        module = sys.modules.get("torch.nn.attention.flex_attention")
+        flag = "_FLEX_ATTENTION_DISABLE_COMPILE_DEBUG"
+        if module is not None and isinstance(getattr(module, flag, None), bool):
+            self.saved = (module, getattr(module, flag))
+            setattr(module, flag, True)
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.saved is not None:
+            module, value = self.saved
+            module._FLEX_ATTENTION_DISABLE_COMPILE_DEBUG = value
+            self.saved = None
+
+
+_FLEX = _FlexAttentionUncompiled()
 
 
 _CACHE = "__dynamo_disable"  # where torch's wrapper keeps the skipping version of its function

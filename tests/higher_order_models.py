@@ -43,3 +43,17 @@ class Checkpointed(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(checkpoint(self.fc, x, use_reentrant=False))
+
+
+class Flex(nn.Module):
+    """flex_attention over two heads of width 8, q = k = v."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.q = nn.Linear(16, 16)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        from torch.nn.attention.flex_attention import flex_attention
+
+        q = self.q(x).view(x.shape[0], 2, x.shape[1], 8)
+        return flex_attention(q, q, q)

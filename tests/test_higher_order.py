@@ -14,7 +14,7 @@ import layerscope
 from layerscope.render.text import plain_text, to_json
 from layerscope.render.views import inspect_view
 
-from higher_order_models import Checkpointed, Cond, Loop
+from higher_order_models import Checkpointed, Cond, Flex, Loop
 
 
 def _names(report: layerscope.api.Report) -> list[str]:
@@ -63,3 +63,16 @@ def test_on_meta_a_data_dependent_operator_makes_the_flops_unknown_not_zero(mode
     assert "FLOPs (forward)  unknown" in " ".join(table.split("  ")) or "unknown" in table
     root_row = next(line for line in table.splitlines() if line.startswith(f" {type(model).__name__} "))
     assert root_row.rstrip().endswith("?")
+
+
+def test_flex_attention_runs_and_counts_as_its_two_matmuls() -> None:
+    """Eager flex_attention compiles its operator internally, which fails under any dispatch mode; for the
+    run it calls the operator directly (torch's own switch), restored afterwards."""
+    import torch.nn.attention.flex_attention as flex
+
+    before = flex._FLEX_ATTENTION_DISABLE_COMPILE_DEBUG
+    report = layerscope.inspect(Flex(), inputs=[torch.randn(1, 8, 16)], device="cpu")
+    assert report.failure is None and report.output_shapes == [[1, 2, 8, 8]]
+    linear, attention = 2 * 8 * 16 * 16, 2 * (2 * 1 * 2 * 8 * 8 * 8)  # q·kᵀ and weights·v
+    assert report.total_flops == linear + attention and report.notes == []
+    assert flex._FLEX_ATTENTION_DISABLE_COMPILE_DEBUG is before
