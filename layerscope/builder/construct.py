@@ -1,7 +1,7 @@
 """Build stage, one layer's module, with in-dims read off its input.
 
-For the tables (`initialise` off), modules are constructed on the meta device and then given
-uninitialised storage: they need shapes, not weight values, so no time goes into initialisation.
+For the tables (`initialise` off), modules are constructed on the meta device, where their
+initialisers compute nothing, and then given uninitialised storage: they need shapes, not weight values.
 For a model to train (`initialise` on, layerscope.build), each module is constructed as torch.nn
 constructs it, initialisers included, in the order the exported Python file constructs them, so
 under one seed both hold the same weights.
@@ -9,14 +9,13 @@ under one seed both hold the same weights.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from layerscope._torch_compat import no_init, replace_tensors
+from layerscope._torch_compat import replace_tensors
 from layerscope.builder.budget import Budget
 from layerscope.errors import SpecError
 from layerscope.spec.catalog import lookup
@@ -63,13 +62,13 @@ class Constructor:
         return self._place(module)
 
     def _make(self, info: Any, bound: Any) -> nn.Module:
-        """The torch module itself: lazy ones on the device in the model's dtype, others on the device
-        with torch's initialisers (`initialise`), else on meta without them."""
-        initialisers = contextlib.nullcontext() if self.initialise else no_init()
+        """The torch module itself, as torch.nn constructs it: lazy ones on the device in the model's
+        dtype (their weights come on the first call), others on the device (`initialise`), else on meta,
+        where their initialisers compute nothing."""
         if info.is_lazy:
-            with torch.device(self.device), initialisers:
+            with torch.device(self.device):
                 return info.target(*bound.args, **bound.kwargs, dtype=self.dtype)  # type: ignore[no-any-return]
-        with torch.device(self.device if self.initialise else "meta"), initialisers:
+        with torch.device(self.device if self.initialise else "meta"):
             return info.target(*bound.args, **bound.kwargs)  # type: ignore[no-any-return]
 
     def infer(self, layer: LayerSpec, inference: Any, x: Any) -> Any:
