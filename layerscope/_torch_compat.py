@@ -19,19 +19,12 @@ import torch
 from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
 
+# The base of dispatch modes; no public alias in torch 2.x. No fallback: torch's own FlopCounterMode
+# is built on it, so a torch without it could not count FLOPs at all.
+from torch.utils._python_dispatch import TorchDispatchMode
+
 aten = torch.ops.aten
 
-try:  # the base of dispatch modes such as FlopCounterMode; no public alias in torch 2.x
-    from torch.utils._python_dispatch import TorchDispatchMode
-except ImportError:  # pragma: no cover - every torch layerscope supports has it
-    from torch.utils.flop_counter import FlopCounterMode as _FlopCounterMode
-
-    TorchDispatchMode = _FlopCounterMode.__mro__[1]  # type: ignore[misc]
-
-try:  # while a mode handles an op, the modes below it run what it calls
-    from torch.utils._python_dispatch import _pop_mode_temporarily as pop_mode_temporarily
-except ImportError:  # pragma: no cover
-    pop_mode_temporarily = None
 
 HigherOrderOperator = getattr(getattr(torch, "_ops", None), "HigherOrderOperator", None)
 

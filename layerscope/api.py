@@ -124,7 +124,7 @@ def inspect_module(model: nn.Module, inputs: list[Tensor], *, device: str = "aut
                     return _trace_on(model, inputs, torch.device("cpu"), search)
             except devices.OverBudget:
                 pass
-        return _trace_on(model, inputs, devices.meta(), search)
+        return _trace_on(model, inputs, torch.device("meta"), search)
     return _trace_on(model, inputs, devices.named(device), search)
 
 

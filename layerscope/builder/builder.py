@@ -70,7 +70,7 @@ def _build_auto(spec: ModelSpec, inputs: Sequence[InputSpec], dtype: str = "floa
     try:
         return _Builder(spec, torch.device("cpu"), TORCH_DTYPES[dtype], budgeted=True).run(inputs)
     except devices.OverBudget:
-        return _Builder(spec, devices.meta(), TORCH_DTYPES[dtype]).run(inputs)
+        return _Builder(spec, torch.device("meta"), TORCH_DTYPES[dtype]).run(inputs)
 
 
 def spec_probe(

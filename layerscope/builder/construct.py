@@ -56,8 +56,8 @@ class Constructor:
         self.recipes[id(module)] = (layer.op, dict(bound.arguments))
         if info.is_lazy:  # lazy parameters cannot be moved; they materialise on first call
             return module
+        self.budget.charge(sum(p.numel() * self._dtype_of(p).itemsize for p in module.parameters()))
         if self.initialise:
-            self.budget.charge(sum(p.numel() * self._dtype_of(p).itemsize for p in module.parameters()))
             return module if self.dtype == torch.float32 else module.to(self.dtype)
         return self._place(module)
 
@@ -91,7 +91,6 @@ class Constructor:
 
     def _place(self, module: nn.Module) -> nn.Module:
         """`module`, built on meta, given uninitialised storage on the device in the model's dtype."""
-        self.budget.charge(sum(p.numel() * self._dtype_of(p).itemsize for p in module.parameters()))
         if self.device.type == "meta" and self.dtype == torch.float32:
             return module  # already what is wanted
         # Uninitialised storage by shape, like `to_empty` but without its `empty_like` on meta

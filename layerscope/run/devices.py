@@ -53,7 +53,7 @@ def named(name: str) -> torch.device:
     if name == "cpu":
         return torch.device(name)
     if name == "meta":
-        return meta()
+        return torch.device("meta")
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
             raise UsageError(f"device {name!r}: CUDA is not available on this machine", hint="use auto, cpu or meta")
@@ -94,8 +94,3 @@ def stand_in(model: nn.Module, device: torch.device) -> dict[str, Tensor]:
         name: torch.empty(t.shape, dtype=t.dtype, device=device, requires_grad=t.requires_grad)
         for name, t in [*model.named_parameters(), *model.named_buffers()]
     }
-
-
-def meta() -> torch.device:
-    """The meta device."""
-    return torch.device("meta")
