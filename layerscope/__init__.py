@@ -14,7 +14,11 @@ __all__ = ["__version__", "build", "inspect", "load"]
 
 def __getattr__(name: str) -> Any:
     if name in ("load", "build", "inspect"):
+        import random
+
+        state = random.getstate()  # rich draws from Python's random when first imported (rich/style.py)
         from layerscope import api
 
+        random.setstate(state)  # so the caller's stream is as it was
         return getattr(api, name)
     raise AttributeError(f"module 'layerscope' has no attribute {name!r}")

@@ -124,3 +124,43 @@ def test_a_library_run_on_meta_does_not_import_dynamo() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
     assert done.stdout.strip() == "False", done.stderr
+
+
+class Draws(nn.Module):
+    """A forward that draws from torch's, Python's and numpy's global generators."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(8, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        import numpy
+
+        random.random()
+        numpy.random.rand()
+        return self.fc(x) + torch.randn(1)
+
+
+def test_a_forward_that_draws_random_numbers_leaves_every_generator_as_it_was() -> None:
+    import numpy
+
+    model = Draws()
+    torch_state, python_state, numpy_state = torch.random.get_rng_state(), random.getstate(), numpy.random.get_state()
+    report = layerscope.inspect(model, (2, 8), device="cpu")
+    assert report.failure is None
+    assert torch.equal(torch_state, torch.random.get_rng_state()) and random.getstate() == python_state
+    assert all(numpy.array_equal(a, b) for a, b in zip(numpy_state, numpy.random.get_state(), strict=True))
+
+
+def test_the_first_inspect_of_a_process_draws_nothing_from_pythons_random() -> None:
+    """rich draws from Python's random when it is first imported; layerscope's lazy API puts it back."""
+    import subprocess
+
+    code = (
+        "import random, torch, layerscope\n"
+        "state = random.getstate()\n"
+        "layerscope.inspect(torch.nn.Linear(8, 4), (2, 8))\n"
+        "print(random.getstate() == state)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
+    assert done.stdout.strip() == "True", done.stderr

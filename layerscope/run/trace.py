@@ -8,6 +8,8 @@ stage to explain. Afterwards the model is as it was: its tensors, each module's 
 
 from __future__ import annotations
 
+import random
+import sys
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -191,7 +193,9 @@ def trace(
 
 
 class _quiet_eval:
-    """Eval mode for a run, and torch's flags as the trace needs them; all restored afterwards.
+    """Eval mode for a run, and torch's flags as the trace needs them; all restored afterwards, the
+    random number generators too (torch's CPU one, Python's and numpy's): a forward that draws
+    (torch.randn in it, a lazy import that seeds itself) leaves the process's streams as they were.
 
     The fused attention fast path skips the sublayers' forward, hiding their rows. oneDNN runs an
     LSTM as one kernel the FLOP counter cannot see into; without it the CPU takes the same
@@ -205,6 +209,7 @@ class _quiet_eval:
         self.modes = [(module, module.training) for module in self.model.modules()]
         self.fastpath = torch.backends.mha.get_fastpath_enabled()
         self.mkldnn = torch.backends.mkldnn.enabled
+        self.rng = (torch.random.get_rng_state(), random.getstate(), _numpy_rng())
         self.model.eval()
         torch.backends.mha.set_fastpath_enabled(False)
         torch.backends.mkldnn.enabled = False
@@ -214,6 +219,17 @@ class _quiet_eval:
             module.training = training
         torch.backends.mha.set_fastpath_enabled(self.fastpath)
         torch.backends.mkldnn.enabled = self.mkldnn
+        torch_rng, python_rng, numpy_rng = self.rng
+        torch.random.set_rng_state(torch_rng)
+        random.setstate(python_rng)
+        if numpy_rng is not None:
+            sys.modules["numpy"].random.set_state(numpy_rng)
+
+
+def _numpy_rng() -> Any:
+    """numpy's global RNG state where numpy is loaded (torch loads it when installed), else None."""
+    numpy = sys.modules.get("numpy")
+    return numpy.random.get_state() if numpy is not None else None
 
 
 def _failed(model: nn.Module, inputs: Sequence[Any], recorder: _Recorder, error: Exception) -> Failed:
