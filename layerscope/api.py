@@ -27,6 +27,7 @@ from rich.console import RenderableType
 from rich.jupyter import JupyterMixin
 from torch import Tensor, nn
 
+from layerscope import limits
 from layerscope.builder.builder import build as build_spec
 from layerscope.builder.builder import spec_probe
 from layerscope.errors import Source, UsageError, did_you_mean
@@ -129,6 +130,8 @@ def inspect_module(model: nn.Module, inputs: list[Tensor], *, device: str = "aut
 
 
 def _trace_on(model: nn.Module, inputs: list[Tensor], device: torch.device, search: bool) -> Report:
+    if device.type == "cpu":
+        limits.check_cpu_bytes(nbytes([*model.parameters(), *model.buffers(), *inputs]))
     moved = [t.to(device) if t.device != device else t for t in inputs]
     return run_and_report(model, moved, weights=devices.stand_in(model, device), search=search)
 

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+
+# C0 and C1 control characters (ESC among them: terminal escape sequences), DEL, and the Unicode
+# marks that reorder or hide text (bidi overrides and isolates, zero-width ones, line separators)
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
 
 
 @dataclass(frozen=True)
@@ -36,12 +41,48 @@ class LayerscopeError(Exception):
         return f"{where}{self.message}{hint}"
 
 
+class ModelError(LayerscopeError):
+    """The user's own code did what no report can follow: ended the process from its forward."""
+
+    exit_code = 1
+
+
 class SpecError(LayerscopeError):
     """The spec file is not valid: bad YAML, unknown op, wrong argument, bad reference."""
 
 
 class UsageError(LayerscopeError):
     """The command line is not valid: missing spec, malformed --input, unknown model."""
+
+
+def inert(text: str, newlines: bool = True) -> str:
+    """Untrusted text made safe to print: each control character (a terminal escape's ESC among
+    them) and each invisible reordering mark shown as its Python escape, `\\x1b`; a lone
+    surrogate too. Tabs, and newlines when `newlines`, stay."""
+    keep = "\t\n" if newlines else "\t"
+
+    def shown(match: re.Match[str]) -> str:
+        char = match.group()
+        return char if char in keep else repr(char)[1:-1]
+
+    text = _CONTROL.sub(shown, text) if newlines else _CONTROL.sub(shown, text).replace("\n", "\\n")
+    return text.encode("utf-8", "backslashreplace").decode("utf-8") if not _encodable(text) else text
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates, from a YAML "\udc80" escape
+        return False
+    return True
+
+
+def first_line(text: str) -> str:
+    """A multi-line message (torch's C++ errors) as its first non-empty line, marked as cut."""
+    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
+    if not lines:
+        return ""
+    return lines[0] + (" …" if len(lines) > 1 else "")
 
 
 def did_you_mean(word: str, candidates: Iterable[str]) -> str | None:

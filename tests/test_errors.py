@@ -453,7 +453,8 @@ def test_oversized_file(cli, tmp_path: Path) -> None:
     run = cli("inspect", "bad.yaml", cwd=tmp_path)
     assert (run.exit_code, run.stderr) == (
         2,
-        "bad.yaml:1:1: error: file is 1048579 bytes; specs are capped at 1048576\n",
+        "bad.yaml:1:1: error: the file is over 1,048,576 bytes"
+        " — the limit is 1,048,576 bytes; set LAYERSCOPE_MAX_SPEC_BYTES to change it\n",
     )
 
 

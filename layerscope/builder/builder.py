@@ -107,7 +107,9 @@ class _Builder:
         self.spec = spec
         self.device = device
         self.dtype = dtype
-        self.budget = Budget(budgeted)  # within devices.CPU_BUDGET_BYTES and CPU_BUDGET_MACS, or devices.OverBudget
+        self.budget = Budget(
+            budgeted, on_cpu=device.type == "cpu"
+        )  # within devices.CPU_BUDGET_BYTES and CPU_BUDGET_MACS, or devices.OverBudget
         self.constructor = Constructor(device, dtype, self.budget, initialise)
         self.initialise = initialise
         self.registry = Registry()
@@ -170,6 +172,8 @@ class _Builder:
 
     def _run_layer(self, child: nn.Module, args: list[Any], qualname: str) -> Any:
         """`child`'s output on `args`, or None with the build stopped at `qualname` when its forward fails."""
+        if isinstance(child, LazyModuleMixin) and self.device.type != "meta":  # weights made on this call
+            self.budget.charge(self.constructor.lazy_bytes(child, args))
         if self.budget.budgeted:  # the estimate only decides whether the CPU run goes on
             self.budget.charge(macs=devices.estimated_macs(child, args))
         try:

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from layerscope._torch_compat import replace_tensors
+from layerscope._torch_compat import no_init, replace_tensors
 from layerscope.builder.budget import Budget
 from layerscope.errors import SpecError
 from layerscope.spec.catalog import lookup
@@ -33,6 +33,7 @@ class Constructor:
         self.initialise = initialise
         # id of each torch module built → (op, the arguments it was constructed with, inferred ones included)
         self.recipes: dict[int, tuple[str, dict[str, Any]]] = {}
+        self._lazy: dict[int, tuple[Any, Any]] = {}  # id of each lazy module → (its op's info, bound arguments)
 
     def construct(self, layer: LayerSpec, inputs: Sequence[Any]) -> nn.Module:
         """The module for `layer`; an in-dim the spec leaves out is read off `inputs[0]`."""
@@ -55,6 +56,7 @@ class Constructor:
             raise SpecError(f"{layer.op}: {e}", source=layer.source) from None
         self.recipes[id(module)] = (layer.op, dict(bound.arguments))
         if info.is_lazy:  # lazy parameters cannot be moved; they materialise on first call
+            self._lazy[id(module)] = (info, bound)
             return module
         self.budget.charge(sum(p.numel() * self._dtype_of(p).itemsize for p in module.parameters()))
         if self.initialise:
@@ -70,6 +72,17 @@ class Constructor:
                 return info.target(*bound.args, **bound.kwargs, dtype=self.dtype)  # type: ignore[no-any-return]
         with torch.device(self.device if self.initialise else "meta"):
             return info.target(*bound.args, **bound.kwargs)  # type: ignore[no-any-return]
+
+    def lazy_bytes(self, module: nn.Module, inputs: Sequence[Any]) -> int:
+        """The bytes a lazy module's first call on `inputs` will make its weights take: a twin on
+        meta takes its shapes from meta copies of the inputs, so nothing is allocated to find out."""
+        info, bound = self._lazy[id(module)]
+        with torch.device("meta"), no_init():
+            twin = info.target(*bound.args, **bound.kwargs, dtype=self.dtype)
+            twin.initialize_parameters(
+                *[torch.empty(x.shape, dtype=x.dtype) if isinstance(x, Tensor) else x for x in inputs]
+            )
+        return sum(t.numel() * t.element_size() for t in (*twin.parameters(), *twin.buffers()))
 
     def infer(self, layer: LayerSpec, inference: Any, x: Any) -> Any:
         """The in-dim `inference.arg` of `layer`, read off the shape of its input `x`."""

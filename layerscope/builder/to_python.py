@@ -6,50 +6,66 @@ container becomes a class (blocks keep their names; identical ones share a class
 modules an nn.Sequential, functional ops calls of the few small functions they need (copied from
 ops.py), `use:` the same module under a second name, and `tie:` an assignment after construction.
 Parameter names are the spec's, so a state_dict moves between the two.
+
+A spec is untrusted, so no template is ever filled with its text: the file is assembled from
+fixed fragments, every spec value enters it through `literal()` (repr of plain data, nothing
+else), and every spec name through `_Names` (a valid identifier that shadows nothing the file
+uses) or, for module names that are not safe attributes, as a repr'd string key. Importing the
+file runs nothing but definitions; `MAX_SOURCE_BYTES` caps its size.
 """
 
 from __future__ import annotations
 
+import builtins
 import inspect
 import keyword
+import math
 import re
 import textwrap
+from collections.abc import Iterable
 from typing import Any
 
+import torch
 from torch import nn
 
 from layerscope.builder.modules import Built, SpecModule
+from layerscope.errors import UsageError
 from layerscope.run.trace import param_names
 from layerscope.spec.model import InputSpec, ModelSpec
 from layerscope.spec.ops import FUNCTIONAL_OPS, LAYERSCOPE_MODULES, FunctionalOp
 
-HEADER = '''"""{name}, exported by layerscope from {source}. Needs only torch.
+MAX_SOURCE_BYTES = 8 << 20  # 8 MiB: the zoo's largest export (LLaMA-2 70B) is under 10 KiB
+
+HEADER = '''"""A model exported by layerscope. Needs only torch.
 
     model = make_model()
     output = model(*example_inputs())
-"""
+"""'''
 
-from __future__ import annotations
+IMPORTS = """from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
-'''
+from torch import Tensor, nn"""
+
+# every name the file defines or imports at module level: no spec name may become one of these
+GLOBALS = frozenset(
+    {"annotations", "Sequence", "Any", "torch", "F", "Tensor", "nn", "make_model", "example_inputs", "self"}
+    | set(FUNCTIONAL_OPS)
+    | set(LAYERSCOPE_MODULES)
+)
+# attribute names an nn.Module already uses: a child under one of these is added by its string key
+_MODULE_ATTRS = frozenset(dir(nn.Module)) | {"training"}
 
 
 def to_python(spec: ModelSpec, built: Built, source: str) -> str:
     """The module file: helpers, one class per distinct container, make_model and example_inputs."""
     writer = _Writer(built.recipes)
-    root = writer.container_class(built.model, spec.name)
-    ties = _ties(built.model)
-    if ties:  # tied parameters are assigned once everything exists, in the model's own __init__
-        body = writer.classes[root]
-        at = body.index("\n\n    def forward(")
-        writer.classes[root] = body[:at] + "".join(f"\n        {t}" for t in ties) + body[at:]
-    parts = [HEADER.format(name=spec.name, source=source)]
+    root = writer.container_class(built.model, spec.name, extra_init=_ties(built.model))
+    parts = [HEADER, f"# model: {spec.name!r}\n# from: {source!r}", IMPORTS]
     parts += [textwrap.dedent(inspect.getsource(FUNCTIONAL_OPS[op])) for op in sorted(writer.functions)]
     parts += [textwrap.dedent(inspect.getsource(LAYERSCOPE_MODULES[op])) for op in sorted(writer.own_modules)]
     parts += list(writer.classes.values())
@@ -57,13 +73,66 @@ def to_python(spec: ModelSpec, built: Built, source: str) -> str:
     return "\n\n\n".join(p.strip("\n") for p in parts) + "\n"
 
 
+def literal(value: Any) -> str:
+    """Python source for a plain value — repr of numbers, strings, None, and containers of them — or an error."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return repr(value)
+    if isinstance(value, float):
+        return repr(value) if math.isfinite(value) else f"float({str(value)!r})"
+    if isinstance(value, tuple):
+        return "(" + ", ".join(literal(v) for v in value) + ("," if len(value) == 1 else "") + ")"
+    if isinstance(value, list):
+        return "[" + ", ".join(literal(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{literal(k)}: {literal(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, torch.dtype):
+        name = str(value).removeprefix("torch.")
+        if getattr(torch, name, None) is value:
+            return f"torch.{name}"
+    raise UsageError(
+        f"cannot write an argument of type {type(value).__name__} as Python", hint="export supports plain values"
+    )
+
+
+def identifier_for(name: str) -> str:
+    """`name` made a Python identifier: ASCII letters, digits and _, not starting with a digit."""
+    base = re.sub(r"[^A-Za-z0-9_]", "_", name)
+    return base if base and not base[0].isdigit() else f"n_{base}"
+
+
+class _Names:
+    """Unique identifiers for spec names within one scope, none of them a keyword or in `taken`."""
+
+    def __init__(self, taken: Iterable[str]):
+        self.taken = set(taken)
+        self.given: dict[str, str] = {}
+
+    def __call__(self, name: str) -> str:
+        """The identifier of `name` in this scope: the same each time it is asked for."""
+        if name not in self.given:
+            self.given[name] = self.fresh(name)
+        return self.given[name]
+
+    def fresh(self, name: str) -> str:
+        """A new identifier like `name`, unlike every other in the scope."""
+        base = identifier_for(name)
+        candidate, n = base, 1
+        while keyword.iskeyword(candidate) or candidate in self.taken or candidate.startswith("__"):
+            n += 1
+            candidate = f"{base}_{n}"
+        self.taken.add(candidate)
+        return candidate
+
+
 class _Writer:
     def __init__(self, recipes: dict[int, tuple[str, dict[str, Any]]]):
         self.recipes = recipes
+        self.class_names = _Names(GLOBALS | set(dir(builtins)))  # classes are globals: the helpers use builtins
         self.classes: dict[str, str] = {}  # class name → source, in the order they are needed
-        self.by_body: dict[str, str] = {}  # a class body (named X) → the name it was given
+        self.by_body: dict[tuple[str, ...], str] = {}  # a class's lines after its first → its name
         self.functions: set[str] = set()
         self.own_modules: set[str] = set()
+        self.size = 0
 
     def expression(self, module: nn.Module, attribute: str) -> str:
         """Python that constructs `module`."""
@@ -77,30 +146,34 @@ class _Writer:
             self.own_modules.add(op)
             call = op
         else:
+            cls = getattr(nn, op, None)
+            if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
+                raise UsageError(f"cannot write {op!r} as a torch.nn class", hint="export supports torch.nn layers")
             call = f"nn.{op}"
-        return f"{call}({', '.join(f'{k}={self.value(v)}' for k, v in arguments.items())})"
+        return f"{call}({_arguments(arguments, self.value)})"
 
     def value(self, value: Any) -> str:
         if isinstance(value, nn.Module):
             return self.expression(value, "")
-        if isinstance(value, tuple):
+        if isinstance(value, tuple) and any(isinstance(v, nn.Module) for v in value):
             return "(" + ", ".join(self.value(v) for v in value) + ("," if len(value) == 1 else "") + ")"
-        return repr(value)
+        return literal(value)
 
-    def container_class(self, module: SpecModule, name: str) -> str:
+    def container_class(self, module: SpecModule, name: str, extra_init: Iterable[str] = ()) -> str:
         """Write the class of a container (once per distinct body) and return its name."""
         init, forward, first_name = [], [], {}
-        params = [_variable(n) for n in module.input_names]
-        env = {"input": params[0], **{n: _variable(n) for n in module.input_names}}
+        local = _Names(GLOBALS)
+        params = [local(n) for n in module.input_names]
+        env = {"input": params[0], **{n: local(n) for n in module.input_names}}
         out = params[0]
         for node, inputs in module.nodes:
             child = module.get_submodule(node)
             args = ", ".join(env[i] for i in inputs) if inputs else out
-            target = f"x_{node}"
+            target = local(f"x_{node}")
             if isinstance(child, FunctionalOp):
                 self.functions.add(child.op)
-                kwargs = "".join(f", {k}={self.value(v)}" for k, v in child.kwargs.items())
-                forward.append(f"{target} = {child.op}({args}{kwargs})")
+                kwargs = "".join(f", {k}={v}" for k, v in _keywords(child.kwargs, self.value))
+                forward.append(f"{target} = {FUNCTIONAL_OPS[child.op].__name__}({args}{kwargs})")
             else:
                 if id(child) in first_name:  # `use:` — the same module again, its weights shared
                     init.append(_set(node, attribute_of(first_name[id(child)])))
@@ -108,29 +181,45 @@ class _Writer:
                     first_name[id(child)] = node
                     init.append(_set(node, self.expression(child, node)))
                 forward.append(f"{target} = {attribute_of(node)}({args})")
+                self._charge(init[-1])
+            self._charge(forward[-1])
             env[node] = out = target
         result = env[module.output] if module.output is not None else out
-        body = "\n".join(
-            [
-                "class {name}(nn.Module):",
-                "    def __init__(self) -> None:",
-                "        super().__init__()",
-                *(f"        {line}" for line in init),
-                "",
-                f"    def forward(self, {', '.join(params)}) -> Any:",
-                *(f"        {line}" for line in forward),
-                f"        return {result}",
-            ]
+        lines = (
+            "    def __init__(self) -> None:",
+            "        super().__init__()",
+            *(f"        {line}" for line in (*init, *extra_init)),
+            "",
+            f"    def forward(self, {', '.join(params)}) -> Any:",
+            *(f"        {line}" for line in forward),
+            f"        return {result}",
         )
-        if body in self.by_body:
-            return self.by_body[body]
-        unique, n = name, 1
-        while unique in self.classes:
-            n += 1
-            unique = f"{name}_{n}"
-        self.by_body[body] = unique
-        self.classes[unique] = body.format(name=unique)
+        if lines in self.by_body:
+            return self.by_body[lines]
+        unique = self.class_names.fresh(name)
+        self.by_body[lines] = unique
+        comment = f"  # {name!r} in the spec" if unique != name else ""
+        self.classes[unique] = "\n".join((f"class {unique}(nn.Module):{comment}", *lines))
         return unique
+
+    def _charge(self, line: str) -> None:
+        self.size += len(line) + 9  # indent and newline
+        if self.size > MAX_SOURCE_BYTES:
+            raise UsageError(
+                f"the exported file would pass {MAX_SOURCE_BYTES >> 20} MiB",
+                hint="export a spec with fewer distinct layers; repeats of one block share a class",
+            )
+
+
+def _keywords(arguments: dict[str, Any], value: Any) -> list[tuple[str, str]]:
+    for key in arguments:
+        if not (isinstance(key, str) and key.isidentifier() and not keyword.iskeyword(key)):
+            raise UsageError(f"cannot write the argument name {key!r} as Python", hint="arguments are identifiers")
+    return [(k, value(v)) for k, v in arguments.items()]
+
+
+def _arguments(arguments: dict[str, Any], value: Any) -> str:
+    return ", ".join(f"{k}={v}" for k, v in _keywords(arguments, value))
 
 
 def _is_chain(module: SpecModule) -> bool:
@@ -151,20 +240,21 @@ def _class_name(type_name: str, attribute: str) -> str:
     return "".join(part.capitalize() for part in re.split(r"_+", attribute) if part) or "Block"
 
 
-def _variable(name: str) -> str:
-    return name if name.isidentifier() and not keyword.iskeyword(name) else f"x_{name}"
+def _is_attribute(node: str) -> bool:
+    """Whether `self.<node>` names the child: an identifier that no nn.Module attribute shadows."""
+    return (
+        node.isidentifier() and not keyword.iskeyword(node) and not node.startswith("_") and node not in _MODULE_ATTRS
+    )
 
 
 def attribute_of(node: str) -> str:
     """How the class's code names its child `node`."""
-    return f"self.{node}" if node.isidentifier() and not keyword.iskeyword(node) else f'self._modules["{node}"]'
+    return f"self.{node}" if _is_attribute(node) else f"self._modules[{node!r}]"
 
 
 def _set(node: str, expression: str) -> str:
     """The line of __init__ that makes `expression` the child `node`."""
-    if node.isidentifier() and not keyword.iskeyword(node):
-        return f"self.{node} = {expression}"
-    return f'self.add_module("{node}", {expression})'
+    return f"self.{node} = {expression}" if _is_attribute(node) else f"self.add_module({node!r}, {expression})"
 
 
 def _ties(model: nn.Module) -> list[str]:
@@ -175,7 +265,7 @@ def _ties(model: nn.Module) -> list[str]:
         for name in names[1:]:
             owner, _, attr = name.rpartition(".")
             if model.get_submodule(owner) is not first_owner:
-                lines.append(f'self.get_submodule("{owner}").{attr} = self.get_parameter("{names[0]}")')
+                lines.append(f"setattr(self.get_submodule({owner!r}), {attr!r}, self.get_parameter({names[0]!r}))")
     return lines
 
 
@@ -190,12 +280,14 @@ def _make_functions(root: str, inputs: tuple[InputSpec, ...]) -> str:
         "    return (",
     ]
     for spec in inputs:
-        shape = tuple(spec.shape)
+        shape = literal(tuple(int(s) for s in spec.shape))
+        dtype = literal(getattr(torch, spec.dtype, spec.dtype))
         if spec.dtype.startswith(("float", "bfloat")):
-            lines.append(f"        torch.randn({shape!r}, dtype=torch.{spec.dtype}, device=device),")
+            lines.append(f"        torch.randn({shape}, dtype={dtype}, device=device),")
         else:
-            high = spec.value_range[1] if spec.value_range else 2
-            low = spec.value_range[0] if spec.value_range else 0
-            lines.append(f"        torch.randint({low}, {high}, {shape!r}, dtype=torch.{spec.dtype}, device=device),")
+            low, high = spec.value_range if spec.value_range else (0, 2)
+            lines.append(
+                f"        torch.randint({literal(low)}, {literal(high)}, {shape}, dtype={dtype}, device=device),"
+            )
     lines.append("    )")
     return "\n".join(lines)

@@ -27,7 +27,7 @@ from layerscope.cli.options import (
     SpecArg,
     Target,
 )
-from layerscope.cli.output import emit, guarded
+from layerscope.cli.output import emit, guarded, writing
 from layerscope.errors import UsageError
 
 if TYPE_CHECKING:
@@ -246,7 +246,7 @@ def export_spec(
 
     text = guarded(source, debug)
     if output is None:
-        typer.echo(text, nl=False)
+        writing(lambda: typer.echo(text, nl=False))
     else:
         guarded(lambda: write_whole(output, text), debug)
 

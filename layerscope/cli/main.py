@@ -53,6 +53,10 @@ def run() -> None:
     10,000-layer spec), for a process that lives a second or two.
     """
     gc.set_threshold(50_000, 20, 20)
+    for stream in (sys.stdout, sys.stderr):  # any encoding: what it cannot encode is written as an escape
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")
     try:
         app(prog_name="layerscope")
         code: object = 0

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, NoReturn, TypeVar
 
 import typer
 
 from layerscope.cli.options import Format
-from layerscope.errors import LayerscopeError
+from layerscope.errors import LayerscopeError, first_line, inert
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
@@ -20,7 +21,11 @@ T = TypeVar("T")
 
 
 def guarded(work: Callable[[], T], debug: bool) -> T:
-    """Run `work`; a user error becomes one line and its exit code, a bug one line and exit 3."""
+    """Run `work`; a user error becomes one line and its exit code, a bug one line and exit 3.
+
+    What the inspected code itself does is the user's: sys.exit() in a model's forward is reported
+    (exit 1), Ctrl-C or a KeyboardInterrupt it raises ends the run (130); input nested past
+    Python's recursion limit, or too large for memory, is the input's (2)."""
     try:
         return work()
     except LayerscopeError as e:
@@ -28,13 +33,34 @@ def guarded(work: Callable[[], T], debug: bool) -> T:
             raise
         where = f"{e.source}: " if e.source else "layerscope: "
         hint = f" — {e.hint}" if e.hint else ""
-        typer.echo(f"{where}error: {e.message}{hint}", err=True)
-        raise typer.Exit(e.exit_code) from None
+        fail(f"{where}error: {e.message}{hint}", e.exit_code)
+    except SystemExit as e:  # layerscope never calls sys.exit inside a command: this is the user's code
+        if debug:
+            raise
+        fail(f"layerscope: error: the inspected code called sys.exit({e.code!r}) — it cannot be inspected past that", 1)
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        fail("layerscope: interrupted", 130)
+    except RecursionError:
+        if debug:
+            raise
+        fail("layerscope: error: nested too deeply for Python's recursion limit — simplify the nesting", 2)
+    except MemoryError:
+        if debug:
+            raise
+        fail("layerscope: error: out of memory — try --device meta, where nothing is allocated", 2)
     except Exception as e:
         if debug:
             raise
-        typer.echo(f"layerscope: internal error: {type(e).__name__}: {e} — rerun with --debug and report it", err=True)
-        raise typer.Exit(3) from None
+        message = f"{type(e).__name__}: {first_line(str(e))}"
+        fail(f"layerscope: internal error: {message} — rerun with --debug and report it", 3)
+
+
+def fail(line: str, code: int) -> NoReturn:
+    """End the command with `line` on stderr (made one inert line) and exit status `code`."""
+    typer.echo(inert(line, newlines=False), err=True)
+    raise typer.Exit(code)
 
 
 def emit(
@@ -52,15 +78,38 @@ def emit(
     if export is not None:
         guarded(lambda: files.export(as_view(), export), debug=False)
     if fmt is Format.json:
-        typer.echo(as_json())
+        text = guarded(as_json, debug=False)
     elif fmt is Format.markdown:
-        typer.echo(to_markdown(as_view()), nl=False)
+        text = guarded(lambda: to_markdown(as_view()), debug=False)
     elif fmt is Format.csv:
-        typer.echo(to_csv(as_view()), nl=False)
+        text = guarded(lambda: to_csv(as_view()), debug=False)
     else:
-        console().print(as_view())
+        text = None
+    writing(lambda: typer.echo(text, nl=fmt is Format.json) if text is not None else console().print(as_view()))
     if failed:
         raise typer.Exit(1)
+
+
+def writing(work: Callable[[], object]) -> None:
+    """Write to stdout; a reader gone away (`| head`) ends the command quietly with 141, as SIGPIPE
+    would, and any other write error (a full disk) with one line and 74 (EX_IOERR)."""
+
+    def attempt() -> OSError | None:
+        try:
+            work()
+        except OSError as e:
+            return e
+        return None
+
+    e = guarded(attempt, debug=False)
+    if e is not None:
+        try:  # nothing more can reach stdout: later flushes (the interpreter's at exit) go nowhere
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        if e.errno == errno.EPIPE:
+            raise typer.Exit(141) from None
+        fail(f"layerscope: error: cannot write the output: {e.strerror or e}", 74)
 
 
 def console() -> Console:

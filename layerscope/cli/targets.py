@@ -7,6 +7,7 @@ torch is imported only when a command needs it.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -63,7 +64,9 @@ def inspect(
     on it; `search` off skips looking for inputs that fit."""
     import torch
 
+    from layerscope import limits
     from layerscope.api import inspect_module, inspect_spec
+    from layerscope.run import devices
     from layerscope.spec.model import ModelSpec
     from layerscope.spec.shapes import parse_input
 
@@ -74,8 +77,13 @@ def inspect(
         raise UsageError("a Python-defined model needs --input", hint="e.g. --input 1x3x32x32 (or 5:int64 for ids)")
     if options.dtype != "float32":
         raise UsageError("--dtype is for spec files", hint="a Python-defined model keeps its own dtypes")
-    shapes = [parse_input(text) for text in input_texts]
-    tensors = [torch.zeros(shape, dtype=getattr(torch, name or "float32")) for shape, name in shapes]
+    shapes = [(shape, getattr(torch, name or "float32")) for shape, name in map(parse_input, input_texts)]
+    size = sum(math.prod(shape) * dtype.itemsize for shape, dtype in shapes)
+    # made where they will be used: a run that will be on meta allocates no input either
+    on_meta = options.device == "meta" or (options.device == "auto" and devices.for_bytes(size).type == "meta")
+    if options.device == "cpu":
+        limits.check_cpu_bytes(size)
+    tensors = [torch.zeros(shape, dtype=dtype, device="meta" if on_meta else "cpu") for shape, dtype in shapes]
     return inspect_module(subject, tensors, device=options.device, search=search)
 
 

@@ -12,6 +12,17 @@ from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 
+from layerscope.errors import inert
+
+
+def cell(value: str | Text) -> Text:
+    """A table cell from text that may hold a user's names: never read as rich markup, control
+    characters shown as escapes (a Text's own style kept)."""
+    if isinstance(value, Text):
+        plain = inert(value.plain)
+        return value if plain == value.plain else Text(plain, style=value.style)
+    return Text(inert(value))
+
 
 def _scaled(n: int, base: int, units: tuple[str, ...]) -> str:
     """`n` in the largest of `units` (each `base` times the one before) that keeps it below `base`."""
@@ -42,14 +53,14 @@ class LineTable:
     """
 
     def __init__(self, title: str, columns: list[tuple[str, str]]):
-        self.title = title
+        self.title = inert(title, newlines=False)
         self.columns = columns  # (header, "left" or "right")
         self.rows: list[tuple[str | Text, ...]] = []
         self.keys: list[str | None] = []  # per row, what data formats write in the first column
 
     def add_row(self, *cells: str | Text, key: str | None = None) -> None:
         """A row; `key` (a layer's qualified name) stands for the first cell in markdown and csv."""
-        self.rows.append(cells)
+        self.rows.append(tuple(cell(c) if isinstance(c, Text) else inert(c) for c in cells))
         self.keys.append(key)
 
     def data(self) -> list[list[str]]:
@@ -62,11 +73,13 @@ class LineTable:
 
     def rich_table(self) -> Table:
         """The same table laid out by rich's own Table, for what the line-by-line writer cannot draw."""
-        table = Table(title=self.title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+        table = Table(
+            title=Text(self.title, style="table.title"), title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False
+        )
         for header, justify in self.columns:
             table.add_column(header, justify=justify, overflow="fold")  # type: ignore[arg-type]
         for row in self.rows:
-            table.add_row(*row)
+            table.add_row(*map(cell, row))
         return table
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
@@ -131,5 +144,5 @@ class Totals:
         grid.add_column(style="bold")
         grid.add_column(justify="right")
         for label, value in self.rows:
-            grid.add_row(label, value)
+            grid.add_row(cell(label), cell(value))
         return grid

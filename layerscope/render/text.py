@@ -5,10 +5,12 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from dataclasses import asdict
 
 from rich.console import Console, Group, RenderableType
 
+from layerscope.errors import inert
 from layerscope.render.table import LineTable, Totals
 from layerscope.report.model import CheckResult, Report
 
@@ -34,10 +36,14 @@ def to_markdown(view: RenderableType) -> str:
             lines = [_pipe_row(rows[0]), _pipe_row(align), *(_pipe_row(r) for r in rows[1:])]
             parts.append(f"**{_escape(part.title)}**\n\n" + "\n".join(lines))
         elif isinstance(part, Totals):
-            lines = ["| | |", "| --- | ---: |", *(_pipe_row([_indent(label), value]) for label, value in part.rows)]
+            lines = [
+                "| | |",
+                "| --- | ---: |",
+                *(f"| {_indent(label)} | {_escape(value)} |" for label, value in part.rows),
+            ]
             parts.append("\n".join(lines))
         else:
-            parts.append("```text\n" + plain_text(part).rstrip() + "\n```")
+            parts.append(_fenced(plain_text(part).rstrip()))
     return "\n\n".join(parts) + "\n"
 
 
@@ -60,11 +66,23 @@ def _pipe_row(cells: list[str]) -> str:
 
 def _indent(label: str) -> str:
     """Markdown drops leading spaces; non-breaking ones keep a sub-row's indent."""
-    return "&nbsp;" * (len(label) - len(label.lstrip(" "))) + label.lstrip(" ")
+    return "&nbsp;" * (len(label) - len(label.lstrip(" "))) + _escape(label.lstrip(" "))
+
+
+_MARKDOWN = str.maketrans({c: "\\" + c for c in "\\`*[]|~"} | {"<": "&lt;", ">": "&gt;", "&": "&amp;"})
 
 
 def _escape(text: str) -> str:
-    return text.replace("|", "\\|")
+    """A cell's text as Markdown shows it, never as markup: emphasis, links, code, pipes and HTML
+    escaped, control characters shown as escapes, the cell kept on one line."""
+    return inert(text, newlines=False).translate(_MARKDOWN)
+
+
+def _fenced(text: str) -> str:
+    """`text` in a code fence longer than any run of backticks inside it."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}text\n{inert(text)}\n{fence}"
 
 
 def plain_text(renderable: RenderableType, width: int = 120) -> str:

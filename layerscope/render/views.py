@@ -11,7 +11,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from layerscope.render.table import LineTable, Totals, human_bytes, si
+from layerscope.render.table import LineTable, Totals, cell, human_bytes, si
 from layerscope.report.diff import Diff
 from layerscope.report.model import CheckResult, LayerRecord, Report
 from layerscope.spec.bundled import Bundled
@@ -30,7 +30,7 @@ def _visible_layers(report: Report, depth: int | None) -> list[tuple[LayerRecord
     for layer in report.layers:
         if layer.depth == 0:
             ancestors = []
-            level, label = 0, Text(report.model, style="bold")
+            level, label = 0, cell(Text(report.model, style="bold"))
         else:
             while ancestors and not layer.name.startswith(ancestors[-1] + "."):
                 ancestors.pop()
@@ -102,7 +102,7 @@ def _failure(report: Report) -> RenderableType:
     assert failure is not None
     layer = failure.layer or report.model
     table = Table(
-        title=f"✗ {layer} ({failure.type}) does not accept its input",
+        title=cell(Text(f"✗ {layer} ({failure.type}) does not accept its input", style="bold red")),
         title_justify="left",
         title_style="bold red",
         box=box.SIMPLE_HEAD,
@@ -111,20 +111,22 @@ def _failure(report: Report) -> RenderableType:
     )
     table.add_column(style="bold red", no_wrap=True)
     table.add_column(overflow="fold")
+    rows: list[tuple[str, str]] = []
     if failure.source:
-        table.add_row("Defined at", failure.source)
-    table.add_row("Got", format_shapes(failure.got) or "-")
+        rows.append(("Defined at", failure.source))
+    rows.append(("Got", format_shapes(failure.got) or "-"))
     if failure.expected:
-        table.add_row("Expected", failure.expected)
+        rows.append(("Expected", failure.expected))
     steps = [f"input {format_shapes(report.input_shapes)}"] + [
         f"{s.name} {format_shapes(s.output_shapes)}" for s in failure.chain
     ]
-    table.add_row("Shapes", " → ".join([*steps, f"{layer} ✗"]))
-    table.add_row("Why", failure.message)
+    rows.append(("Shapes", " → ".join([*steps, f"{layer} ✗"])))
+    rows.append(("Why", failure.message))
     if failure.error and failure.error != failure.message:
-        table.add_row("torch says", failure.error)
-    for i, hint in enumerate(failure.hints):
-        table.add_row("Fix" if i == 0 else "", hint)
+        rows.append(("torch says", failure.error))
+    rows += [("Fix" if i == 0 else "", hint) for i, hint in enumerate(failure.hints)]
+    for label, text in rows:
+        table.add_row(label, cell(text))
     return table
 
 
@@ -135,7 +137,7 @@ def _tail(report: Report) -> list[RenderableType]:
         notes.add_column(style="yellow")
         notes.add_column(overflow="fold")
         for note in report.notes:
-            notes.add_row("note:", f"{note.layer or report.model}: {note.message}")
+            notes.add_row("note:", cell(f"{note.layer or report.model}: {note.message}"))
         parts.append(notes)
     if report.failure is not None:
         parts.append(_failure(report))
@@ -256,7 +258,11 @@ def diff_view(diff: Diff, everything: bool = False) -> Group:
     return Group(
         table,
         footer,
-        *[Text(f"{r.model} does not accept its input: {r.failure.message}", style="red") for r in failed if r.failure],
+        *[
+            cell(Text(f"{r.model} does not accept its input: {r.failure.message}", style="red"))
+            for r in failed
+            if r.failure
+        ],
     )
 
 

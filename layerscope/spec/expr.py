@@ -9,6 +9,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from layerscope import limits
 from layerscope.errors import Source, SpecError, did_you_mean
 from layerscope.spec.source import YList, YMap
 
@@ -41,28 +42,41 @@ ALLOWED = "numbers, true/false, vars, + - * / // % **, min()/max(), comparisons,
 
 
 class Resolver:
-    """Evaluates `${...}` against a spec's vars, resolving vars that refer to other vars."""
+    """Evaluates `${...}` against a spec's vars, resolving vars that refer to other vars.
 
-    def __init__(self, raw_vars: Mapping[str, Any], sources: Mapping[str, Source]):
+    An inner scope (a block's params, a repeat's `i`) is a child holding only its own values,
+    already evaluated, in front of its parent's: making one costs nothing however many vars
+    the model has. Two budgets hold: how deep vars may be defined through each other, and how
+    long a string any expression may make."""
+
+    def __init__(self, raw_vars: Mapping[str, Any], sources: Mapping[str, Source], parent: Resolver | None = None):
         self._raw = dict(raw_vars)
         self._sources = dict(sources)
         self._done: dict[str, Any] = {}
         self._active: list[str] = []
+        self._parent = parent
 
     def var(self, name: str, where: Source) -> Any:
         """The value of one var, evaluated once."""
         if name in self._done:
             return self._done[name]
         if name not in self._raw:
+            if self._parent is not None and self._parent.has(name):
+                return self._parent.var(name, where)
             outside = "i is the index of a repeat: and exists only in a repeated layer" if name == "i" else None
             raise SpecError(
                 f"unknown var {name!r}",
                 source=where,
-                hint=outside or did_you_mean(name, self._raw) or "define it under vars:",
+                hint=outside or did_you_mean(name, self.names()) or "define it under vars:",
             )
         if name in self._active:
             cycle = " -> ".join([*self._active[self._active.index(name) :], name])
             raise SpecError(f"vars refer to each other in a cycle: {cycle}", source=self._sources.get(name, where))
+        limits.VAR_DEPTH.check(
+            len(self._active) + 1,
+            f"var {name!r} is defined through more than {limits.VAR_DEPTH.value} other vars in a chain",
+            self._sources.get(name, where),
+        )
         self._active.append(name)
         try:
             value = self.resolve(self._raw[name], self._sources.get(name, where))
@@ -71,12 +85,22 @@ class Resolver:
         self._done[name] = value
         return value
 
+    def has(self, name: str) -> bool:
+        """Whether this scope can see `name`."""
+        return name in self._raw or name in self._done or (self._parent is not None and self._parent.has(name))
+
+    def names(self) -> set[str]:
+        """Every name this scope can see."""
+        return {*self._raw, *self._done, *(self._parent.names() if self._parent is not None else ())}
+
     def child(self, values: Mapping[str, Any], sources: Mapping[str, Source]) -> Resolver:
-        """A resolver for an inner scope: these vars, evaluated, plus `values` (a block's params, a repeat's i)."""
-        return Resolver({**self.all_vars(), **values}, {**self._sources, **sources})
+        """The scope inside this one with `values` (evaluated: a block's params, a repeat's i) added."""
+        inner = Resolver({}, sources, parent=self)
+        inner._done.update(values)
+        return inner
 
     def all_vars(self) -> dict[str, Any]:
-        """Every var, evaluated."""
+        """Every var of this scope, evaluated."""
         return {name: self.var(name, self._sources[name]) for name in self._raw}
 
     def resolve(self, value: Any, where: Source) -> Any:
@@ -86,7 +110,7 @@ class Resolver:
             if whole:
                 return self._evaluate(whole.group(1), where)
             if "${" in value:
-                return _PART.sub(lambda m: str(self._evaluate(m.group(1), where)), value)
+                return self._substitute(value, where)
             return value
         if isinstance(value, YList):
             out = YList((self.resolve(v, value.where(i)) for i, v in enumerate(value)), source=value.source)
@@ -95,6 +119,17 @@ class Resolver:
         if isinstance(value, YMap):
             return value.derive((k, self.resolve(v, value.where(k))) for k, v in value.items())
         return value
+
+    def _substitute(self, text: str, where: Source) -> str:
+        """`text` with each `${...}` in it replaced by its value, within the string budget."""
+        pieces, end = [], 0
+        for match in _PART.finditer(text):
+            pieces += [text[end : match.start()], str(self._evaluate(match.group(1), where))]
+            end = match.end()
+        pieces.append(text[end:])
+        length = sum(map(len, pieces))
+        limits.STRING.check(length, f"this string would be {length:,} characters long", where)  # before joining
+        return "".join(pieces)
 
     def _evaluate(self, text: str, where: Source) -> Any:
         if len(text) > MAX_EXPRESSION:

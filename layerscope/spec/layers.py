@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from layerscope import limits
 from layerscope.errors import Source, SpecError, did_you_mean
 from layerscope.spec.blocks import BlockDef
 from layerscope.spec.catalog import lookup, yaml_hint
@@ -39,12 +40,24 @@ class LayerParser:
         self.blocks = blocks
         self.model_scope = model_scope  # block params and layers see the model's vars, not the caller's
         self.expanding: list[str] = []  # blocks being expanded, outermost first
+        self.count = 0  # layers made so far, against limits.LAYERS
+        self.depth = 0  # layer lists open now, against limits.NESTING
 
     def parse_list(
         self, raw: Any, where: Source, input_names: set[str], scope: Resolver
     ) -> tuple[tuple[LayerSpec, ...], str | None]:
         """A `layers:` list → its layers and, when its last layer is switched off, the name that is its output."""
         _check_list(raw, where)
+        limits.NESTING.check(self.depth + 1, f"layers nest more than {limits.NESTING.value} levels deep", where)
+        self.depth += 1
+        try:
+            return self._parse_list(raw, where, input_names, scope)
+        finally:
+            self.depth -= 1
+
+    def _parse_list(
+        self, raw: Any, where: Source, input_names: set[str], scope: Resolver
+    ) -> tuple[tuple[LayerSpec, ...], str | None]:
         later = {item["name"]: item.source for item in raw if isinstance(item.get("name"), str)}
         defined: dict[str, Source] = {}
         counters: dict[str, int] = {}
@@ -76,6 +89,8 @@ class LayerParser:
         scope: Resolver,
     ) -> LayerSpec:
         """One enabled layer; `head` is `item` with name/when/repeat/from resolved."""
+        self.count += 1
+        limits.LAYERS.check(self.count, f"the spec expands to more than {limits.LAYERS.value:,} layers", item.source)
         reuse = "use" in item  # decided by the key: `op: use` is just an unknown op
         op = "use" if reuse else _read_op(item, self.blocks)
         base = item["use"] if reuse and isinstance(item["use"], str) else op
@@ -100,10 +115,15 @@ class LayerParser:
         count = _repeat_count(head)
         body = item.derive((k, v) for k, v in item.items() if k not in ("name", "repeat", "from", "when"))
         children = []
+        message = f"repeat: {count:,} expands the spec to more than {limits.LAYERS.value:,} layers"
+        limits.LAYERS.check(self.count + count, message, head.where("repeat"))  # before any work
         for i in range(count):
             child_scope = scope.child({"i": i}, {"i": head.where("repeat")})
             child_head = body.derive([*body.items(), ("name", str(i))])
+            before = self.count
             children.append(self.parse_layer(body, child_head, {"input"}, {}, {}, child_scope))
+            if i == 0:  # each copy is about the size of the first: the whole, checked before the rest
+                limits.LAYERS.check(self.count + (count - 1) * (self.count - before), message, head.where("repeat"))
         return LayerSpec(name, "Sequential", item.source, layers=tuple(children))
 
     def _block(self, item: YMap, name: str, op: str, head: YMap) -> LayerSpec:

@@ -10,10 +10,10 @@ from typing import Any
 from layerscope.errors import Source, SpecError, UsageError, did_you_mean
 from layerscope.spec.blocks import parse_blocks
 from layerscope.spec.catalog import yaml_hint
-from layerscope.spec.expr import Resolver
+from layerscope.spec.expr import MAX_INT, Resolver
 from layerscope.spec.layer_spec import LayerSpec, check_keys, identifier, resolve_keys
 from layerscope.spec.layers import LayerParser
-from layerscope.spec.shapes import DTYPES, dtype_hint
+from layerscope.spec.shapes import DTYPES, check_elements, dtype_hint, format_shape
 from layerscope.spec.source import YList, YMap, load_documents, read_spec_text
 
 MODEL_KEYS = ("name", "description", "input", "vars", "blocks", "layers")
@@ -140,7 +140,9 @@ def _parse_inputs(doc: YMap) -> tuple[InputSpec, ...]:
         value_range = None
         if "range" in item:
             r = item["range"]
-            if not (isinstance(r, list) and len(r) == 2 and all(_is_int(v) for v in r) and r[0] < r[1]):
+            if not (
+                isinstance(r, list) and len(r) == 2 and all(_is_int(v) and abs(v) <= MAX_INT for v in r) and r[0] < r[1]
+            ):
                 raise SpecError("range: must be [low, high) with integers low < high", source=item.where("range"))
             value_range = (int(r[0]), int(r[1]))
         inputs.append(InputSpec(name, shape, dtype, value_range, item.source))
@@ -164,4 +166,6 @@ def parse_shape_value(value: Any, where: Source) -> tuple[int, ...]:
                 source=where,
                 hint=yaml_hint(dim),
             )
-    return tuple(int(d) for d in value)
+    shape = tuple(int(d) for d in value)
+    check_elements(shape, f"shape {format_shape(shape)[:40]}", where)
+    return shape

@@ -6,9 +6,11 @@ shape, so what layerscope prints can be pasted back. No torch here: the renderer
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
-from layerscope.errors import UsageError, did_you_mean
+from layerscope import limits
+from layerscope.errors import Source, UsageError, did_you_mean
 
 DTYPES = ("float32", "float64", "float16", "bfloat16", "int64", "int32", "int16", "int8", "uint8", "bool")
 _DTYPE_ALIASES = {
@@ -40,7 +42,15 @@ def parse_input(text: str) -> tuple[tuple[int, ...], str | None]:
         raise UsageError(f"--input {text!r}: every size must be a positive integer", hint=INPUT_HINT)
     if dtype and dtype not in DTYPES:
         raise UsageError(f"--input {text!r}: unknown dtype {dtype!r}", hint=dtype_hint(dtype))
+    check_elements(shape, f"--input {text[:40]!r}")
     return shape, dtype or None
+
+
+def check_elements(shape: Sequence[int], what: str, source: Source | None = None) -> None:
+    """Refuse an input of more elements than the budget (which keeps every size within int64 too)."""
+    n = math.prod(shape)
+    if n > limits.INPUT_ELEMENTS.value:
+        raise limits.INPUT_ELEMENTS.error(f"{what} has {n:.3g} elements", source)
 
 
 def format_shape(shape: Sequence[int]) -> str:

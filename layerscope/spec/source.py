@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from layerscope import limits
 from layerscope.errors import Source, SpecError
-
-MAX_SPEC_BYTES = 1 << 20  # a hand-written model spec is a few KiB; this stops runaway input
-
 
 UNKNOWN = Source("<spec>", 1, 1)
 
@@ -140,23 +140,80 @@ for _cls in (_Loader, _FastLoader):
 
 
 def read_spec_text(path: Path) -> str:
-    """Read a spec file as UTF-8 text, turning every I/O problem into a SpecError."""
+    """Read a spec file as UTF-8 text, turning every I/O problem into a SpecError.
+
+    Only a regular file is read (a directory, device, FIFO or socket is refused without blocking:
+    the file is opened non-blocking and checked before any read), and at most the size budget
+    plus one byte of it, whatever its size claims to be."""
     where = Source(str(path), 1, 1)
-    if path.is_dir():
-        raise SpecError("is a directory, not a spec file", source=where, hint="name a .yaml file inside it")
+    cap = limits.SPEC_BYTES.value
     try:
-        size = path.stat().st_size
-        if size > MAX_SPEC_BYTES:
-            raise SpecError(f"file is {size} bytes; specs are capped at {MAX_SPEC_BYTES}", source=where)
-        return path.read_bytes().decode("utf-8")
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
+    except IsADirectoryError:
+        raise SpecError("is a directory, not a spec file", source=where, hint="name a .yaml file inside it") from None
+    except OSError as e:
+        raise SpecError(e.strerror or str(e), source=where) from None
+    try:
+        kind = stat.S_IFMT(os.fstat(fd).st_mode)
+        if kind == stat.S_IFDIR:
+            raise SpecError("is a directory, not a spec file", source=where, hint="name a .yaml file inside it")
+        if kind != stat.S_IFREG:
+            raise SpecError(f"is a {_KINDS.get(kind, 'special file')}, not a regular file", source=where)
+        chunks, size = [], 0
+        while size <= cap:
+            chunk = os.read(fd, min(1 << 20, cap + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > cap:
+            raise limits.SPEC_BYTES.error(f"the file is over {cap:,} bytes", where)
+        return b"".join(chunks).decode("utf-8")
     except UnicodeDecodeError as e:
         raise SpecError(f"not UTF-8 text (byte {e.start})", source=where, hint="save the file as UTF-8") from None
     except OSError as e:
         raise SpecError(e.strerror or str(e), source=where) from None
+    finally:
+        os.close(fd)
+
+
+_KINDS = {stat.S_IFCHR: "device", stat.S_IFBLK: "device", stat.S_IFIFO: "FIFO (named pipe)", stat.S_IFSOCK: "socket"}
+
+
+def check_depth(text: str, file: str) -> None:
+    """Refuse YAML nested deeper than the budget before any loader builds it: the loaders recurse
+    once per level (libyaml's in C, where a deep enough file overflows the stack). The parsers
+    that produce events do not recurse; a YAML error stops the scan, for the loader to report."""
+    budget = limits.YAML_DEPTH.value
+    if text.count("[") + text.count("{") + max(map(len, text.splitlines()), default=0) + 2 <= budget:
+        return  # each level takes an opening bracket or a column of indentation ("- " included)
+    fast = _HAS_LIBYAML and text.isascii()
+    try:
+        _scan_depth(_FastLoader if fast else _Loader, text, file, budget)
+    except yaml.YAMLError:
+        if fast:  # libyaml's parser may stop where the Python one goes on: what that one reads is checked
+            try:
+                _scan_depth(_Loader, text, file, budget)
+            except yaml.YAMLError:
+                pass
+
+
+def _scan_depth(loader: Any, text: str, file: str, budget: int) -> None:
+    depth = 0
+    for event in yaml.parse(text, Loader=loader):
+        if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            depth += 1
+            if depth > budget:
+                raise limits.YAML_DEPTH.error(
+                    f"YAML nested more than {budget} levels deep", _source(event.start_mark, file)
+                )
+        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            depth -= 1
 
 
 def load_documents(text: str, file: str) -> list[Any]:
     """Parse every YAML document in `text`; errors carry file:line:col."""
+    check_depth(text, file)
     if _HAS_LIBYAML and text.isascii() and "&" not in text and "*" not in text:
         try:
             return _documents(_FastLoader, text, file)
