@@ -181,7 +181,7 @@ SPECS = [
     (
         "reserved_layer_name",
         "input: {shape: [1, 3]}\nlayers:\n  - {name: forward, op: relu}\n",
-        "bad.yaml:3:12: error: layer name 'forward' is reserved — pick another name",
+        "bad.yaml:3:12: error: layer name 'forward' is reserved: an attribute every torch module has — pick another name",
     ),
     (
         "dotted_layer_name",

@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from layerscope._torch_compat import no_init, replace_tensors
 from layerscope.builder.budget import Budget
-from layerscope.errors import SpecError
+from layerscope.errors import SpecError, first_line
 from layerscope.spec.catalog import lookup
 from layerscope.spec.layer_spec import LayerSpec
 from layerscope.spec.ops import FunctionalOp
@@ -53,7 +53,7 @@ class Constructor:
         try:
             module = self._make(info, bound)
         except Exception as e:  # noqa: BLE001 - torch's own argument checks, reported at the layer
-            raise SpecError(f"{layer.op}: {e}", source=layer.source) from None
+            raise SpecError(f"{layer.op}: {first_line(str(e))}", source=layer.source) from None
         self.recipes[id(module)] = (layer.op, dict(bound.arguments))
         if info.is_lazy:  # lazy parameters cannot be moved; they materialise on first call
             self._lazy[id(module)] = (info, bound)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -23,15 +24,76 @@ def export(renderable: RenderableType, path: Path, width: int = 120) -> None:
 
 
 def write_whole(path: Path, text: str) -> None:
-    """Write `text` to `path` through a temporary file beside it: the file appears whole or not at all."""
+    """Write `text` to `path`, whole or not at all, replacing nothing but a regular file.
+
+    The target must be absent or a regular file the mode bits let its owner write (checked, not
+    left to the OS: as root it would write anyway); a symlink is written through, the link kept;
+    a directory, device, FIFO or socket is refused. The text goes to a temporary file beside the
+    target, renamed over it at the end, and removed on every way out short of that, Ctrl-C included.
+    """
+    target = _target(path)
+    temporary: str | None = None
     try:
-        with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=path.parent, delete=False, suffix=".part") as f:
+        fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+        with os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace") as f:
             f.write(text)
+        os.chmod(temporary, _mode(target))
+        os.replace(temporary, target)
+        temporary = None
+    except OSError as e:
+        raise UsageError(f"cannot write {path}: {e.strerror or e}", hint="choose a writable directory") from None
+    finally:
+        if temporary is not None:
+            Path(temporary).unlink(missing_ok=True)
+
+
+def _target(path: Path) -> Path:
+    """The file to write for `path`: itself, or what its symlink points at; refused unless regular or absent."""
+    try:
+        link = stat.S_ISLNK(os.lstat(path).st_mode)
+    except FileNotFoundError:
+        link = False
+    except OSError as e:
+        raise UsageError(f"cannot write {path}: {e.strerror or e}") from None
+    target = Path(os.path.realpath(path)) if link else path
+    try:
+        info = os.stat(target)
+    except FileNotFoundError:
+        if link:
+            raise UsageError(
+                f"{path} is a symlink to {target}, which does not exist", hint="name the file itself"
+            ) from None
+        if not target.parent.is_dir():
+            raise UsageError(f"cannot write {path}: no directory {target.parent}") from None
+        return target
+    except OSError as e:
+        raise UsageError(f"cannot write {path}: {e.strerror or e}") from None
+    kind = stat.S_IFMT(info.st_mode)
+    if kind != stat.S_IFREG:
+        raise UsageError(
+            f"{path} is {_KINDS.get(kind, 'not a regular file')}; it was left as it is", hint="name a file"
+        )
+    if not info.st_mode & stat.S_IWUSR:
+        raise UsageError(
+            f"{path} is read-only; it was left as it is", hint="name another file, or make it writable first"
+        )
+    return target
+
+
+_KINDS = {
+    stat.S_IFDIR: "a directory",
+    stat.S_IFCHR: "a device",
+    stat.S_IFBLK: "a device",
+    stat.S_IFIFO: "a FIFO (named pipe)",
+    stat.S_IFSOCK: "a socket",
+}
+
+
+def _mode(target: Path) -> int:
+    """The new file's mode: the replaced file's, else an ordinary new file's (not mkstemp's 0600)."""
+    try:
+        return stat.S_IMODE(os.stat(target).st_mode)
+    except FileNotFoundError:
         umask = os.umask(0)
         os.umask(umask)
-        os.chmod(f.name, 0o666 & ~umask)  # as an ordinary new file, not the temporary file's 0600
-        os.replace(f.name, path)
-    except OSError as e:
-        if "f" in locals():
-            Path(f.name).unlink(missing_ok=True)
-        raise UsageError(f"cannot write {path}: {e.strerror or e}", hint="choose a writable directory") from None
+        return 0o666 & ~umask

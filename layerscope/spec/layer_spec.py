@@ -66,7 +66,7 @@ def reject_unknown(node: YMap, keys: Any, allowed: Any, message: str, listing: s
 
 def identifier(value: Any, what: str, where: Source, hint: str | None = None) -> str:
     """`value` when it is a name of letters, digits and _; else an error at `where`."""
-    if not isinstance(value, str) or not NAME.match(value):
+    if not isinstance(value, str) or not NAME.fullmatch(value):
         raise SpecError(f"{what} {value!r} must be letters, digits or _", source=where, hint=yaml_hint(value) or hint)
     return value
 

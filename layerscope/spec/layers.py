@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from torch import nn
+
 from layerscope import limits
 from layerscope.errors import Source, SpecError, did_you_mean
 from layerscope.spec.blocks import BlockDef
@@ -25,11 +27,10 @@ from layerscope.spec.layer_spec import (
 from layerscope.spec.op_layers import op_layer, unknown_op
 from layerscope.spec.source import YList, YMap
 
-# attributes of nn.Module that a submodule name would shadow
+# what a submodule name would shadow: every attribute of an nn.Module (methods, and instance state
+# such as training and _modules) and of the container a spec builds
 _MODULE_ATTRS = frozenset(
-    "forward training parameters buffers children modules named_modules named_parameters state_dict "
-    "train eval to cuda cpu type float double half apply zero_grad register_buffer add_module "
-    "input_names nodes output type_name".split()
+    {*dir(nn.Module()), *vars(nn.Module()), "input_names", "nodes", "output", "type_name", "add_node"}
 )
 
 
@@ -232,8 +233,9 @@ def _layer_name(
     if name is None:
         name = _auto_name(base, defined, counters)
     identifier(name, "layer name", head.where("name"), LAYER_NAME_HINT)
-    if name in _MODULE_ATTRS or name in input_names:
-        raise SpecError(f"layer name {name!r} is reserved", source=head.where("name"), hint="pick another name")
+    if name in _MODULE_ATTRS or (name.startswith("__") and name.endswith("__")) or name in input_names:
+        why = "an input's name" if name in input_names else "an attribute every torch module has"
+        raise SpecError(f"layer name {name!r} is reserved: {why}", source=head.where("name"), hint="pick another name")
     if name in defined:
         raise SpecError(
             f"duplicate layer name {name!r} (first at line {defined[name].line})", source=head.where("name")

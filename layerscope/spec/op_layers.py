@@ -78,9 +78,24 @@ def _check_signature(info: Any, op: str, args: YList, kwargs: dict[str, Any], it
     positional = list(info.signature.parameters)[: len(args)]
     for name, value in bound.arguments.items():
         problem = None if isinstance(value, LayerSpec) else check_argument(op, info.signature.parameters[name], value)
+        big = _beyond_int64(value)
+        if big is not None:
+            problem = f"{op} {name}: {big} does not fit in a 64-bit integer"
         if problem:
             where = item.where(name) if name in kwargs else args.where(positional.index(name))
             raise SpecError(problem, source=where, hint=yaml_hint(value))
+
+
+def _beyond_int64(value: Any) -> int | None:
+    """The first integer in `value` (or in its lists) that int64 cannot hold, else None."""
+    for item in value if isinstance(value, list) else [value]:
+        if isinstance(item, int) and not -(2**63) <= item < 2**63:
+            return item
+        if isinstance(item, list):
+            found = _beyond_int64(item)
+            if found is not None:
+                return found
+    return None
 
 
 def _parse_ties(item: YMap, op: str, info: Any) -> tuple[Tie, ...]:
