@@ -32,10 +32,10 @@ from layerscope.builder.builder import build as build_spec
 from layerscope.builder.builder import spec_probe
 from layerscope.errors import Source, UsageError, did_you_mean
 from layerscope.render.views import inspect_view
-from layerscope.report.assemble import run_and_report, unbuilt_notes
+from layerscope.report.assemble import report, run_and_report, unbuilt_notes
 from layerscope.report.model import Report
 from layerscope.run import devices
-from layerscope.run.trace import nbytes
+from layerscope.run.trace import nbytes, untraced
 from layerscope.spec.bundled import resolve_spec
 from layerscope.spec.model import InputSpec, ModelSpec, load_spec
 
@@ -112,6 +112,9 @@ def inspect_module(model: nn.Module, inputs: list[Tensor], *, device: str = "aut
     auto: uninitialised CPU tensors within the budgets of run/devices.py (the work checked before
     each leaf runs), else meta, where nothing is allocated or computed.
     """
+    if isinstance(model, torch.jit.ScriptModule):  # takes no hooks: no layer can be observed
+        why = "a TorchScript module takes no hooks: its parameters are listed; for shapes, inspect the Python module"
+        return report(untraced(model, inputs, why))
     if any(isinstance(p, nn.parameter.UninitializedParameter) for p in model.parameters()):
         # lazy weights take their shapes on the first call: a copy's, run as it is, not the user's
         return run_and_report(copy.deepcopy(model), inputs, search=search)

@@ -11,7 +11,7 @@ A spec is untrusted, so no template is ever filled with its text: the file is as
 fixed fragments, every spec value enters it through `literal()` (repr of plain data, nothing
 else), and every spec name through `_Names` (a valid identifier that shadows nothing the file
 uses) or, for module names that are not safe attributes, as a repr'd string key. Importing the
-file runs nothing but definitions; `MAX_SOURCE_BYTES` caps its size.
+file runs nothing but definitions; limits.EXPORT_BYTES caps its size.
 """
 
 from __future__ import annotations
@@ -28,13 +28,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from layerscope import limits
 from layerscope.builder.modules import Built, SpecModule
 from layerscope.errors import UsageError
 from layerscope.run.trace import param_names
 from layerscope.spec.model import InputSpec, ModelSpec
 from layerscope.spec.ops import FUNCTIONAL_OPS, LAYERSCOPE_MODULES, FunctionalOp
-
-MAX_SOURCE_BYTES = 8 << 20  # 8 MiB: the zoo's largest export (LLaMA-2 70B) is under 10 KiB
 
 HEADER = '''"""A model exported by layerscope. Needs only torch.
 
@@ -204,11 +203,7 @@ class _Writer:
 
     def _charge(self, line: str) -> None:
         self.size += len(line) + 9  # indent and newline
-        if self.size > MAX_SOURCE_BYTES:
-            raise UsageError(
-                f"the exported file would pass {MAX_SOURCE_BYTES >> 20} MiB",
-                hint="export a spec with fewer distinct layers; repeats of one block share a class",
-            )
+        limits.EXPORT_BYTES.check(self.size, f"the exported file would pass {limits.EXPORT_BYTES.value:,} bytes")
 
 
 def _keywords(arguments: dict[str, Any], value: Any) -> list[tuple[str, str]]:

@@ -117,4 +117,10 @@ def console() -> Console:
     from rich.console import Console
 
     wide = sys.stdout.isatty() or "COLUMNS" in os.environ
-    return Console(width=None if wide else 120)
+    console = Console(width=None if wide else 120)
+    console.on_broken_pipe = _broken_pipe  # type: ignore[method-assign] # rich's own ends the process with 1
+    return console
+
+
+def _broken_pipe() -> None:
+    raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))

@@ -192,6 +192,21 @@ def trace(
     )
 
 
+def untraced(model: nn.Module, inputs: Sequence[Any], why: str) -> Trace:
+    """What is known of a model that cannot be run with hooks (a TorchScript module): its
+    parameters, and a note saying why there is nothing more."""
+    return Trace(
+        model=model,
+        inputs=list(inputs),
+        records=[],
+        params=param_records(model),
+        notes=[Note("", why)],
+        output=None,
+        flops=None,
+        device=str(next((t.device for t in tensors_in(list(inputs))), "cpu")),
+    )
+
+
 class _quiet_eval:
     """Eval mode for a run, and torch's flags as the trace needs them; all restored afterwards, the
     random number generators too (torch's CPU one, Python's and numpy's): a forward that draws
