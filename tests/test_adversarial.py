@@ -288,12 +288,21 @@ def assert_inert(source: str) -> None:
         elif isinstance(node, ast.Import):
             assert all(a.name in _ALLOWED_IMPORTS for a in node.names), ast.dump(node)
         elif isinstance(node, ast.FunctionDef):
-            assert not node.decorator_list and all(d is None or isinstance(d, ast.Constant) for d in node.args.defaults)
+            assert not node.decorator_list and all(_literal(d) for d in [*node.args.defaults, *node.args.kw_defaults])
         elif isinstance(node, ast.ClassDef):
             assert not node.decorator_list and not node.keywords
             assert all(isinstance(item, ast.FunctionDef) and not item.decorator_list for item in node.body)
         else:
             raise AssertionError(f"runs at import: {ast.unparse(node)[:200]}")
+
+
+def _literal(node: ast.expr | None) -> bool:
+    """Whether a default value is a plain literal (evaluating it runs nothing)."""
+    try:
+        ast.literal_eval(node) if node is not None else None
+    except ValueError:
+        return False
+    return True
 
 
 def exported_matches_built(text: str, path: Path) -> None:

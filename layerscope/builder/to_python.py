@@ -94,8 +94,9 @@ def literal(value: Any) -> str:
 
 
 def identifier_for(name: str) -> str:
-    """`name` made a Python identifier: ASCII letters, digits and _, not starting with a digit."""
-    base = re.sub(r"[^A-Za-z0-9_]", "_", name)
+    """`name` made a Python identifier: ASCII letters, digits and _, starting with a letter (a leading
+    `__` would be name-mangled inside a class), and short enough to read."""
+    base = re.sub(r"[^A-Za-z0-9_]+", "_", name).lstrip("_")[:60]
     return base if base and not base[0].isdigit() else f"n_{base}"
 
 
@@ -116,7 +117,7 @@ class _Names:
         """A new identifier like `name`, unlike every other in the scope."""
         base = identifier_for(name)
         candidate, n = base, 1
-        while keyword.iskeyword(candidate) or candidate in self.taken or candidate.startswith("__"):
+        while keyword.iskeyword(candidate) or candidate in self.taken:
             n += 1
             candidate = f"{base}_{n}"
         self.taken.add(candidate)
