@@ -51,7 +51,7 @@ class Limit:
 
 SPEC_BYTES = Limit("LAYERSCOPE_MAX_SPEC_BYTES", 1 << 20, "bytes")  # a hand-written spec is a few KiB
 YAML_DEPTH = Limit("LAYERSCOPE_MAX_YAML_DEPTH", 100, "levels")  # mappings and lists inside each other
-LAYERS = Limit("LAYERSCOPE_MAX_LAYERS", 50_000, "layers")  # after blocks and repeats are expanded
+LAYERS = Limit("LAYERSCOPE_MAX_LAYERS", 20_000, "layers")  # after blocks and repeats expand; LLaMA-2 70B has 1,300
 NESTING = Limit("LAYERSCOPE_MAX_NESTING", 32, "levels")  # containers (Sequential, blocks, repeats) inside each other
 STRING = Limit("LAYERSCOPE_MAX_STRING", 4096, "characters")  # any string an expression makes
 VAR_DEPTH = Limit("LAYERSCOPE_MAX_VAR_DEPTH", 32, "levels")  # vars defined through other vars

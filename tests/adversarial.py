@@ -277,19 +277,19 @@ BUDGETS = [
     Case(
         "repeat: a billion",
         spec=model("  - {op: Linear, out_features: 4, repeat: 1000000000}\n"),
-        message=r"s\.yaml:4:\d+: error: repeat: 1,000,000,000 expands the spec to more than 50,000 layers — .*LAYERSCOPE_MAX_LAYERS.*",
+        message=r"s\.yaml:4:\d+: error: repeat: 1,000,000,000 expands the spec to more than 20,000 layers — .*LAYERSCOPE_MAX_LAYERS.*",
         **BUDGET,
     ),
     Case(
         "repeats nested in repeats",
         spec=model("  - repeat: 1000\n    layers:\n      - {op: relu, repeat: 1000}\n"),
-        message=r"s\.yaml:\d+:\d+: error: repeat: 1,000 expands the spec to more than 50,000 layers — .*",
+        message=r"s\.yaml:\d+:\d+: error: repeat: 1,000 expands the spec to more than 20,000 layers — .*",
         **BUDGET,
     ),
     Case(
         "blocks fanning out 20 levels",
         spec=_fan(20),
-        message=r"s\.yaml:\d+:\d+: error: the spec expands to more than 50,000 layers — .*LAYERSCOPE_MAX_LAYERS.*",
+        message=r"s\.yaml:\d+:\d+: error: the spec expands to more than 20,000 layers — .*LAYERSCOPE_MAX_LAYERS.*",
         **BUDGET,
     ),
     Case(

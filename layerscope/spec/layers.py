@@ -43,6 +43,7 @@ class LayerParser:
         self.expanding: list[str] = []  # blocks being expanded, outermost first
         self.count = 0  # layers made so far, against limits.LAYERS
         self.depth = 0  # layer lists open now, against limits.NESTING
+        self.block_sizes: dict[str, int] = {}  # layers a block expanded to when last used
 
     def parse_list(
         self, raw: Any, where: Source, input_names: set[str], scope: Resolver
@@ -134,6 +135,9 @@ class LayerParser:
             chain = " -> ".join([*self.expanding[self.expanding.index(op) :], op])
             raise SpecError(f"block {op} contains itself: {chain}", source=item.where("op"))
         values, sources = block.bind(item, head, self.model_scope)
+        expected = self.count + self.block_sizes.get(op, 0)  # a use is about the size of the last: checked first
+        limits.LAYERS.check(expected, f"the spec expands to more than {limits.LAYERS.value:,} layers", item.source)
+        before = self.count
         self.expanding.append(op)
         try:
             children, output = self.parse_list(
@@ -141,6 +145,7 @@ class LayerParser:
             )
         finally:
             self.expanding.pop()
+        self.block_sizes[op] = self.count - before
         return LayerSpec(name, op, item.source, kwargs=values, layers=children, input_names=block.inputs, output=output)
 
     def _argument_layer(self, value: YMap) -> LayerSpec:
