@@ -123,6 +123,28 @@ TEXT = (
     ]
     + [
         Case(
+            f"model name holding {label} (csv)",
+            "text",
+            f"name: {yaml}\ninput: {{shape: [1, 4]}}\nlayers:\n{LINEAR}",
+            args=("inspect", "{spec}", "--format", "csv"),
+            code=0,
+            forbidden=tuple(ESCAPES),
+        )
+        for label, yaml, _ in HOSTILE_TEXT[3:9]
+    ]
+    + [
+        Case(
+            f"a spreadsheet formula as the model name ({formula[0]})",
+            "text",
+            f"name: '{formula}'\ninput: {{shape: [1, 4]}}\nlayers:\n{LINEAR}",
+            args=("inspect", "{spec}", "--format", "csv"),
+            code=0,
+            shown=(f"'{formula},",),
+        )
+        for formula in ('=HYPERLINK("https://evil.example")', "+1+cmd|calc", "-2+3", "@SUM(A1)")
+    ]
+    + [
+        Case(
             f"description holding {label}",
             "text",
             f"name: m\ndescription: {yaml}\ninput: {{shape: [1, 4]}}\nlayers:\n{LINEAR}",
@@ -490,6 +512,19 @@ class Interrupts(Exits):
 class Recurses(Exits):
     def forward(self, x):
         return self.forward(x)
+
+
+class RaisesGeneratorExit(Exits):
+    def forward(self, x):
+        raise GeneratorExit
+
+
+class RaisesBaseException(Exits):
+    def forward(self, x):
+        class Odd(BaseException):
+            pass
+
+        raise Odd("not an Exception")
 
 
 class ExitsInInit(nn.Module):

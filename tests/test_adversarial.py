@@ -234,6 +234,19 @@ def test_writes_replace_nothing_but_a_regular_file(
     assert not list(tmp_path.rglob("*.part")), "a temporary file was left behind"
 
 
+def test_export_never_replaces_the_spec_it_reads(cli, tmp_path: Path) -> None:
+    spec = tmp_path / "s.yaml"
+    spec.write_text("name: m\ninput: {shape: [1, 4]}\nlayers:\n  - {op: Linear, out_features: 2}\n")
+    before = spec.read_bytes()
+    for target in ("s.yaml", "./s.yaml", str(spec)):
+        run = cli("export", "s.yaml", "-o", target, cwd=tmp_path)
+        assert run.exit_code == 2
+        one_line(
+            run.stderr, r"layerscope: error: .*s\.yaml is the spec being exported — write the Python to another file"
+        )
+    assert spec.read_bytes() == before
+
+
 @pytest.mark.parametrize("stage", ["write", "chmod", "replace"])
 def test_an_interrupted_write_leaves_no_temporary_file_and_the_target_as_it_was(
     stage: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -386,6 +399,20 @@ def test_a_reader_gone_away_ends_quietly(tmp_path: Path) -> None:
     stderr = process.stderr.read()
     assert process.wait() == 141
     assert stderr == b""
+
+
+def test_a_closed_stdout_is_one_line(tmp_path: Path) -> None:
+    p = subprocess.run(
+        [sys.executable, "-m", "layerscope", "inspect", "lenet"],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        pass_fds=(),
+        close_fds=True,
+        preexec_fn=lambda: os.close(1),
+    )
+    assert p.returncode == 74
+    one_line(p.stderr.decode(), r"layerscope: error: cannot write the output: stdout is closed")
 
 
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="no /dev/full")

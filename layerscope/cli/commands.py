@@ -244,11 +244,17 @@ def export_spec(
         where = spec if spec is not None else str(loaded.source.file)
         return to_python(loaded, built, where)
 
+    if output is not None and spec is not None and Path(spec).exists() and output.resolve() == Path(spec).resolve():
+        guarded(lambda: _refuse(f"{output} is the spec being exported", "write the Python to another file"), debug)
     text = guarded(source, debug)
     if output is None:
         writing(lambda: typer.echo(text, nl=False))
     else:
         guarded(lambda: write_whole(output, text), debug)
+
+
+def _refuse(message: str, hint: str) -> None:
+    raise UsageError(message, hint=hint)
 
 
 @app.command()

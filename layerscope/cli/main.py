@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import atexit
+import errno
 import gc
+import io
 import os
 import sys
 from typing import Annotated
@@ -53,6 +55,8 @@ def run() -> None:
     10,000-layer spec), for a process that lives a second or two.
     """
     gc.set_threshold(50_000, 20, 20)
+    if sys.stdout is None:  # started with stdout closed (`>&-`): a write is then an error, not a crash
+        sys.stdout = _ClosedStream()
     for stream in (sys.stdout, sys.stderr):  # any encoding: what it cannot encode is written as an escape
         reconfigure = getattr(stream, "reconfigure", None)
         if reconfigure is not None:
@@ -68,6 +72,16 @@ def run() -> None:
     if _fast_exit_allowed():
         _fast_exit(code or 0)
     sys.exit(code)
+
+
+class _ClosedStream(io.TextIOBase):
+    """What stands for a stdout the process was started without: every write fails as it would on fd 1."""
+
+    def write(self, text: str) -> int:
+        raise OSError(errno.EBADF, "stdout is closed")
+
+    def isatty(self) -> bool:
+        return False
 
 
 def _fast_exit_allowed() -> bool:

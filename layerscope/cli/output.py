@@ -53,6 +53,8 @@ def guarded(work: Callable[[], T], debug: bool) -> T:
     except Exception as e:
         if debug:
             raise
+        if isinstance(e, RuntimeError) and "can't allocate memory" in str(e):  # torch's CPU allocator
+            fail("layerscope: error: out of memory — try --device meta, where nothing is allocated", 2)
         message = f"{type(e).__name__}: {first_line(str(e))}"
         fail(f"layerscope: internal error: {message} — rerun with --debug and report it", 3)
 

@@ -61,7 +61,7 @@ class LineTable:
     def add_row(self, *cells: str | Text, key: str | None = None) -> None:
         """A row; `key` (a layer's qualified name) stands for the first cell in markdown and csv."""
         self.rows.append(tuple(cell(c) if isinstance(c, Text) else inert(c) for c in cells))
-        self.keys.append(key)
+        self.keys.append(inert(key) if key is not None else None)
 
     def data(self) -> list[list[str]]:
         """The header and the rows as plain text, each first cell its row's key where it has one."""

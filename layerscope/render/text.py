@@ -51,8 +51,19 @@ def to_csv(view: RenderableType) -> str:
     """A view's main table as CSV: a header row, then one row per layer, parameter or candidate."""
     table = next(p for p in _parts(view) if isinstance(p, LineTable))
     out = io.StringIO()
-    csv.writer(out, lineterminator="\n").writerows(table.data())
+    csv.writer(out, lineterminator="\n").writerows([[_spreadsheet_safe(c) for c in row] for row in table.data()])
     return out.getvalue()
+
+
+def _spreadsheet_safe(cell: str) -> str:
+    """A cell a spreadsheet would run as a formula (`=`, `+`, `-`, `@` first, and not a number)
+    gets a leading apostrophe, as OWASP advises; numbers stay as they are."""
+    if cell[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        try:
+            float(cell.replace(",", "").rstrip("%"))
+        except ValueError:
+            return "'" + cell
+    return cell
 
 
 def _parts(view: RenderableType) -> list[RenderableType]:

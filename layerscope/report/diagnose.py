@@ -37,7 +37,7 @@ def failure(
     where: LayerRecord,
     module: nn.Module | None,
     args: tuple[Any, ...],
-    error: Exception,
+    error: BaseException,
     probe: Probe | None = None,
     search: bool = True,
 ) -> Failure:

@@ -21,6 +21,7 @@ from torch.func import functional_call
 
 from layerscope._torch_compat import module_type_name
 from layerscope.run.counting import OpCounter
+from layerscope.run.devices import OverBudget
 from layerscope.run.records import LayerRecord, Note, ParamRecord, Shape
 
 
@@ -49,7 +50,7 @@ def nbytes(value: Any) -> int:
 class Failed:
     """Where a forward pass stopped: the exception, and the innermost call still open."""
 
-    error: Exception
+    error: BaseException
     record: LayerRecord  # the call that was running (the model's own when no submodule was)
     module: nn.Module | None  # its module, None when the model failed before any call
     args: tuple[Any, ...]  # what that module was called with
@@ -166,14 +167,16 @@ def trace(
     recorder = _Recorder(model, sources or {}, counter)
     handles = recorder.attach(model)
     output: Any = None
-    error: Exception | None = None
+    error: BaseException | None = None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         recorder.caught = caught
         try:
             with _quiet_eval(model), torch.no_grad(), counter:
                 output = model(*inputs) if weights is None else functional_call(model, dict(weights), tuple(inputs))
-        except Exception as e:  # noqa: BLE001 - a model that rejects its input is a result, not a crash
+        except (KeyboardInterrupt, SystemExit, OverBudget):
+            raise  # Ctrl-C, the model ending the process, the CPU budget: not the model's answer to its input
+        except BaseException as e:  # noqa: BLE001 - a model that rejects its input (however) is a result
             error = e
         finally:
             for handle in handles:
@@ -247,7 +250,7 @@ def _numpy_rng() -> Any:
     return numpy.random.get_state() if numpy is not None else None
 
 
-def _failed(model: nn.Module, inputs: Sequence[Any], recorder: _Recorder, error: Exception) -> Failed:
+def _failed(model: nn.Module, inputs: Sequence[Any], recorder: _Recorder, error: BaseException) -> Failed:
     """The failure as it happened: in the innermost open call, else in the model before any call."""
     if recorder.stack:
         record, module, args, _, _ = recorder.stack[-1]
