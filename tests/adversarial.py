@@ -141,7 +141,7 @@ TEXT = (
             code=0,
             shown=(f"'{formula},",),
         )
-        for formula in ('=HYPERLINK("https://evil.example")', "+1+cmd|calc", "-2+3", "@SUM(A1)")
+        for formula in ("=HYPERLINK(A1)", "+1+cmd|calc", "-2+3", "@SUM(A1)")
     ]
     + [
         Case(
