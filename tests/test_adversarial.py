@@ -96,6 +96,23 @@ def baseline_peak(tmp_path_factory: pytest.TempPathFactory) -> int:
     return peak
 
 
+def checked(case: Case, args: list[str], cwd: Path, cli: Any, request: pytest.FixtureRequest) -> str:
+    """Run a case (in a measured child process for a budget) and check its exit code and stderr; its stdout."""
+    if case.subprocess:
+        baseline = request.getfixturevalue("baseline_peak")
+        code, stdout, stderr, peak = _measured(args, cwd, dict(case.env))
+        assert peak <= baseline + MEMORY_MARGIN, f"peak {peak >> 20} MB against {baseline >> 20} MB"
+    else:
+        run = cli(*args, cwd=cwd)
+        code, stdout, stderr = run.exit_code, run.stdout, run.stderr
+    assert code == case.code, (stdout[-2000:], stderr)
+    if case.message is not None:
+        one_line(stderr, case.message)
+    else:
+        no_crash(stderr)
+    return stdout
+
+
 def _args(case: Case, spec: Path) -> list[str]:
     return [a.replace("{spec}", spec.name) for a in case.args]
 
@@ -108,18 +125,7 @@ def test_spec_case(
         monkeypatch.setenv(name, value)
     spec = tmp_path / "s.yaml"
     spec.write_text(case.spec or "", encoding="utf-8")
-    if case.subprocess:
-        baseline = request.getfixturevalue("baseline_peak")
-        code, stdout, stderr, peak = _measured(_args(case, spec), tmp_path, dict(case.env))
-        assert peak <= baseline + MEMORY_MARGIN, f"peak {peak >> 20} MB against {baseline >> 20} MB"
-    else:
-        run = cli(*_args(case, spec), cwd=tmp_path)
-        code, stdout, stderr = run.exit_code, run.stdout, run.stderr
-    assert code == case.code, (stdout[-2000:], stderr)
-    if case.message is not None:
-        one_line(stderr, case.message)
-    else:
-        no_crash(stderr)
+    stdout = checked(case, _args(case, spec), tmp_path, cli, request)
     for text in case.forbidden:
         assert text not in stdout, f"{text!r} reached the output"
     for text in case.shown:
@@ -357,18 +363,7 @@ def test_python_models_own_actions_are_reported(
     module = f"hostile_{abs(hash(case.name))}"
     (tmp_path / f"{module}.py").write_text(PYTHON_MODELS)
     args = [a.replace("{module}", module) for a in case.args]
-    if case.subprocess:
-        baseline = request.getfixturevalue("baseline_peak")
-        code, stdout, stderr, peak = _measured(args, tmp_path)
-        assert peak <= baseline + MEMORY_MARGIN, f"peak {peak >> 20} MB against {baseline >> 20} MB"
-    else:
-        run = cli(*args, cwd=tmp_path)
-        code, stdout, stderr = run.exit_code, run.stdout, run.stderr
-    assert code == case.code, (stdout[-2000:], stderr)
-    if case.message is not None:
-        one_line(stderr, case.message)
-    else:
-        no_crash(stderr)
+    checked(case, args, tmp_path, cli, request)
 
 
 # --- stdout ---------------------------------------------------------------------------------------
