@@ -309,6 +309,12 @@ BUDGETS = [
         **BUDGET,
     ),
     Case(
+        "30,000 layers written out",
+        spec=model("  - {op: relu}\n" * 30000),
+        message=r"s\.yaml:4:3: error: this list takes the spec past 20,000 layers — .*LAYERSCOPE_MAX_LAYERS.*",
+        **BUDGET,
+    ),
+    Case(
         "blocks fanning out 20 levels",
         spec=_fan(20),
         message=r"s\.yaml:\d+:\d+: error: the spec expands to more than 20,000 layers — .*LAYERSCOPE_MAX_LAYERS.*",

@@ -50,6 +50,8 @@ class LayerParser:
     ) -> tuple[tuple[LayerSpec, ...], str | None]:
         """A `layers:` list → its layers and, when its last layer is switched off, the name that is its output."""
         _check_list(raw, where)
+        listed = f"this list takes the spec past {limits.LAYERS.value:,} layers"
+        limits.LAYERS.check(self.count + len(raw), listed, where)  # every item is read, switched off or not
         limits.NESTING.check(self.depth + 1, f"layers nest more than {limits.NESTING.value} levels deep", where)
         self.depth += 1
         try:
