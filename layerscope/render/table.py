@@ -105,7 +105,8 @@ class LineTable:
         yield blank
         yield new_line
         yield from self._line(header, widths, console.get_style("table.header"))
-        yield Segment(" " + "─" * (width - 2) + " ")
+        rule = "-" if options.ascii_only else "─"  # as rich's own tables do where the encoding has no box drawing
+        yield Segment(" " + rule * (width - 2) + " ")
         yield new_line
         for row in self.rows:
             yield from self._line(row, widths, None)
