@@ -21,42 +21,39 @@ T = TypeVar("T")
 
 
 def guarded(work: Callable[[], T], debug: bool) -> T:
-    """Run `work`; a user error becomes one line and its exit code, a bug one line and exit 3.
+    """Run `work`; a user error becomes one line and its exit code, a bug one line and exit 3
+    (with `--debug`, the traceback instead)."""
+    try:
+        return work()
+    except (typer.Exit, typer.Abort):
+        raise
+    except BaseException as e:
+        if debug:
+            raise
+        fail(*ending(e))
+
+
+def ending(e: BaseException) -> tuple[str, int]:
+    """The line and exit status a command ends with when `e` escapes it.
 
     What the inspected code itself does is the user's: sys.exit() in a model's forward is reported
     (exit 1), Ctrl-C or a KeyboardInterrupt it raises ends the run (130); input nested past
     Python's recursion limit, or too large for memory, is the input's (2)."""
-    try:
-        return work()
-    except LayerscopeError as e:
-        if debug:
-            raise
+    if isinstance(e, LayerscopeError):
         where = f"{e.source}: " if e.source else "layerscope: "
-        hint = f" — {e.hint}" if e.hint else ""
-        fail(f"{where}error: {e.message}{hint}", e.exit_code)
-    except SystemExit as e:  # layerscope never calls sys.exit inside a command: this is the user's code
-        if debug:
-            raise
-        fail(f"layerscope: error: the inspected code called sys.exit({e.code!r}) — it cannot be inspected past that", 1)
-    except KeyboardInterrupt:
-        if debug:
-            raise
-        fail("layerscope: interrupted", 130)
-    except RecursionError:
-        if debug:
-            raise
-        fail("layerscope: error: nested too deeply for Python's recursion limit — simplify the nesting", 2)
-    except MemoryError:
-        if debug:
-            raise
-        fail("layerscope: error: out of memory — try --device meta, where nothing is allocated", 2)
-    except Exception as e:
-        if debug:
-            raise
-        if isinstance(e, RuntimeError) and "can't allocate memory" in str(e):  # torch's CPU allocator
-            fail("layerscope: error: out of memory — try --device meta, where nothing is allocated", 2)
-        message = f"{type(e).__name__}: {first_line(str(e))}"
-        fail(f"layerscope: internal error: {message} — rerun with --debug and report it", 3)
+        return f"{where}error: {e.message}" + (f" — {e.hint}" if e.hint else ""), e.exit_code
+    if isinstance(e, SystemExit):  # layerscope never calls sys.exit inside a command: this is the user's code
+        return (
+            f"layerscope: error: the inspected code called sys.exit({e.code!r}) — it cannot be inspected past that",
+            1,
+        )
+    if isinstance(e, KeyboardInterrupt):
+        return "layerscope: interrupted", 130
+    if isinstance(e, RecursionError):
+        return "layerscope: error: nested too deeply for Python's recursion limit — simplify the nesting", 2
+    if isinstance(e, MemoryError) or (isinstance(e, RuntimeError) and "can't allocate memory" in str(e)):
+        return "layerscope: error: out of memory — try --device meta, where nothing is allocated", 2
+    return f"layerscope: internal error: {type(e).__name__}: {first_line(str(e))} — rerun with --debug and report it", 3
 
 
 def fail(line: str, code: int) -> NoReturn:
