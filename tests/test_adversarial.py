@@ -434,3 +434,20 @@ def test_ctrl_c_during_a_run_is_one_line(tmp_path: Path) -> None:
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate()
     assert (process.returncode, stderr) == (130, b"layerscope: interrupted\n")
+
+
+def test_ctrl_c_while_the_cli_imports_is_one_line(tmp_path: Path) -> None:
+    """Deterministically: an import hook raises KeyboardInterrupt as the app's module is imported."""
+    code = (
+        "import sys\n"
+        "class Interrupt:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'layerscope.cli.main':\n"
+        "            raise KeyboardInterrupt\n"
+        "sys.meta_path.insert(0, Interrupt())\n"
+        "sys.argv = ['layerscope', 'list']\n"
+        "from layerscope.cli import run\n"
+        "run()\n"
+    )
+    p = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
+    assert (p.returncode, p.stderr) == (130, "layerscope: interrupted\n")
