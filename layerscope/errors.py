@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -41,12 +42,6 @@ class LayerscopeError(Exception):
         return f"{where}{self.message}{hint}"
 
 
-class ModelError(LayerscopeError):
-    """The user's own code did what no report can follow: ended the process from its forward."""
-
-    exit_code = 1
-
-
 class SpecError(LayerscopeError):
     """The spec file is not valid: bad YAML, unknown op, wrong argument, bad reference."""
 
@@ -58,23 +53,26 @@ class UsageError(LayerscopeError):
 def inert(text: str, newlines: bool = True) -> str:
     """Untrusted text made safe to print: each control character (a terminal escape's ESC among
     them) and each invisible reordering mark shown as its Python escape, `\\x1b`; a lone
-    surrogate too. Tabs, and newlines when `newlines`, stay."""
-    keep = "\t\n" if newlines else "\t"
-
-    def shown(match: re.Match[str]) -> str:
-        char = match.group()
-        return char if char in keep else repr(char)[1:-1]
-
-    text = _CONTROL.sub(shown, text) if newlines else _CONTROL.sub(shown, text).replace("\n", "\\n")
-    return text.encode("utf-8", "backslashreplace").decode("utf-8") if not _encodable(text) else text
+    surrogate too. Tabs stay, and newlines unless `newlines` is off."""
+    text = _CONTROL.sub(lambda match: repr(match.group())[1:-1], text)
+    if not newlines:
+        text = text.replace("\n", "\\n")
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")  # lone surrogates, from a YAML "\udc80"
 
 
-def _encodable(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:  # lone surrogates, from a YAML "\udc80" escape
-        return False
-    return True
+def file_kind(mode: int) -> str:
+    """What a file of `st_mode` is, in words: "a directory", "a FIFO (named pipe)", …"""
+    return _FILE_KINDS.get(stat.S_IFMT(mode), "not a regular file")
+
+
+_FILE_KINDS = {
+    stat.S_IFREG: "a regular file",
+    stat.S_IFDIR: "a directory",
+    stat.S_IFCHR: "a device",
+    stat.S_IFBLK: "a device",
+    stat.S_IFIFO: "a FIFO (named pipe)",
+    stat.S_IFSOCK: "a socket",
+}
 
 
 def first_line(text: str) -> str:

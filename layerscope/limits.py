@@ -68,6 +68,3 @@ def check_cpu_bytes(nbytes: int) -> None:
             f"the model's tensors on the CPU would pass {cap / 2**30:.3g} GiB",
             hint=f"use --device meta, where nothing is allocated; or set {CPU_BYTES.variable} to allow more",
         )
-
-
-ALL = (SPEC_BYTES, YAML_DEPTH, LAYERS, NESTING, STRING, VAR_DEPTH, INPUT_ELEMENTS, CPU_BYTES, EXPORT_BYTES)

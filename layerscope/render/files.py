@@ -10,7 +10,7 @@ from pathlib import Path
 
 from rich.console import Console, RenderableType
 
-from layerscope.errors import UsageError
+from layerscope.errors import UsageError, file_kind
 
 
 def export(renderable: RenderableType, path: Path, width: int = 120) -> None:
@@ -68,25 +68,13 @@ def _target(path: Path) -> Path:
         return target
     except OSError as e:
         raise UsageError(f"cannot write {path}: {e.strerror or e}") from None
-    kind = stat.S_IFMT(info.st_mode)
-    if kind != stat.S_IFREG:
-        raise UsageError(
-            f"{path} is {_KINDS.get(kind, 'not a regular file')}; it was left as it is", hint="name a file"
-        )
+    if not stat.S_ISREG(info.st_mode):
+        raise UsageError(f"{path} is {file_kind(info.st_mode)}; it was left as it is", hint="name a file")
     if not info.st_mode & stat.S_IWUSR:
         raise UsageError(
             f"{path} is read-only; it was left as it is", hint="name another file, or make it writable first"
         )
     return target
-
-
-_KINDS = {
-    stat.S_IFDIR: "a directory",
-    stat.S_IFCHR: "a device",
-    stat.S_IFBLK: "a device",
-    stat.S_IFIFO: "a FIFO (named pipe)",
-    stat.S_IFSOCK: "a socket",
-}
 
 
 def _mode(target: Path) -> int:

@@ -79,7 +79,7 @@ class LineTable:
         for header, justify in self.columns:
             table.add_column(header, justify=justify, overflow="fold")  # type: ignore[arg-type]
         for row in self.rows:
-            table.add_row(*map(cell, row))
+            table.add_row(*(Text(c) if isinstance(c, str) else c for c in row))  # made inert by add_row
         return table
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:

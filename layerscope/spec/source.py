@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 
 from layerscope import limits
-from layerscope.errors import Source, SpecError
+from layerscope.errors import Source, SpecError, file_kind
 
 UNKNOWN = Source("<spec>", 1, 1)
 
@@ -149,16 +149,14 @@ def read_spec_text(path: Path) -> str:
     cap = limits.SPEC_BYTES.value
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
-    except IsADirectoryError:
-        raise SpecError("is a directory, not a spec file", source=where, hint="name a .yaml file inside it") from None
     except OSError as e:
         raise SpecError(e.strerror or str(e), source=where) from None
     try:
-        kind = stat.S_IFMT(os.fstat(fd).st_mode)
-        if kind == stat.S_IFDIR:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
             raise SpecError("is a directory, not a spec file", source=where, hint="name a .yaml file inside it")
-        if kind != stat.S_IFREG:
-            raise SpecError(f"is a {_KINDS.get(kind, 'special file')}, not a regular file", source=where)
+        if not stat.S_ISREG(mode):
+            raise SpecError(f"is {file_kind(mode)}, not a regular file", source=where)
         chunks, size = [], 0
         while size <= cap:
             chunk = os.read(fd, min(1 << 20, cap + 1 - size))
@@ -175,9 +173,6 @@ def read_spec_text(path: Path) -> str:
         raise SpecError(e.strerror or str(e), source=where) from None
     finally:
         os.close(fd)
-
-
-_KINDS = {stat.S_IFCHR: "device", stat.S_IFBLK: "device", stat.S_IFIFO: "FIFO (named pipe)", stat.S_IFSOCK: "socket"}
 
 
 def check_depth(text: str, file: str) -> None:
