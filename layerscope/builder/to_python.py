@@ -133,6 +133,7 @@ class _Writer:
         self.functions: set[str] = set()
         self.own_modules: set[str] = set()
         self.size = 0
+        self.max_size = limits.EXPORT_BYTES.value  # read once: the check runs for every line
 
     def expression(self, module: nn.Module, attribute: str) -> str:
         """Python that constructs `module`."""
@@ -204,7 +205,8 @@ class _Writer:
 
     def _charge(self, line: str) -> None:
         self.size += len(line) + 9  # indent and newline
-        limits.EXPORT_BYTES.check(self.size, f"the exported file would pass {limits.EXPORT_BYTES.value:,} bytes")
+        if self.size > self.max_size:
+            raise limits.EXPORT_BYTES.error(f"the exported file would pass {self.max_size:,} bytes")
 
 
 def _keywords(arguments: dict[str, Any], value: Any) -> list[tuple[str, str]]:

@@ -42,6 +42,7 @@ class LayerParser:
         self.model_scope = model_scope  # block params and layers see the model's vars, not the caller's
         self.expanding: list[str] = []  # blocks being expanded, outermost first
         self.count = 0  # layers made so far, against limits.LAYERS
+        self.max_layers = limits.LAYERS.value  # read once: the check runs for every layer
         self.depth = 0  # layer lists open now, against limits.NESTING
         self.block_sizes: dict[str, int] = {}  # layers a block expanded to when last used
 
@@ -50,8 +51,7 @@ class LayerParser:
     ) -> tuple[tuple[LayerSpec, ...], str | None]:
         """A `layers:` list → its layers and, when its last layer is switched off, the name that is its output."""
         _check_list(raw, where)
-        listed = f"this list takes the spec past {limits.LAYERS.value:,} layers"
-        limits.LAYERS.check(self.count + len(raw), listed, where)  # every item is read, switched off or not
+        self._within(self.count + len(raw), where, "this list takes the spec past")  # switched off or not
         limits.NESTING.check(self.depth + 1, f"layers nest more than {limits.NESTING.value} levels deep", where)
         self.depth += 1
         try:
@@ -94,7 +94,7 @@ class LayerParser:
     ) -> LayerSpec:
         """One enabled layer; `head` is `item` with name/when/repeat/from resolved."""
         self.count += 1
-        limits.LAYERS.check(self.count, f"the spec expands to more than {limits.LAYERS.value:,} layers", item.source)
+        self._within(self.count, item.source)
         reuse = "use" in item  # decided by the key: `op: use` is just an unknown op
         op = "use" if reuse else _read_op(item, self.blocks)
         base = item["use"] if reuse and isinstance(item["use"], str) else op
@@ -119,15 +119,15 @@ class LayerParser:
         count = _repeat_count(head)
         body = item.derive((k, v) for k, v in item.items() if k not in ("name", "repeat", "from", "when"))
         children = []
-        message = f"repeat: {count:,} expands the spec to more than {limits.LAYERS.value:,} layers"
-        limits.LAYERS.check(self.count + count, message, head.where("repeat"))  # before any work
+        expands = f"repeat: {count:,} expands the spec to more than"
+        self._within(self.count + count, head.where("repeat"), expands)  # before any work
         for i in range(count):
             child_scope = scope.child({"i": i}, {"i": head.where("repeat")})
             child_head = body.derive([*body.items(), ("name", str(i))])
             before = self.count
             children.append(self.parse_layer(body, child_head, {"input"}, {}, {}, child_scope))
             if i == 0:  # each copy is about the size of the first: the whole, checked before the rest
-                limits.LAYERS.check(self.count + (count - 1) * (self.count - before), message, head.where("repeat"))
+                self._within(self.count + (count - 1) * (self.count - before), head.where("repeat"), expands)
         return LayerSpec(name, "Sequential", item.source, layers=tuple(children))
 
     def _block(self, item: YMap, name: str, op: str, head: YMap) -> LayerSpec:
@@ -137,8 +137,7 @@ class LayerParser:
             chain = " -> ".join([*self.expanding[self.expanding.index(op) :], op])
             raise SpecError(f"block {op} contains itself: {chain}", source=item.where("op"))
         values, sources = block.bind(item, head, self.model_scope)
-        expected = self.count + self.block_sizes.get(op, 0)  # a use is about the size of the last: checked first
-        limits.LAYERS.check(expected, f"the spec expands to more than {limits.LAYERS.value:,} layers", item.source)
+        self._within(self.count + self.block_sizes.get(op, 0), item.source)  # about the last use's size: first
         before = self.count
         self.expanding.append(op)
         try:
@@ -149,6 +148,11 @@ class LayerParser:
             self.expanding.pop()
         self.block_sizes[op] = self.count - before
         return LayerSpec(name, op, item.source, kwargs=values, layers=children, input_names=block.inputs, output=output)
+
+    def _within(self, layers: int, where: Source, what: str = "the spec expands to more than") -> None:
+        """Past the layer budget at `layers` layers: an error at `where`, `what` starting its message."""
+        if layers > self.max_layers:
+            raise limits.LAYERS.error(f"{what} {self.max_layers:,} layers", where)
 
     def _argument_layer(self, value: YMap) -> LayerSpec:
         # `value` was resolved along with the layer holding it; it is parsed alone, outside any list
