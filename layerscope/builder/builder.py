@@ -107,9 +107,8 @@ class _Builder:
         self.spec = spec
         self.device = device
         self.dtype = dtype
-        self.budget = Budget(
-            budgeted, on_cpu=device.type == "cpu"
-        )  # within devices.CPU_BUDGET_BYTES and CPU_BUDGET_MACS, or devices.OverBudget
+        # within devices.CPU_BUDGET_BYTES and CPU_BUDGET_MACS (else devices.OverBudget), on a named CPU limits.CPU_BYTES
+        self.budget = Budget(budgeted, on_cpu=device.type == "cpu")
         self.constructor = Constructor(device, dtype, self.budget, initialise)
         self.initialise = initialise
         self.registry = Registry()

@@ -22,7 +22,7 @@ import keyword
 import math
 import re
 import textwrap
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
@@ -32,6 +32,7 @@ from layerscope import limits
 from layerscope.builder.modules import Built, SpecModule
 from layerscope.errors import UsageError
 from layerscope.run.trace import param_names
+from layerscope.spec.layer_spec import MODULE_ATTRS
 from layerscope.spec.model import InputSpec, ModelSpec
 from layerscope.spec.ops import FUNCTIONAL_OPS, LAYERSCOPE_MODULES, FunctionalOp
 
@@ -56,8 +57,6 @@ GLOBALS = frozenset(
     | set(FUNCTIONAL_OPS)
     | set(LAYERSCOPE_MODULES)
 )
-# attribute names an nn.Module already uses: a child under one of these is added by its string key
-_MODULE_ATTRS = frozenset(dir(nn.Module)) | {"training"}
 
 
 def to_python(spec: ModelSpec, built: Built, source: str) -> str:
@@ -72,22 +71,25 @@ def to_python(spec: ModelSpec, built: Built, source: str) -> str:
     return "\n\n\n".join(p.strip("\n") for p in parts) + "\n"
 
 
-def literal(value: Any) -> str:
-    """Python source for a plain value — repr of numbers, strings, None, and containers of them — or an error."""
+def literal(value: Any, other: Callable[[Any], str] | None = None) -> str:
+    """Python source for a plain value — repr of numbers, strings, None, and containers of them —
+    anything else written by `other` (the modules an argument may hold), else an error."""
     if value is None or isinstance(value, (bool, int, str)):
         return repr(value)
     if isinstance(value, float):
         return repr(value) if math.isfinite(value) else f"float({str(value)!r})"
     if isinstance(value, tuple):
-        return "(" + ", ".join(literal(v) for v in value) + ("," if len(value) == 1 else "") + ")"
+        return "(" + ", ".join(literal(v, other) for v in value) + ("," if len(value) == 1 else "") + ")"
     if isinstance(value, list):
-        return "[" + ", ".join(literal(v) for v in value) + "]"
+        return "[" + ", ".join(literal(v, other) for v in value) + "]"
     if isinstance(value, dict):
-        return "{" + ", ".join(f"{literal(k)}: {literal(v)}" for k, v in value.items()) + "}"
+        return "{" + ", ".join(f"{literal(k, other)}: {literal(v, other)}" for k, v in value.items()) + "}"
     if isinstance(value, torch.dtype):
         name = str(value).removeprefix("torch.")
         if getattr(torch, name, None) is value:
             return f"torch.{name}"
+    if other is not None and isinstance(value, nn.Module):
+        return other(value)
     raise UsageError(
         f"cannot write an argument of type {type(value).__name__} as Python", hint="export supports plain values"
     )
@@ -154,11 +156,8 @@ class _Writer:
         return f"{call}({_arguments(arguments, self.value)})"
 
     def value(self, value: Any) -> str:
-        if isinstance(value, nn.Module):
-            return self.expression(value, "")
-        if isinstance(value, tuple) and any(isinstance(v, nn.Module) for v in value):
-            return "(" + ", ".join(self.value(v) for v in value) + ("," if len(value) == 1 else "") + ")"
-        return literal(value)
+        """Python for an argument: a plain value, or modules (and containers of them) constructed."""
+        return literal(value, lambda module: self.expression(module, ""))
 
     def container_class(self, module: SpecModule, name: str, extra_init: Iterable[str] = ()) -> str:
         """Write the class of a container (once per distinct body) and return its name."""
@@ -240,9 +239,7 @@ def _class_name(type_name: str, attribute: str) -> str:
 
 def _is_attribute(node: str) -> bool:
     """Whether `self.<node>` names the child: an identifier that no nn.Module attribute shadows."""
-    return (
-        node.isidentifier() and not keyword.iskeyword(node) and not node.startswith("_") and node not in _MODULE_ATTRS
-    )
+    return node.isidentifier() and not keyword.iskeyword(node) and not node.startswith("_") and node not in MODULE_ATTRS
 
 
 def attribute_of(node: str) -> str:

@@ -233,6 +233,8 @@ def export_spec(
     options = Options(model, "meta", "float32", tuple(sets or ()))
 
     def source() -> str:
+        if output is not None and spec is not None and Path(spec).exists() and output.resolve() == Path(spec).resolve():
+            raise UsageError(f"{output} is the spec being exported", hint="write the Python to another file")
         loaded = targets.load(spec, options)
         assert isinstance(loaded, ModelSpec)
         built = build(loaded, targets.spec_inputs(loaded, inputs or []), device="meta")  # arguments, not weights
@@ -244,17 +246,11 @@ def export_spec(
         where = spec if spec is not None else str(loaded.source.file)
         return to_python(loaded, built, where)
 
-    if output is not None and spec is not None and Path(spec).exists() and output.resolve() == Path(spec).resolve():
-        guarded(lambda: _refuse(f"{output} is the spec being exported", "write the Python to another file"), debug)
     text = guarded(source, debug)
     if output is None:
         writing(lambda: typer.echo(text, nl=False))
     else:
         guarded(lambda: write_whole(output, text), debug)
-
-
-def _refuse(message: str, hint: str) -> None:
-    raise UsageError(message, hint=hint)
 
 
 @app.command()

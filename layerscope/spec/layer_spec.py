@@ -6,6 +6,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from torch import nn
+
 from layerscope.errors import Source, SpecError, did_you_mean
 from layerscope.spec.catalog import yaml_hint
 from layerscope.spec.expr import Resolver
@@ -15,6 +17,11 @@ LAYER_KEYS = ("name", "op", "args", "from", "use", "layers", "repeat", "when", "
 BLOCK_KEYS = ("description", "params", "inputs", "layers")
 NAME = re.compile(r"^[A-Za-z0-9_]+$")
 LAYER_NAME_HINT = "dots are added by nesting"
+# what a submodule name would shadow: every attribute of an nn.Module (methods, and instance state
+# such as training and _modules) and of the container a spec builds
+MODULE_ATTRS = frozenset(
+    {*dir(nn.Module()), *vars(nn.Module()), "input_names", "nodes", "output", "type_name", "add_node"}
+)
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,6 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from torch import nn
-
 from layerscope import limits
 from layerscope.errors import Source, SpecError, did_you_mean
 from layerscope.spec.blocks import BlockDef
@@ -19,6 +17,7 @@ from layerscope.spec.catalog import lookup, yaml_hint
 from layerscope.spec.expr import Resolver
 from layerscope.spec.layer_spec import (
     LAYER_NAME_HINT,
+    MODULE_ATTRS,
     LayerSpec,
     check_keys,
     identifier,
@@ -26,12 +25,6 @@ from layerscope.spec.layer_spec import (
 )
 from layerscope.spec.op_layers import op_layer, unknown_op
 from layerscope.spec.source import YList, YMap
-
-# what a submodule name would shadow: every attribute of an nn.Module (methods, and instance state
-# such as training and _modules) and of the container a spec builds
-_MODULE_ATTRS = frozenset(
-    {*dir(nn.Module()), *vars(nn.Module()), "input_names", "nodes", "output", "type_name", "add_node"}
-)
 
 
 class LayerParser:
@@ -244,7 +237,7 @@ def _layer_name(
     if name is None:
         name = _auto_name(base, defined, counters)
     identifier(name, "layer name", head.where("name"), LAYER_NAME_HINT)
-    if name in _MODULE_ATTRS or (name.startswith("__") and name.endswith("__")) or name in input_names:
+    if name in MODULE_ATTRS or (name.startswith("__") and name.endswith("__")) or name in input_names:
         why = "an input's name" if name in input_names else "an attribute every torch module has"
         raise SpecError(f"layer name {name!r} is reserved: {why}", source=head.where("name"), hint="pick another name")
     if name in defined:

@@ -7,6 +7,7 @@ from typing import Any
 
 from layerscope.errors import Source, SpecError, did_you_mean
 from layerscope.spec.catalog import RESERVED_ARGS, check_argument, lookup, op_names, yaml_hint
+from layerscope.spec.expr import MAX_INT
 from layerscope.spec.layer_spec import LAYER_KEYS, LayerSpec, Tie, reject_unknown
 from layerscope.spec.ops import MULTI_INPUT_OPS
 from layerscope.spec.source import YList, YMap
@@ -89,7 +90,7 @@ def _check_signature(info: Any, op: str, args: YList, kwargs: dict[str, Any], it
 def _beyond_int64(value: Any) -> int | None:
     """The first integer in `value` (or in its lists) that int64 cannot hold, else None."""
     for item in value if isinstance(value, list) else [value]:
-        if isinstance(item, int) and not -(2**63) <= item < 2**63:
+        if isinstance(item, int) and not -MAX_INT - 1 <= item <= MAX_INT:
             return item
         if isinstance(item, list):
             found = _beyond_int64(item)
