@@ -7,17 +7,17 @@
     report                                               # renders as the `inspect` table (terminal, Jupyter)
     report.to_dict()                                     # the JSON contract of `inspect --format json`
 
-Inspecting a module never changes it: it runs on stand-ins for its weights (devices.stand_in),
-uninitialised on the CPU while they are small, on meta above, and its modes and hooks are restored.
+Inspecting a module never changes it: a copy of it runs (run/shadow.py), on its own weights on the
+CPU while they are small, on meta above (run/runner.py).
 """
 
 from __future__ import annotations
 
-import copy
 import importlib
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import fields, replace
+from functools import partial
 from inspect import signature as inspect_signature
 from pathlib import Path
 from typing import Any, Union
@@ -25,19 +25,21 @@ from typing import Any, Union
 import torch
 from rich.console import RenderableType
 from rich.jupyter import JupyterMixin
-from torch import Tensor, nn
+from torch import nn
 
-from layerscope import limits
 from layerscope.builder.builder import build as build_spec
 from layerscope.builder.builder import spec_probe
 from layerscope.errors import Source, UsageError, did_you_mean
 from layerscope.render.views import inspect_view
 from layerscope.report.assemble import report, run_and_report, unbuilt_notes
 from layerscope.report.model import Report
-from layerscope.run import devices
-from layerscope.run.trace import nbytes, untraced
+from layerscope.run.inputs import Example, Inputs, as_inputs
+from layerscope.run.inputs import make as make_inputs
+from layerscope.run.runner import run_module
+from layerscope.run.trace import untraced
 from layerscope.spec.bundled import resolve_spec
 from layerscope.spec.model import InputSpec, ModelSpec, load_spec
+from layerscope.spec.shapes import DTYPES, dtype_hint
 
 Shape = Sequence[int]
 InputSize = Union[Shape, Sequence[Shape], None]  # noqa: UP007 - a runtime alias
@@ -61,23 +63,29 @@ def inspect(
     model: nn.Module | ModelSpec | str | Path,
     input_size: InputSize = None,
     *,
-    inputs: Sequence[Tensor] | None = None,
+    inputs: Any = None,
+    dtypes: Sequence[torch.dtype | str] | None = None,
     device: str = "auto",
     dtype: str = "float32",
+    seed: int = 0,
 ) -> Report:
     """The report `layerscope inspect` prints: layers, shapes, parameters, FLOPs, memory and, when
     the input does not fit, the diagnosis. `model` is a spec (object, file or bundled name) or any
-    nn.Module; for a module, give `input_size` (float32 inputs) or `inputs` (tensors of any dtype).
+    nn.Module. For a module, give
+    - `inputs`: a tensor or numpy array (one argument), a tuple or list (positional arguments, each
+      of any nesting), or a dict (keyword arguments); or
+    - `input_size`: a shape, a list of shapes, or a dict of keyword → shape, with `dtypes` (one per
+      input, default float32); values are made by run/inputs.py's rule from `seed`;
+    - neither: the module tree and parameters, without shapes or FLOPs.
+    The module is left as it was: it runs as a copy (run/shadow.py).
     """
     if not isinstance(model, nn.Module):
         spec = _spec(model)
         return _shown(inspect_spec(spec, with_shapes(spec, _shapes(input_size)), device=device, dtype=dtype))
-    if inputs is None:
-        shapes = _shapes(input_size)
-        if not shapes:
-            raise UsageError("inspecting a module needs input_size= or inputs=", hint="e.g. input_size=(1, 3, 32, 32)")
-        inputs = [torch.empty(shape) for shape, _ in shapes]
-    return _shown(inspect_module(model, list(inputs), device=device))
+    if inputs is not None:
+        given = as_inputs(inputs)
+        return _shown(inspect_module(model, given, device=device))
+    return _shown(inspect_module(model, examples(input_size, dtypes), device=device, seed=seed))
 
 
 class InspectReport(Report, JupyterMixin):
@@ -106,37 +114,24 @@ def inspect_spec(
     return report
 
 
-def inspect_module(model: nn.Module, inputs: list[Tensor], *, device: str = "auto", search: bool = True) -> Report:
-    """Trace a user's module on stand-ins for its weights, leaving it as it was.
-
-    auto: uninitialised CPU tensors within the budgets of run/devices.py (the work checked before
-    each leaf runs), else meta, where nothing is allocated or computed.
-    """
-    if isinstance(model, torch.jit.ScriptModule):  # takes no hooks: no layer can be observed
-        why = "a TorchScript module takes no hooks: its parameters are listed; for shapes, inspect the Python module"
-        return report(untraced(model, inputs, why))
-    if any(isinstance(p, nn.parameter.UninitializedParameter) for p in model.parameters()):
-        # lazy weights take their shapes on the first call: a copy's, run as it is, not the user's
-        return run_and_report(copy.deepcopy(model), inputs, search=search)
-    if device == "auto":
-        size = nbytes([*model.parameters(), *model.buffers(), *inputs])
-        # all its weights applied at every position of the input: a first guess, checked as it runs
-        guess = devices.estimated_macs(model, inputs)
-        if devices.for_bytes(size).type == "cpu" and guess <= devices.CPU_BUDGET_MACS:
-            try:
-                with devices.cpu_work_budget(model):
-                    return _trace_on(model, inputs, torch.device("cpu"), search)
-            except devices.OverBudget:
-                pass
-        return _trace_on(model, inputs, torch.device("meta"), search)
-    return _trace_on(model, inputs, devices.named(device), search)
-
-
-def _trace_on(model: nn.Module, inputs: list[Tensor], device: torch.device, search: bool) -> Report:
-    if device.type == "cpu":
-        limits.check_cpu_bytes(nbytes([*model.parameters(), *model.buffers(), *inputs]))
-    moved = [t.to(device) if t.device != device else t for t in inputs]
-    return run_and_report(model, moved, weights=devices.stand_in(model, device), search=search)
+def inspect_module(
+    model: nn.Module, inputs: Inputs | Sequence[Example], *, device: str = "auto", search: bool = True, seed: int = 0
+) -> Report:
+    """Trace a user's module on `inputs` (given, or Examples to make) and report; run/runner.py
+    picks the device and confirms on real tensors what fails on meta. No inputs: the module tree
+    and parameters only."""
+    if not isinstance(inputs, Inputs) and not inputs:
+        why = "no input given: the module tree and parameters only; shapes, FLOPs and memory need an input (--input; in Python, input_size= or inputs=)"
+        return report(untraced(model, [], why))
+    if isinstance(inputs, Inputs):
+        given = inputs
+        make: Callable[[torch.device], Inputs] = given.to
+        size = given.nbytes
+    else:
+        wanted = list(inputs)
+        size = sum(e.nbytes for e in wanted)
+        make = partial(make_inputs, wanted, model, seed=seed)
+    return report(run_module(model, make, size, device), search=search)
 
 
 def load_python(target: str, kwargs: Mapping[str, Any] | None = None) -> nn.Module:
@@ -208,11 +203,36 @@ def _shapes(input_size: InputSize) -> list[tuple[tuple[int, ...], str | None]]:
     if input_size is None:
         return []
     sizes: Sequence[Any] = input_size
-    if all(isinstance(d, int) for d in sizes):
+    if isinstance(sizes, Sequence) and all(isinstance(d, int) for d in sizes):
         sizes = [sizes]
-    if not all(isinstance(s, Sequence) and all(isinstance(d, int) and d >= 0 for d in s) for s in sizes):
+    if not isinstance(sizes, Sequence) or not all(
+        isinstance(s, Sequence) and all(isinstance(d, int) and d >= 0 for d in s) for s in sizes
+    ):
         raise UsageError(f"input_size {input_size!r} is not a shape", hint="e.g. (1, 3, 32, 32) or [(2, 16), (2, 16)]")
     return [(tuple(s), None) for s in sizes]
+
+
+def examples(input_size: InputSize | Mapping[str, Shape], dtypes: Any = None) -> list[Example]:
+    """`input_size` (a shape, shapes, or keyword → shape) and `dtypes` (one each) as Examples."""
+    named = dict(input_size) if isinstance(input_size, Mapping) else None
+    shapes = _shapes(list(named.values()) if named is not None else input_size)
+    names: list[str | None] = list(named) if named is not None else [None] * len(shapes)
+    kinds = list(dtypes.values()) if isinstance(dtypes, Mapping) else list(dtypes or [])
+    if kinds and len(kinds) != len(shapes):
+        raise UsageError(f"{len(kinds)} dtypes for {len(shapes)} inputs", hint="give one dtype per input")
+    return [
+        Example(shape, _torch_dtype(kinds[i]) if kinds else torch.float32, names[i])
+        for i, (shape, _) in enumerate(shapes)
+    ]
+
+
+def _torch_dtype(kind: Any) -> torch.dtype:
+    if isinstance(kind, torch.dtype):
+        return kind
+    name = str(kind).removeprefix("torch.")
+    if name not in DTYPES:
+        raise UsageError(f"unknown dtype {kind!r}", hint=dtype_hint(name))
+    return getattr(torch, name)
 
 
 __all__ = ["build", "inspect", "load"]

@@ -106,7 +106,8 @@ def test_lazy_modules_are_inspected_on_a_copy() -> None:
 @pytest.mark.parametrize(
     ("call", "message"),
     [
-        (lambda: layerscope.inspect(nn.Linear(2, 2)), "inspecting a module needs input_size= or inputs="),
+        (lambda: layerscope.inspect(nn.Linear(2, 2), (1, 2), dtypes=["int65"]), "unknown dtype 'int65'"),
+        (lambda: layerscope.inspect(nn.Linear(2, 2), (1, 2), dtypes=["int64", "bool"]), "2 dtypes for 1 inputs"),
         (lambda: layerscope.inspect(nn.Linear(2, 2), ("a", 2)), "input_size ('a', 2) is not a shape"),
         (lambda: layerscope.inspect(nn.Linear(2, 2), (1, 2), device="tpu"), "unknown device 'tpu'"),
         (lambda: layerscope.load("lenett"), "'lenett' is neither a file nor a bundled spec"),

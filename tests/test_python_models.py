@@ -65,10 +65,8 @@ def test_a_python_model_that_rejects_its_input_is_diagnosed(cli) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (
-            [f"{TARGET}:Classifier"],
-            "a Python-defined model needs --input — e.g. --input 1x3x32x32 (or 5:int64 for ids)",
-        ),
+        ([f"{TARGET}:Classifier", "-i", "2x=1x3"], "--input '2x=1x3': '2x' is not a keyword name"),
+        ([f"{TARGET}:Classifier", "-i", "m=1x3", "-i", "m=1x3"], "--input names 'm' twice"),
         ([f"{TARGET}:Clasifier", "-i", "1x3"], "'tests.python_models' has no 'Clasifier' — did you mean 'Classifier'?"),
         (["nowhere_at_all:Model", "-i", "1x3"], "cannot import 'nowhere_at_all': No module named 'nowhere_at_all'"),
         ([f"{TARGET}:not_a_model", "-i", "1x3"], "tests.python_models:not_a_model gave a int, not an nn.Module"),

@@ -363,8 +363,10 @@ def test_build_allocates_nothing_on_meta(tmp_path: Path) -> None:
 
 def test_a_python_module_traced_on_meta_stand_ins_is_left_as_it_was() -> None:
     """torchinfo users see their model moved and its mode changed (TylerYep/torchinfo#287); here
-    the module runs on meta stand-ins for its tensors and every module keeps its own mode."""
-    from layerscope.run import devices
+    a copy of the module runs on meta stand-ins for its tensors and every module keeps its own mode."""
+    from layerscope.report.assemble import report
+    from layerscope.run.inputs import Inputs
+    from layerscope.run.runner import run_on
 
     factory, make_inputs = REFERENCES["resnet18"]
     model = factory()
@@ -377,8 +379,8 @@ def test_a_python_module_traced_on_meta_stand_ins_is_left_as_it_was() -> None:
     hooks = {n: (len(m._forward_hooks), len(m._forward_pre_hooks)) for n, m in model.named_modules()}
 
     x = make_inputs()[0]
-    on_meta = trace(model, [x.to("meta")], weights=devices.stand_in(model, torch.device("meta"))).to_dict()
-    on_cpu = trace(model, [x]).to_dict()
+    on_meta = report(run_on(model, torch.device("meta"), Inputs((x.to("meta"),)))).to_dict()
+    on_cpu = report(run_on(model, torch.device("cpu"), Inputs((x,)))).to_dict()
 
     assert (on_meta.pop("device"), on_cpu.pop("device")) == ("meta", "cpu")
     assert on_meta == on_cpu

@@ -23,6 +23,7 @@ from layerscope.cli.options import (
     InputOpt,
     ModelOpt,
     Options,
+    SeedOpt,
     SetOpt,
     SpecArg,
     Target,
@@ -67,13 +68,14 @@ def _layer_table_command(name: str, view_name: str, summary: str) -> None:
         sets: SetOpt = None,
         allow_import: AllowImportOpt = False,
         args: ArgOpt = None,
+        seed: SeedOpt = 0,
         export: ExportOpt = None,
         debug: DebugOpt = False,
     ) -> None:
         from layerscope.render import views as render
 
         view = getattr(render, view_name)
-        options = Options(model, device, dtype, tuple(sets or ()), allow_import, tuple(args or ()))
+        options = Options(model, device, dtype, tuple(sets or ()), allow_import, tuple(args or ()), seed)
         _run(lambda r: view(r, depth), spec, inputs or [], fmt, options, debug, export)
 
     command.__doc__ = summary
@@ -97,6 +99,7 @@ def params(
     sets: SetOpt = None,
     allow_import: AllowImportOpt = False,
     args: ArgOpt = None,
+    seed: SeedOpt = 0,
     export: ExportOpt = None,
     debug: DebugOpt = False,
 ) -> None:
@@ -108,7 +111,7 @@ def params(
         spec,
         inputs or [],
         fmt,
-        Options(model, device, dtype, tuple(sets or ()), allow_import, tuple(args or ())),
+        Options(model, device, dtype, tuple(sets or ()), allow_import, tuple(args or ()), seed),
         debug,
         export,
     )

@@ -32,7 +32,7 @@ InputOpt = Annotated[
         "--input",
         "-i",
         metavar="SHAPE",
-        help="Input shape such as 1x3x32x32, optionally :dtype (5:int64). Repeat for several inputs. Default: the spec's input:.",
+        help="Input shape such as 1x3x32x32, optionally :dtype (5:int64); NAME=SHAPE passes a Python model's keyword input (attention_mask=1x128:int64). Repeat for several inputs. Default: the spec's input:.",
     ),
 ]
 FormatOpt = Annotated[
@@ -85,7 +85,16 @@ AllowImportOpt = Annotated[
 ArgOpt = Annotated[
     list[str] | None,
     typer.Option(
-        "--arg", "-a", metavar="NAME=VALUE", help="A keyword argument for a Python-defined model's class or factory."
+        "--arg",
+        "-a",
+        metavar="NAME=VALUE",
+        help="A keyword argument for a Python-defined model's class or factory; VALUE is a Python literal (None, True, 3, 1e-3, [1, 2], 'text'), else text.",
+    ),
+]
+SeedOpt = Annotated[
+    int,
+    typer.Option(
+        "--seed", metavar="N", help="Seed of the values made for a Python model's inputs (never torch's global RNG)."
     ),
 ]
 
@@ -113,3 +122,4 @@ class Options:
     sets: tuple[str, ...] = ()
     allow_import: bool = False
     args: tuple[str, ...] = ()  # --arg, for a Python-defined model
+    seed: int = 0  # --seed, for the values of a Python-defined model's inputs

@@ -7,12 +7,13 @@ torch is imported only when a command needs it.
 
 from __future__ import annotations
 
-import math
+import ast
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from layerscope import limits
 from layerscope.cli.options import Options
 from layerscope.errors import UsageError
 
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     from torch import nn
 
     from layerscope.report.model import Report
+    from layerscope.run.inputs import Example
     from layerscope.spec.model import InputSpec, ModelSpec
 
 PYTHON_TARGET = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")  # pkg.module:ClassOrFactory
@@ -62,46 +64,68 @@ def inspect(
 ) -> Report:
     """Build a spec for the --input texts (default: its input:), or take a Python model, and report
     on it; `search` off skips looking for inputs that fit."""
-    import torch
-
-    from layerscope import limits
     from layerscope.api import inspect_module, inspect_spec
-    from layerscope.run import devices
     from layerscope.spec.model import ModelSpec
-    from layerscope.spec.shapes import parse_input
 
     if isinstance(subject, ModelSpec):
         inputs = spec_inputs(subject, input_texts)
         return inspect_spec(subject, inputs, device=options.device, dtype=options.dtype, search=search)
-    if not input_texts:
-        raise UsageError("a Python-defined model needs --input", hint="e.g. --input 1x3x32x32 (or 5:int64 for ids)")
     if options.dtype != "float32":
         raise UsageError("--dtype is for spec files", hint="a Python-defined model keeps its own dtypes")
-    shapes = [(shape, getattr(torch, name or "float32")) for shape, name in map(parse_input, input_texts)]
-    size = sum(math.prod(shape) * dtype.itemsize for shape, dtype in shapes)
-    # made where they will be used: a run that will be on meta allocates no input either
-    on_meta = options.device == "meta" or (options.device == "auto" and devices.for_bytes(size).type == "meta")
-    if options.device == "cpu":
-        limits.check_cpu_bytes(size)
-    tensors = [torch.zeros(shape, dtype=dtype, device="meta" if on_meta else "cpu") for shape, dtype in shapes]
-    return inspect_module(subject, tensors, device=options.device, search=search)
+    return inspect_module(subject, examples(input_texts), device=options.device, search=search, seed=options.seed)
 
 
-def parse_sets(texts: list[str], option: str = "--set") -> dict[str, int | float | bool | str]:
-    """`--set name=value` (or --arg) texts → values read as int, float, true/false, else text."""
-    overrides: dict[str, int | float | bool | str] = {}
+def examples(input_texts: Sequence[str]) -> list[Example]:
+    """--input texts for a Python model: `1x3x32x32`, `5:int64`, `attention_mask=1x128:int64`
+    (a keyword argument); positional ones first, in order, keywords after."""
+    import torch
+
+    from layerscope.run.inputs import Example
+    from layerscope.spec.shapes import parse_input
+
+    made = []
+    for text in input_texts:
+        name, sep, rest = text.partition("=")
+        if sep and not name.isidentifier():
+            raise UsageError(
+                f"--input {text!r}: {name!r} is not a keyword name", hint="e.g. attention_mask=1x128:int64"
+            )
+        shape, dtype = parse_input(rest if sep else text)
+        made.append(Example(shape, getattr(torch, dtype or "float32"), name if sep else None))
+    names = [e.name for e in made if e.name]
+    if len(names) != len(set(names)):
+        raise UsageError(f"--input names {sorted({n for n in names if names.count(n) > 1})[0]!r} twice")
+    return made
+
+
+def parse_sets(texts: list[str], option: str = "--set") -> dict[str, Any]:
+    """`--set name=value` (or --arg) texts → values. --set reads int, float, true/false, else text;
+    --arg reads a Python literal (None, True, 3, 1e-3, [1, 2], 'text'), else text."""
+    overrides: dict[str, Any] = {}
     for text in texts:
         name, sep, raw = (part.strip() for part in text.partition("="))
         if not sep or not name:
             raise UsageError(f"{option} {text!r}: expected NAME=VALUE", hint=f"e.g. {option} classes=100")
-        value: int | float | bool | str = raw
-        for kind in (int, float):
-            try:
-                value = kind(raw)
-                break
-            except ValueError:
-                pass
-        if raw.lower() in ("true", "false"):
-            value = raw.lower() == "true"
-        overrides[name] = value
+        overrides[name] = _literal(raw) if option == "--arg" else _scalar(raw)
     return overrides
+
+
+def _scalar(raw: str) -> int | float | bool | str:
+    for kind in (int, float):
+        try:
+            return kind(raw)
+        except ValueError:
+            pass
+    if raw.lower() in ("true", "false"):
+        return raw.lower() == "true"
+    return raw
+
+
+def _literal(raw: str) -> Any:
+    """A Python literal by ast.literal_eval (no code runs; a bounded size), else the text itself."""
+    if len(raw) > limits.STRING.value:
+        raise limits.STRING.error(f"--arg value of {len(raw)} characters")
+    try:
+        return ast.literal_eval(raw)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return raw

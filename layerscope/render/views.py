@@ -79,6 +79,15 @@ def _flops(flops: int | None, per: int = 1) -> str:
 
 def _summary(report: Report) -> Totals:
     done = report.failure is None
+    if not report.ran:
+        return Totals(
+            [
+                ("Total params", f"{report.total_params:,}"),
+                ("Trainable params", f"{report.trainable_params:,}"),
+                ("Non-trainable params", f"{report.non_trainable_params:,}"),
+                (f"Parameter memory ({_dtypes(report)})", human_bytes(report.param_bytes)),
+            ]
+        )
     return Totals(
         [
             ("Total params", f"{report.total_params:,}"),
@@ -145,7 +154,19 @@ def _tail(report: Report) -> list[RenderableType]:
 
 
 def inspect_view(report: Report, depth: int | None = None) -> Group:
-    """The layer tree: name, type, output shape, params, share of the total, FLOPs."""
+    """The layer tree: name, type, output shape, params, share of the total, FLOPs (without a run:
+    name, type and params)."""
+    if not report.ran:
+        table = _table(f"{report.model} — modules", "Layer", "Type", "Params", "% of total")
+        for layer, label in _visible_layers(report, depth):
+            table.add_row(
+                label,
+                layer.type,
+                _params_cell(layer),
+                _percent_cell(layer, report.total_params),
+                key=layer.name or report.model,
+            )
+        return Group(table, _summary(report), *_tail(report))
     table = _table(f"{report.model} — layers", "Layer", "Type", "Output shape", "Params", "% of total", "FLOPs")
     for layer, label in _visible_layers(report, depth):
         table.add_row(

@@ -22,23 +22,33 @@ def report(run: Trace, *, name: str | None = None, probe: diagnose.Probe | None 
     if run.failed is not None:
         failed = run.failed
         failure = diagnose.failure(
-            run.model, run.inputs, run.records, failed.record, failed.module, failed.args, failed.error, probe, search
+            run.model,
+            run.inputs,
+            run.records,
+            failed.record,
+            failed.module,
+            failed.args,
+            failed.error,
+            probe,
+            search,
+            run.kwargs,
         )
     return Report(
         model=name or module_type_name(run.model),
-        input_shapes=shapes_of(run.inputs),
+        input_shapes=shapes_of(run.all_inputs),
         output_shapes=shapes_of(run.output),
         layers=run.records,
         params=run.params,
         total_params=sum(p.numel for p in counted),
         trainable_params=sum(p.numel for p in counted if p.trainable),
         param_bytes=sum(p.numel * _itemsize(p.dtype) for p in counted),
-        input_bytes=nbytes(run.inputs),
+        input_bytes=nbytes(run.all_inputs),
         activation_bytes=sum(r.output_bytes for r in run.records if r.is_leaf and r.completed),
         total_flops=run.flops,
         device=run.device,
         failure=failure,
         notes=run.notes,
+        ran=run.ran,
     )
 
 

@@ -8,17 +8,17 @@ the CPU for small models, on meta above that; see run/devices.py), so the user's
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch.func import functional_call
 
 from layerscope.report.explain import Mismatch, explain
 from layerscope.report.model import ChainStep, Failure, LayerRecord
 from layerscope.run import devices
-from layerscope.run.trace import nbytes
+from layerscope.run.shadow import real_tensors, shadow
+from layerscope.run.trace import moved, nbytes, quiet_eval
 from layerscope.spec.shapes import format_shape, format_shapes
 
 MAX_PROBES = 64  # candidate inputs tried per failure: what bounds the search, so hints are repeatable
@@ -40,6 +40,7 @@ def failure(
     error: BaseException,
     probe: Probe | None = None,
     search: bool = True,
+    kwargs: Mapping[str, Any] | None = None,
 ) -> Failure:
     """The full account of a failed forward pass at `where` (the innermost call still open).
 
@@ -50,7 +51,11 @@ def failure(
     torch_message = text.splitlines()[0] if text else type(error).__name__
     mismatch = explain(module, args) if module is not None else None
     budget = probe_budget(len(records))
-    hints = _hints(probe or module_probe(model, inputs), inputs, where, mismatch, search, budget) if mismatch else []
+    hints = (
+        _hints(probe or module_probe(model, inputs, kwargs), inputs, where, mismatch, search, budget)
+        if mismatch
+        else []
+    )
     return Failure(
         layer=where.name,
         type=where.type,
@@ -176,25 +181,28 @@ def _candidate_sizes(mismatch: Mismatch, size: int, spatial_dims: int) -> list[i
     return (first + [s for s in range(1, top + 1) if s not in first])[:MAX_PROBES]
 
 
-def module_probe(model: nn.Module, inputs: Sequence[Any]) -> Probe:
-    """A probe for any module: runs it on stand-ins for its weights (uninitialised, on the device
-    run/devices.py picks for their size), so the user's module and its weights stay as they are."""
-    tensors = [t for _, t in [*model.named_parameters(), *model.named_buffers()]]
+def module_probe(model: nn.Module, inputs: Sequence[Any], kwargs: Mapping[str, Any] | None = None) -> Probe:
+    """A probe for any module: runs a shadow of it (run/shadow.py) on uninitialised float weights,
+    on the device run/devices.py picks for their size, with the other inputs as they were; the
+    user's module and its weights stay as they are."""
+    tensors = [*model.parameters(), *model.buffers()]
     if any(isinstance(t, nn.parameter.UninitializedParameter) for t in tensors):
         return lambda shape, layer: (False, False)  # lazy weights never materialised: nothing to try
-    size = nbytes([*tensors, *inputs])
-    device = devices.for_bytes(size)
-    weights = devices.stand_in(model, device)
-    rest = [torch.zeros(t.shape, dtype=t.dtype, device=device) for t in inputs[1:] if isinstance(t, Tensor)]
+    device = torch.device("meta") if not real_tensors(model) else devices.for_bytes(nbytes([*tensors, *inputs]))
+    copy = shadow(model, device).module
+    if copy is None:
+        return lambda shape, layer: (False, False)
+    rest = [moved(t, device) for t in inputs[1:]]
+    keywords = {k: moved(v, device) for k, v in (kwargs or {}).items()}
 
     def probe(first_shape: list[int], layer: str) -> tuple[bool, bool]:
         reached = [False]
-        module = model.get_submodule(layer) if layer else model
+        module = copy.get_submodule(layer) if layer else copy
         handle = module.register_forward_hook(lambda *_: reached.__setitem__(0, True))
         try:
             first = torch.zeros(first_shape, dtype=inputs[0].dtype, device=device)
-            with torch.no_grad():
-                functional_call(model, weights, (first, *rest))
+            with torch.no_grad(), quiet_eval(copy):
+                copy(first, *rest, **keywords)
             return True, True
         except Exception:  # noqa: BLE001 - a candidate that does not fit is the expected outcome
             return False, reached[0]

@@ -58,6 +58,7 @@ class Report:
     total_flops: int | None = 0  # None when an operator's FLOPs could not be counted (a note names it)
     failure: Failure | None = None
     notes: list[Note] = field(default_factory=list)
+    ran: bool = True  # False when no forward ran (a Python model without input, TorchScript): parameters only
 
     @property
     def non_trainable_params(self) -> int:

@@ -84,13 +84,3 @@ def estimated_macs(module: nn.Module, args: Sequence[Any]) -> int:
         return x.numel()
     features = x.shape[1] if hasattr(module, "in_channels") and x.dim() >= 3 else x.shape[-1]
     return weights * (x.numel() // max(features, 1))
-
-
-def stand_in(model: nn.Module, device: torch.device) -> dict[str, Tensor]:
-    """Uninitialised tensors on `device` (meta: nothing allocated) with the shapes and dtypes of
-    `model`'s parameters and buffers, by name, for torch.func.functional_call: the model runs on
-    them while its own tensors, device and mode stay as they are. Tied tensors appear once."""
-    return {
-        name: torch.empty(t.shape, dtype=t.dtype, device=device, requires_grad=t.requires_grad)
-        for name, t in [*model.named_parameters(), *model.named_buffers()]
-    }

@@ -11,8 +11,8 @@ from __future__ import annotations
 import random
 import sys
 import warnings
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -34,6 +34,30 @@ def tensors_in(value: Any) -> list[Tensor]:
     if isinstance(value, Mapping):
         return [t for v in value.values() for t in tensors_in(v)]
     return []
+
+
+def mapped(value: Any, change: Callable[[Tensor], Any]) -> Any:
+    """`value` with every tensor in it (through lists, tuples and dicts) replaced by `change(tensor)`."""
+    if isinstance(value, Tensor):
+        return change(value)
+    if isinstance(value, (list, tuple)) and not hasattr(value, "_fields"):
+        return type(value)(mapped(v, change) for v in value)
+    if isinstance(value, tuple):  # a named tuple
+        return type(value)(*(mapped(v, change) for v in value))
+    if isinstance(value, Mapping):
+        return {k: mapped(v, change) for k, v in value.items()}
+    return value
+
+
+def moved(value: Any, device: torch.device) -> Any:
+    """`value` with its tensors on `device`; a meta tensor (no values) becomes zeros there."""
+
+    def move(t: Tensor) -> Tensor:
+        if t.device == device:
+            return t
+        return torch.zeros(t.shape, dtype=t.dtype, device=device) if t.is_meta else t.to(device)
+
+    return mapped(value, move)
 
 
 def shapes_of(value: Any) -> list[Shape]:
@@ -60,8 +84,8 @@ class Failed:
 class Trace:
     """What one forward pass showed: every module call in order, every parameter, the warnings."""
 
-    model: nn.Module
-    inputs: list[Any]
+    model: nn.Module  # the module that ran: for a user's module, its shadow (run/shadow.py)
+    inputs: list[Any]  # the positional arguments of the forward
     records: list[LayerRecord]
     params: list[ParamRecord]
     notes: list[Note]
@@ -69,6 +93,13 @@ class Trace:
     flops: int | None  # of the whole pass, by torch's FLOP formulas; None when an operator could not be counted
     device: str  # where the tensors were: the inputs', else the weights'
     failed: Failed | None = None
+    kwargs: dict[str, Any] = field(default_factory=dict)  # its keyword arguments
+    ran: bool = True  # False when no forward ran (untraced): no shapes, FLOPs or activations
+
+    @property
+    def all_inputs(self) -> list[Any]:
+        """Positional then keyword arguments, for shapes and bytes."""
+        return [*self.inputs, *self.kwargs.values()]
 
 
 class _Recorder:
@@ -157,12 +188,14 @@ def trace(
     *,
     sources: Mapping[str, Any] | None = None,
     weights: Mapping[str, Tensor] | None = None,
+    kwargs: Mapping[str, Any] | None = None,
 ) -> Trace:
-    """Run `model(*inputs)` once in eval mode without gradients and record every module call.
+    """Run `model(*inputs, **kwargs)` once in eval mode without gradients and record every module call.
 
     `sources` maps qualified names to where they were written (a spec's file:line:col);
     `weights` (devices.stand_in) run the model on other tensors than its own, e.g. on meta.
     """
+    kwargs = dict(kwargs or {})
     counter = OpCounter()
     recorder = _Recorder(model, sources or {}, counter)
     handles = recorder.attach(model)
@@ -172,8 +205,11 @@ def trace(
         warnings.simplefilter("always")
         recorder.caught = caught
         try:
-            with _quiet_eval(model), torch.no_grad(), counter:
-                output = model(*inputs) if weights is None else functional_call(model, dict(weights), tuple(inputs))
+            with quiet_eval(model), torch.no_grad(), counter:
+                if weights is None:
+                    output = model(*inputs, **kwargs)
+                else:
+                    output = functional_call(model, dict(weights), tuple(inputs), kwargs)
         except (KeyboardInterrupt, SystemExit, OverBudget):
             raise  # Ctrl-C, the model ending the process, the CPU budget: not the model's answer to its input
         except BaseException as e:  # noqa: BLE001 - a model that rejects its input (however) is a result
@@ -181,7 +217,7 @@ def trace(
         finally:
             for handle in handles:
                 handle.remove()
-    first = next(iter([*tensors_in(list(inputs)), *(weights or {}).values(), *model.parameters()]), None)
+    first = next(iter([*tensors_in([*inputs, kwargs]), *(weights or {}).values(), *model.parameters()]), None)
     return Trace(
         model=model,
         inputs=list(inputs),
@@ -191,26 +227,45 @@ def trace(
         output=output,
         flops=None if counter.uncounted else counter.flops,
         device=str(first.device) if first is not None else "cpu",
-        failed=None if error is None else _failed(model, inputs, recorder, error),
+        failed=None if error is None else _failed(model, [*inputs, *kwargs.values()], recorder, error),
+        kwargs=kwargs,
     )
 
 
 def untraced(model: nn.Module, inputs: Sequence[Any], why: str) -> Trace:
-    """What is known of a model that cannot be run with hooks (a TorchScript module): its
-    parameters, and a note saying why there is nothing more."""
+    """What is known of a model without running it (no input given, or a TorchScript module, which
+    takes no hooks): its module tree with parameter counts, its parameters, and a note saying why
+    there is nothing more."""
+    records = []
+    for qualname, module in model.named_modules():
+        total, trainable = _count(list(module.parameters()))
+        records.append(
+            LayerRecord(
+                name=qualname,
+                type=module_type_name(module),
+                depth=0 if qualname == "" else qualname.count(".") + 1,
+                input_shapes=[],
+                num_params=total,
+                trainable_params=trainable,
+                is_leaf=not any(True for _ in module.children()),
+                completed=True,
+                flops=None,
+            )
+        )
     return Trace(
         model=model,
         inputs=list(inputs),
-        records=[],
+        records=records,
         params=param_records(model),
         notes=[Note("", why)],
         output=None,
         flops=None,
         device=str(next((t.device for t in tensors_in(list(inputs))), "cpu")),
+        ran=False,
     )
 
 
-class _quiet_eval:
+class quiet_eval:
     """Eval mode for a run, and torch's flags as the trace needs them; all restored afterwards, the
     random number generators too (torch's CPU one, Python's and numpy's): a forward that draws
     (torch.randn in it, a lazy import that seeds itself) leaves the process's streams as they were.

@@ -1,0 +1,115 @@
+"""Where and on what a user's module runs, and what happens when the meta device cannot run it.
+
+- A module that fits run/devices.py's CPU budgets runs on its own weights on the CPU (a shadow
+  sharing their storage, run/shadow.py), under no_grad: exact, nothing copied but the buffers.
+- A bigger one runs on the meta device, where nothing is allocated or computed.
+- When the meta run fails — an op with a data-dependent output (`nonzero`, a boolean mask,
+  `.item()`), a missing meta kernel, or a real mismatch — the failure is not the user's until real
+  tensors confirm it: the run is repeated on the CPU on the real weights, within the CPU byte budget
+  (limits.CPU_BYTES), and a note says which device ran and why. Past that budget the failure is
+  reported with a note that it was seen on meta only, and `--device cpu` to confirm.
+- A module deepcopy refuses runs in place on stand-ins through functional_call, its attributes
+  put back afterwards (shadow.restored), with a note; a TorchScript module takes no hooks: its
+  parameters only, with a note.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from layerscope import limits
+from layerscope.run import devices
+from layerscope.run.inputs import Inputs
+from layerscope.run.records import Note
+from layerscope.run.shadow import real_tensors, restored, shadow, stand_ins
+from layerscope.run.trace import Trace, nbytes, trace, untraced
+
+MakeInputs = Callable[[torch.device], Inputs]  # the inputs, made (or moved) onto a device
+META = torch.device("meta")
+CPU = torch.device("cpu")
+
+
+def run_module(model: nn.Module, make: MakeInputs, input_bytes: int, device: str = "auto") -> Trace:
+    """Trace `model` on inputs from `make`, on `device` (auto, cpu, meta, cuda…), leaving it untouched."""
+    if isinstance(model, torch.jit.ScriptModule):  # takes no hooks: no layer can be observed
+        why = "a TorchScript module takes no hooks: its parameters are listed; for shapes, inspect the Python module"
+        inputs = make(META)
+        return untraced(model, [*inputs.args, *inputs.kwargs.values()], why)
+    if any(isinstance(p, nn.parameter.UninitializedParameter) for p in model.parameters()):
+        # lazy weights take their shapes on the first call: on a copy, on the CPU
+        return run_on(model, CPU, make(CPU))
+    weights = nbytes([*model.parameters(), *model.buffers()])
+    if device != "auto":
+        named = devices.named(device)
+        if named.type == "cpu":
+            limits.check_cpu_bytes(weights + input_bytes)
+        ran = run_on(model, named, make(named))
+        if named.type == "meta" and ran.failed is not None:
+            ran.notes.insert(0, _unconfirmed(ran, "you asked for --device meta"))
+        return ran
+    if not real_tensors(model):  # its weights are on meta themselves: nowhere else to run
+        ran = run_on(model, META, make(META))
+        if ran.failed is not None:
+            ran.notes.insert(0, _unconfirmed(ran, "the model's own weights are on meta"))
+        return ran
+    if devices.for_bytes(weights + input_bytes).type == "cpu":
+        inputs = make(CPU)
+        # all its weights applied at every position of the input: a first guess, checked as it runs
+        if devices.estimated_macs(model, inputs.args) <= devices.CPU_BUDGET_MACS:
+            with contextlib.suppress(devices.OverBudget):
+                return run_on(model, CPU, inputs, budgeted=True)
+    on_meta = run_on(model, META, make(META))
+    if on_meta.failed is None:
+        return on_meta
+    return _confirmed(model, make, on_meta, weights + input_bytes)
+
+
+def run_on(model: nn.Module, device: torch.device, inputs: Inputs, *, budgeted: bool = False) -> Trace:
+    """One traced run of a shadow of `model` on `device`; `budgeted` stops it (OverBudget) past
+    the CPU work budget."""
+    copy = shadow(model, device)
+    if copy.module is None:
+        with restored(model):
+            ran = trace(model, inputs.args, kwargs=inputs.kwargs, weights=stand_ins(model, device))
+        ran.notes.insert(
+            0, Note("", f"the model could not be copied ({copy.problem}): it ran in place, restored after")
+        )
+        return ran
+    budget = devices.cpu_work_budget(copy.module) if budgeted else contextlib.nullcontext()
+    with budget:
+        return trace(copy.module, inputs.args, kwargs=inputs.kwargs)
+
+
+def _confirmed(model: nn.Module, make: MakeInputs, on_meta: Trace, size: int) -> Trace:
+    """A failure seen on meta, repeated on real tensors on the CPU where the budget allows."""
+    assert on_meta.failed is not None
+    if size > limits.CPU_BYTES.value:
+        on_meta.notes.insert(0, _unconfirmed(on_meta, f"its tensors ({size / 2**30:.3g} GiB) pass the CPU budget"))
+        return on_meta
+    on_cpu = run_on(model, CPU, make(CPU))
+    if on_cpu.failed is None:
+        failed = on_meta.failed
+        where = f" in {failed.record.name}" if failed.record.name else ""
+        on_cpu.notes.insert(
+            0,
+            Note("", f"ran on the CPU: the meta device could not run it ({_first_line(failed.error)}{where})"),
+        )
+    return on_cpu
+
+
+def _unconfirmed(ran: Trace, why: str) -> Note:
+    assert ran.failed is not None
+    return Note(
+        ran.failed.record.name,
+        f"seen on the meta device only ({why}): meta cannot run every op, so this may be layerscope's"
+        " limit, not the model's; --device cpu runs it on real tensors",
+    )
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text.splitlines()[0]}" if text else type(error).__name__

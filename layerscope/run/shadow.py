@@ -1,0 +1,114 @@
+"""A user's module is run as a shadow: a structural copy of it whose tensors are chosen for the run.
+
+`copy.deepcopy` with a memo that maps each parameter and buffer to its replacement copies everything
+else — submodules, hooks, attributes, caches, LSTM's `_flat_weights` list — so whatever a forward
+writes (an anchor cache, an attribute, a submodule made on first call, a parametrization's
+result, `train()`'s side effects on `requires_grad`) lands on the shadow, and the user's module
+keeps its state, its hooks and its modes without anything to restore.
+
+What replaces a tensor:
+- a float parameter: a new Parameter over the *same storage* on a real run (no weights copied,
+  exact), or an uninitialised one on meta, where nothing is allocated;
+- a buffer or a non-float parameter: its real values — cloned (buffers are small; an index table
+  with garbage in it would make the model fail for no fault of the user's), or on meta its shape.
+Tied tensors stay tied: one tensor, one replacement.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+
+@dataclass
+class Shadow:
+    """The copy to run, and why a copy could not be made (then `module` is None)."""
+
+    module: nn.Module | None
+    problem: str = ""
+
+
+def shadow(model: nn.Module, device: torch.device) -> Shadow:
+    """`model` copied for one run on `device` (see the module's docstring for what each tensor becomes)."""
+    memo: dict[int, object] = {}
+    for tensor in _tensors(model):
+        if id(tensor) not in memo:
+            memo[id(tensor)] = _replacement(tensor, device)
+    try:
+        return Shadow(copy.deepcopy(model, memo))
+    except Exception as e:  # noqa: BLE001 - an attribute deepcopy refuses (a lock, a file handle)
+        return Shadow(None, f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}")
+
+
+def _tensors(model: nn.Module) -> list[Tensor]:
+    """Every parameter and buffer of `model`, each once, lazy (uninitialised) parameters left to deepcopy."""
+    found = [
+        *(p for _, p in model.named_parameters(remove_duplicate=False)),
+        *(b for _, b in model.named_buffers(remove_duplicate=False)),
+    ]
+    return [t for t in found if not isinstance(t, nn.parameter.UninitializedTensorMixin)]
+
+
+def _replacement(tensor: Tensor, device: torch.device) -> Tensor:
+    meta = device.type == "meta"
+    if isinstance(tensor, nn.Parameter):
+        if meta:
+            data = torch.empty(tensor.shape, dtype=tensor.dtype, device="meta")
+        elif tensor.is_floating_point() or tensor.is_complex():
+            data = tensor.detach() if tensor.device == device else tensor.detach().to(device)
+        else:
+            data = tensor.detach().clone().to(device)
+        replaced = nn.Parameter(data, requires_grad=tensor.requires_grad)
+        replaced.__dict__.update(_attributes(tensor))
+        return replaced
+    if meta:
+        return torch.empty(tensor.shape, dtype=tensor.dtype, device="meta")
+    return tensor.detach().clone().to(device)
+
+
+def _attributes(tensor: Tensor) -> Mapping[str, object]:
+    """Attributes a library set on a parameter object (timm's `_no_weight_decay`, HF's flags)."""
+    return dict(getattr(tensor, "__dict__", {}))
+
+
+def stand_ins(model: nn.Module, device: torch.device) -> dict[str, Tensor]:
+    """The same replacements by name, for torch.func.functional_call on the user's own module: the
+    way to run a module deepcopy refuses (then `restored` undoes what its forward writes)."""
+    chosen: dict[int, Tensor] = {}
+    named = [*model.named_parameters(), *model.named_buffers()]
+    return {name: chosen.setdefault(id(t), _replacement(t, device)) for name, t in named}
+
+
+@contextlib.contextmanager
+def restored(model: nn.Module) -> Iterator[None]:
+    """Every module's attributes (and its parameter, buffer and child tables) and every tensor's
+    `requires_grad`, put back as they were when the block ends."""
+    saved = []
+    for module in model.modules():
+        state = dict(module.__dict__)
+        tables = {key: dict(state[key]) for key in ("_parameters", "_buffers", "_modules") if key in state}
+        saved.append((module, state, tables))
+    grads = [(t, t.requires_grad) for t in [*model.parameters(), *model.buffers()]]
+    try:
+        yield
+    finally:
+        for module, state, tables in saved:
+            module.__dict__.clear()
+            module.__dict__.update(state)
+            for key, table in tables.items():
+                state[key].clear()
+                state[key].update(table)
+        for t, requires_grad in grads:
+            if t.requires_grad != requires_grad:
+                t.requires_grad_(requires_grad)
+
+
+def real_tensors(model: nn.Module) -> bool:
+    """True when every parameter and buffer of `model` holds values (none is on meta or lazy)."""
+    found = [*model.parameters(), *model.buffers()]
+    return not any(t.is_meta or isinstance(t, nn.parameter.UninitializedTensorMixin) for t in found)
