@@ -64,6 +64,7 @@ def inspect(
     input_size: InputSize = None,
     *,
     inputs: Any = None,
+    kwargs: Mapping[str, Any] | None = None,
     dtypes: Sequence[torch.dtype | str] | None = None,
     device: str = "auto",
     dtype: str = "float32",
@@ -73,7 +74,7 @@ def inspect(
     the input does not fit, the diagnosis. `model` is a spec (object, file or bundled name) or any
     nn.Module. For a module, give
     - `inputs`: a tensor or numpy array (one argument), a tuple or list (positional arguments, each
-      of any nesting), or a dict (keyword arguments); or
+      of any nesting), or a dict (keyword arguments); `kwargs` adds keyword arguments to either; or
     - `input_size`: a shape, a list of shapes, or a dict of keyword → shape, with `dtypes` (one per
       input, default float32); values are made by run/inputs.py's rule from `seed`;
     - neither: the module tree and parameters, without shapes or FLOPs.
@@ -82,8 +83,9 @@ def inspect(
     if not isinstance(model, nn.Module):
         spec = _spec(model)
         return _shown(inspect_spec(spec, with_shapes(spec, _shapes(input_size)), device=device, dtype=dtype))
-    if inputs is not None:
-        given = as_inputs(inputs)
+    if inputs is not None or kwargs:
+        given = as_inputs(() if inputs is None else inputs)
+        given.kwargs.update(as_inputs(dict(kwargs or {})).kwargs)
         return _shown(inspect_module(model, given, device=device))
     return _shown(inspect_module(model, examples(input_size, dtypes), device=device, seed=seed))
 

@@ -37,3 +37,40 @@ def not_a_model():
 
 def broken():
     raise RuntimeError("no weights here")
+
+
+class Tagger(nn.Module):
+    """Token ids and an optional keyword mask, like a Hugging Face encoder: ids past the vocabulary
+    or a mask of zeros would make a made-up input misleading."""
+
+    def __init__(self, vocab: int = 100, width: int = 8, pad: int | None = None, tags=(1, 2)):
+        super().__init__()
+        self.tags = tuple(tags)
+        self.pad = pad
+        self.embed = nn.Embedding(vocab, width)
+        self.out = nn.Linear(width, len(self.tags))
+
+    def forward(self, ids, attention_mask=None):
+        x = self.embed(ids)
+        if attention_mask is not None:
+            if not bool((attention_mask == 1).all()):
+                raise ValueError("this model wants a mask of ones")
+            x = x * attention_mask[..., None]
+        return self.out(x)
+
+
+class Pair(nn.Module):
+    """Takes a list of two tensors and a dict: nested inputs."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, pair, extra):
+        return self.fc(pair[0] + pair[1] + extra["bias"])
+
+
+def scripted():
+    import torch
+
+    return torch.jit.script(small())

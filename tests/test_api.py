@@ -117,3 +117,51 @@ def test_bad_arguments_raise_usage_errors(call, message: str) -> None:
     with pytest.raises(UsageError) as error:
         call()
     assert error.value.message.startswith(message)
+
+
+def test_inputs_take_every_form_a_forward_takes() -> None:
+    import numpy as np
+
+    from python_models import Pair, Tagger
+
+    ids = np.arange(24).reshape(2, 12)
+    assert layerscope.inspect(Tagger(), inputs=ids).output_shapes == [[2, 12, 2]]  # numpy
+    by_keyword = layerscope.inspect(Tagger(), inputs={"ids": torch.zeros(2, 5, dtype=torch.long)})
+    assert by_keyword.output_shapes == [[2, 5, 2]]
+    mixed = layerscope.inspect(Tagger(), inputs=[ids], kwargs={"attention_mask": np.ones((2, 12), dtype=np.int64)})
+    assert mixed.failure is None and mixed.input_shapes == [[2, 12], [2, 12]]
+    nested = layerscope.inspect(
+        Pair(), inputs=([torch.ones(3, 4), np.ones((3, 4), np.float32)], {"bias": torch.ones(4)})
+    )
+    assert nested.output_shapes == [[3, 2]] and nested.input_shapes == [[3, 4], [3, 4], [4]]
+
+
+def test_input_size_with_dtypes_and_keywords_makes_realistic_values() -> None:
+    from python_models import Tagger
+
+    # ids below the smallest vocabulary, masks of ones: anything else raises in this model
+    report = layerscope.inspect(Tagger(vocab=5), {"ids": (2, 30), "attention_mask": (2, 30)}, dtypes=["int64", "int64"])
+    assert report.failure is None and report.output_shapes == [[2, 30, 2]]
+    assert layerscope.inspect(Tagger(), [(2, 7)], dtypes=[torch.long]).output_shapes == [[2, 7, 2]]
+
+
+def test_made_values_follow_the_seed_and_leave_the_global_generator_alone() -> None:
+    from layerscope.run.inputs import Example, make
+
+    model = nn.Embedding(10, 3)
+    state = torch.random.get_rng_state()
+    a = make([Example((4, 50), torch.long)], model, torch.device("cpu"), seed=1).args[0]
+    b = make([Example((4, 50), torch.long)], model, torch.device("cpu"), seed=1).args[0]
+    c = make([Example((4, 50), torch.long)], model, torch.device("cpu"), seed=2).args[0]
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    assert int(a.min()) == 0 and int(a.max()) == 9  # every id an Embedding of 10 takes, none past it
+    assert torch.equal(torch.random.get_rng_state(), state)
+    no_embedding = make([Example((100,), torch.int32)], nn.Linear(2, 2), torch.device("cpu")).args[0]
+    assert int(no_embedding.min()) >= 1 and int(no_embedding.max()) <= 7
+
+
+def test_without_input_a_module_gives_its_tree_and_parameters() -> None:
+    factory, _ = REFERENCES["resnet50"]
+    report = layerscope.inspect(factory())
+    assert report.ran is False and report.total_params == 25_557_032 and report.output_shapes == []
+    assert "need an input" in report.notes[0].message

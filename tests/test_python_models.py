@@ -87,3 +87,37 @@ def test_arg_on_a_spec_file_is_an_error(cli) -> None:
     run = cli("inspect", "lenet", "--arg", "classes=3")
     assert run.exit_code == 2
     assert run.stderr.startswith("layerscope: error: --arg is for Python-defined models (pkg.module:Class)")
+
+
+def test_keyword_inputs_on_the_command_line_with_realistic_values(cli) -> None:
+    """Token ids are made below the vocabulary, a mask is all ones: the model raises otherwise."""
+    data = as_json(
+        cli, "inspect", f"{TARGET}:Tagger", "--allow-import", "-i", "2x12:int64", "-i", "attention_mask=2x12:int64"
+    )
+    assert data["failure"] is None and data["output_shapes"] == [[2, 12, 2]]
+    assert data["input_shapes"] == [[2, 12], [2, 12]]
+
+
+def test_arg_values_are_python_literals(cli) -> None:
+    data = as_json(
+        cli, "params", f"{TARGET}:Tagger", "--allow-import", "-a", "pad=None", "-a", "tags=[1, 2, 3]", "-a", "vocab=7"
+    )
+    assert data["total_params"] == 7 * 8 + 8 * 3 + 3
+    text = as_json(cli, "params", f"{TARGET}:Tagger", "--allow-import", "-a", "tags=abc")  # not a literal: text
+    assert text["total_params"] == 100 * 8 + 8 * 3 + 3
+
+
+def test_without_input_the_module_tree_and_parameters(cli) -> None:
+    run = cli("inspect", f"{TARGET}:Classifier", "--allow-import")
+    assert run.exit_code == 0, run.stderr
+    assert "Classifier — modules" in run.stdout and "Output shape" not in run.stdout
+    assert "Total params                    30,982" in run.stdout
+    assert "shapes, FLOPs and memory need an input" in run.stdout
+    params = as_json(cli, "params", f"{TARGET}:Classifier", "--allow-import")
+    assert params["ran"] is False and params["total_params"] == 30_982 and len(params["params"]) == 8
+
+
+def test_a_torchscript_module_gets_its_parameters_and_a_note(cli) -> None:
+    run = cli("inspect", f"{TARGET}:scripted", "--allow-import", "-i", "3x2")
+    assert run.exit_code == 0, run.stderr
+    assert "Total params" in run.stdout and "TorchScript module takes no hooks" in run.stdout

@@ -9,7 +9,7 @@ keeps its state, its hooks and its modes without anything to restore.
 What replaces a tensor:
 - a float parameter: a new Parameter over the *same storage* on a real run (no weights copied,
   exact), or an uninitialised one on meta, where nothing is allocated;
-- a buffer or a non-float parameter: its real values — cloned (buffers are small; an index table
+- a buffer, a non-float parameter or a tensor held as a plain attribute: its real values — cloned (buffers are small; an index table
   with garbage in it would make the model fail for no fault of the user's), or on meta its shape.
 Tied tensors stay tied: one tensor, one replacement.
 """
@@ -36,7 +36,7 @@ class Shadow:
 def shadow(model: nn.Module, device: torch.device) -> Shadow:
     """`model` copied for one run on `device` (see the module's docstring for what each tensor becomes)."""
     memo: dict[int, object] = {}
-    for tensor in _tensors(model):
+    for tensor in [*_tensors(model), *_plain_tensors(model)]:
         if id(tensor) not in memo:
             memo[id(tensor)] = _replacement(tensor, device)
     try:
@@ -52,6 +52,18 @@ def _tensors(model: nn.Module) -> list[Tensor]:
         *(b for _, b in model.named_buffers(remove_duplicate=False)),
     ]
     return [t for t in found if not isinstance(t, nn.parameter.UninitializedTensorMixin)]
+
+
+def _plain_tensors(model: nn.Module) -> list[Tensor]:
+    """Tensors held as plain attributes (old-style weight_norm's computed `weight`, a cached table):
+    treated as buffers, so they run on the same device — and a computed one, which deepcopy refuses
+    (not a graph leaf), is copied by value."""
+    return [
+        value
+        for module in model.modules()
+        for value in vars(module).values()
+        if isinstance(value, Tensor) and not isinstance(value, nn.parameter.UninitializedTensorMixin)
+    ]
 
 
 def _replacement(tensor: Tensor, device: torch.device) -> Tensor:
