@@ -74,3 +74,16 @@ def scripted():
     import torch
 
     return torch.jit.script(small())
+
+
+class Buggy(nn.Module):
+    """The "Building models" tutorial's slip: torch.functional is not torch.nn.functional."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3)
+
+    def forward(self, x):
+        import torch.functional as F
+
+        return F.max_pool2d(self.conv(x), 2)

@@ -121,3 +121,44 @@ def test_a_torchscript_module_gets_its_parameters_and_a_note(cli) -> None:
     run = cli("inspect", f"{TARGET}:scripted", "--allow-import", "-i", "3x2")
     assert run.exit_code == 0, run.stderr
     assert "Total params" in run.stdout and "TorchScript module takes no hooks" in run.stdout
+
+
+def test_a_failure_points_at_the_python_line_that_called_the_layer(cli) -> None:
+    data = as_json(cli, "shapes", f"{TARGET}:Classifier", "--allow-import", "-i", "1x3x16x16")["failure"]
+    assert data["kind"] == "input" and data["error_type"] == "RuntimeError"
+    assert (
+        data["called_at"] == "tests/python_models.py:15 in Classifier.forward: return self.fc(self.convs(x).flatten(1))"
+    )
+    assert data["hints"][0] == "Linear(in_features=768, …) would accept this input"  # its constructor's terms
+
+
+def test_a_bug_in_the_models_code_is_not_blamed_on_the_input(cli) -> None:
+    """The tutorial's own `import torch.functional as F`: an AttributeError in forward."""
+    run = cli("inspect", f"{TARGET}:Buggy", "--allow-import", "-i", "1x1x8x8")
+    assert run.exit_code == 1
+    assert "✗ Buggy (Buggy): the model's code raised AttributeError" in run.stdout
+    assert "Raised at   tests/python_models.py:" in run.stdout and "in Buggy.forward: return F.max_pool2d" in run.stdout
+    assert "does not accept its input" not in run.stdout and "Fix" not in run.stdout
+    debug = cli("inspect", f"{TARGET}:Buggy", "--allow-import", "-i", "1x1x8x8", "--debug")
+    assert debug.stderr.startswith("Traceback (most recent call last):")
+    assert debug.stderr.rstrip().endswith("AttributeError: module 'torch.functional' has no attribute 'max_pool2d'")
+
+
+@pytest.mark.parametrize(
+    ("error", "bug"),
+    [
+        (AttributeError("module 'torch.functional' has no attribute 'max_pool2d'"), True),
+        (NameError("name 'nn' is not defined"), True),
+        (ModuleNotFoundError("No module named 'einops'"), True),
+        (TypeError("unsupported operand type(s) for +: 'int' and 'str'"), True),
+        (TypeError("forward() missing 1 required positional argument: 'mask'"), False),
+        (TypeError("conv2d() received an invalid combination of arguments"), False),
+        (AttributeError("'NoneType' object has no attribute 'shape'"), False),
+        (RuntimeError("mat1 and mat2 shapes cannot be multiplied"), False),
+        (ValueError("Expected input batch_size (4) to match target batch_size (2)"), False),
+    ],
+)
+def test_what_counts_as_the_models_own_bug(error: BaseException, bug: bool) -> None:
+    from layerscope.report.diagnose import model_bug
+
+    assert model_bug(error) is bug

@@ -3,6 +3,7 @@ the result to render/ through cli/output.py."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -50,6 +51,9 @@ def _run(
 ) -> None:
     report = guarded(lambda: targets.inspect(targets.load(spec, options), inputs, options), debug)
     from layerscope.render.text import to_json
+
+    if debug and report.failure is not None and report.failure.traceback:
+        sys.stderr.write(report.failure.traceback)  # the model's own traceback, as Python printed it
 
     emit(fmt, lambda: to_json(report), lambda: view(report), failed=report.failure is not None, export=export)
 

@@ -110,8 +110,13 @@ def _failure(report: Report) -> RenderableType:
     failure = report.failure
     assert failure is not None
     layer = failure.layer or report.model
+    title = (
+        f"✗ {layer} ({failure.type}): the model's code raised {failure.error_type}"
+        if failure.kind == "bug"
+        else f"✗ {layer} ({failure.type}) does not accept its input"
+    )
     table = Table(
-        title=cell(Text(f"✗ {layer} ({failure.type}) does not accept its input", style="bold red")),
+        title=cell(Text(title, style="bold red")),
         title_justify="left",
         title_style="bold red",
         box=box.SIMPLE_HEAD,
@@ -123,6 +128,10 @@ def _failure(report: Report) -> RenderableType:
     rows: list[tuple[str, str]] = []
     if failure.source:
         rows.append(("Defined at", failure.source))
+    if failure.raised_at and failure.raised_at != failure.called_at:
+        rows.append(("Raised at", failure.raised_at))
+    if failure.called_at:
+        rows.append(("Called at", failure.called_at))
     rows.append(("Got", format_shapes(failure.got) or "-"))
     if failure.expected:
         rows.append(("Expected", failure.expected))

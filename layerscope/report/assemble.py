@@ -21,6 +21,7 @@ def report(run: Trace, *, name: str | None = None, probe: diagnose.Probe | None 
     failure = None
     if run.failed is not None:
         failed = run.failed
+        where = {"called_at": failed.called_at, "raised_at": failed.raised_at, "traceback": failed.traceback}
         failure = diagnose.failure(
             run.model,
             run.inputs,
@@ -32,6 +33,7 @@ def report(run: Trace, *, name: str | None = None, probe: diagnose.Probe | None 
             probe,
             search,
             run.kwargs,
+            where,
         )
     return Report(
         model=name or module_type_name(run.model),

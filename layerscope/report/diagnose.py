@@ -41,14 +41,30 @@ def failure(
     probe: Probe | None = None,
     search: bool = True,
     kwargs: Mapping[str, Any] | None = None,
+    where_in_python: Mapping[str, str | None] | None = None,
 ) -> Failure:
     """The full account of a failed forward pass at `where` (the innermost call still open).
 
     `probe` tries other input shapes (default: module_probe, `model` on stand-in weights); with
     `search` off, only the hints read off the layer itself are given.
     """
+    where_in_python = dict(where_in_python or {})
     text = str(error).strip()
     torch_message = text.splitlines()[0] if text else type(error).__name__
+    if model_bug(error):
+        return Failure(
+            layer=where.name,
+            type=where.type,
+            source=where.source,
+            got=where.input_shapes,
+            expected=None,
+            message=torch_message,
+            error=torch_message,
+            chain=chain_to(records, where.name),
+            error_type=type(error).__name__,
+            kind="bug",
+            **where_in_python,
+        )
     mismatch = explain(module, args) if module is not None else None
     budget = probe_budget(len(records))
     hints = (
@@ -66,7 +82,23 @@ def failure(
         hints=hints,
         error=torch_message,
         chain=chain_to(records, where.name),
+        error_type=type(error).__name__,
+        **where_in_python,
     )
+
+
+_INPUT_WORDS = ("argument", "tensor", "Tensor", "dtype", "size", "shape", "dim")
+
+
+def model_bug(error: BaseException) -> bool:
+    """True for an error in the model's own code rather than about its input: a missing name or
+    attribute, a failed import, or a TypeError that speaks of no argument, tensor, shape or dtype
+    (`forward() missing 1 required positional argument` is about the input)."""
+    if isinstance(error, (NameError, ImportError, SyntaxError)):  # UnboundLocalError is a NameError
+        return True
+    if isinstance(error, AttributeError):
+        return "'NoneType' object" not in str(error)  # an input left out (mask=None) reads as that
+    return isinstance(error, TypeError) and not any(word in str(error) for word in _INPUT_WORDS)
 
 
 def chain_to(records: list[LayerRecord], failing: str) -> list[ChainStep]:
@@ -97,7 +129,10 @@ def _hints(
             if where.source and mismatch.kind in ("features", "channels")
             else ""
         )
-        hints.append(f"set {mismatch.arg}: {mismatch.fits_input} to accept this input{infer}")
+        if where.source:  # a spec's layer: in the spec's terms
+            hints.append(f"set {mismatch.arg}: {mismatch.fits_input} to accept this input{infer}")
+        else:  # a Python module: in its constructor's
+            hints.append(f"{where.type}({mismatch.arg}={mismatch.fits_input}, …) would accept this input")
     if mismatch.kind == "ids":
         hints.append(f"or keep the ids below {mismatch.wanted}: input range [0, {mismatch.wanted}] in the spec")
     if (

@@ -35,6 +35,11 @@ class Failure:
     hints: list[str] = field(default_factory=list)
     error: str = ""  # torch's own message, first line
     chain: list[ChainStep] = field(default_factory=list)
+    error_type: str = ""  # the exception's class name: ValueError, AttributeError, …
+    kind: str = "input"  # input: the layer rejected what it got; bug: the model's code raised (AttributeError, …)
+    called_at: str | None = None  # a Python model's: `file:line in function: source` of the failing call
+    raised_at: str | None = None  # the innermost line of the model's Python code that was running
+    traceback: str = ""  # the whole Python traceback (shown under --debug)
 
 
 @dataclass

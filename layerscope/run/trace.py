@@ -8,11 +8,16 @@ stage to explain. Afterwards the model is as it was: its tensors, each module's 
 
 from __future__ import annotations
 
+import linecache
+import os
 import random
 import sys
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from traceback import format_exception, walk_tb
+from types import FrameType
 from typing import Any
 
 import torch
@@ -78,6 +83,9 @@ class Failed:
     record: LayerRecord  # the call that was running (the model's own when no submodule was)
     module: nn.Module | None  # its module, None when the model failed before any call
     args: tuple[Any, ...]  # what that module was called with
+    called_at: str | None = None  # file:line (function): source of the call of that module in Python code
+    raised_at: str | None = None  # the same for the innermost Python frame outside torch that was running
+    traceback: str = ""  # the whole traceback, for --debug
 
 
 @dataclass
@@ -307,11 +315,42 @@ def _numpy_rng() -> Any:
 
 def _failed(model: nn.Module, inputs: Sequence[Any], recorder: _Recorder, error: BaseException) -> Failed:
     """The failure as it happened: in the innermost open call, else in the model before any call."""
+    text = "".join(format_exception(type(error), error, error.__traceback__))
     if recorder.stack:
         record, module, args, _, _ = recorder.stack[-1]
-        return Failed(error, record, module, args)
+        called, raised = python_frames(error, module)
+        return Failed(error, record, module, args, called, raised, text)
     record = LayerRecord("", module_type_name(model), 0, shapes_of(list(inputs)))
-    return Failed(error, record, None, tuple(inputs))
+    return Failed(error, record, None, tuple(inputs), None, python_frames(error, None)[1], text)
+
+
+_OURS = tuple(str(Path(m.__file__).parent) + os.sep for m in (torch, sys.modules["layerscope"]) if m.__file__)
+
+
+def python_frames(error: BaseException, module: nn.Module | None) -> tuple[str | None, str | None]:
+    """Where, in the model's Python code (not torch's, not layerscope's), `module` was called, and
+    the innermost of its frames that was running when `error` was raised: `file:line in function:
+    source line`."""
+    called = raised = None
+    last_user = None
+    for frame, line in walk_tb(error.__traceback__):
+        if not frame.f_code.co_filename.startswith(_OURS):
+            last_user = _place(frame, line)
+            raised = last_user
+        elif called is None and module is not None and frame.f_locals.get("self") is module:
+            called = last_user  # the last Python frame before torch took the call
+    return called, raised
+
+
+def _place(frame: FrameType, line: int) -> str:
+    path = Path(frame.f_code.co_filename)
+    try:
+        shown = str(path.relative_to(Path.cwd()))
+    except ValueError:
+        shown = str(path)
+    function = getattr(frame.f_code, "co_qualname", frame.f_code.co_name)
+    source = linecache.getline(str(path), line).strip()
+    return f"{shown}:{line} in {function}" + (f": {source}" if source else "")
 
 
 def _count(params: Sequence[nn.Parameter]) -> tuple[int, int]:
