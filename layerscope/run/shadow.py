@@ -18,8 +18,12 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from types import FunctionType
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -40,9 +44,47 @@ def shadow(model: nn.Module, device: torch.device) -> Shadow:
         if id(tensor) not in memo:
             memo[id(tensor)] = _replacement(tensor, device)
     try:
-        return Shadow(copy.deepcopy(model, memo))
+        return Shadow(_copied(model, memo))
     except Exception as e:  # noqa: BLE001 - an attribute deepcopy refuses (a lock, a file handle)
         return Shadow(None, f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}")
+
+
+_ATOMIC = (type(None), bool, int, float, complex, str, bytes, type, torch.dtype, torch.device, FunctionType)
+_OWN_COPYING = ("__deepcopy__", "__reduce_ex__", "__reduce__", "__getstate__", "__setstate__", "__copy__")
+
+
+def _copied(value: Any, memo: dict[int, Any]) -> Any:
+    """copy.deepcopy(value, memo), done directly for what a module tree is made of (modules, their
+    dicts, lists and tuples, immutable values, functions): deepcopy's generic reconstruction per
+    object was a third of the inspect of a small model. Anything else, and any module class with
+    copying of its own, goes through deepcopy itself, with the same memo."""
+    if isinstance(value, _ATOMIC):
+        return value
+    if id(value) in memo:
+        return memo[id(value)]
+    kind = type(value)
+    if isinstance(value, nn.Module) and _copied_as_nn_module(kind):
+        new = kind.__new__(kind)
+        memo[id(value)] = new
+        new.__dict__.update({key: _copied(item, memo) for key, item in value.__dict__.items()})
+        return new
+    if kind in (dict, OrderedDict):
+        made = memo[id(value)] = kind()
+        made.update((key, _copied(item, memo)) for key, item in value.items())
+        return made
+    if kind is list:
+        made = memo[id(value)] = []
+        made.extend(_copied(item, memo) for item in value)
+        return made
+    if kind is tuple:
+        return tuple(_copied(item, memo) for item in value)
+    return copy.deepcopy(value, memo)
+
+
+@functools.cache
+def _copied_as_nn_module(kind: type) -> bool:
+    """True for a module class that copies, pickles and restores itself as nn.Module does."""
+    return all(getattr(kind, name, None) is getattr(nn.Module, name, None) for name in _OWN_COPYING)
 
 
 def _tensors(model: nn.Module) -> list[Tensor]:
