@@ -98,7 +98,9 @@ def main() -> int:
     options = parser.parse_args()
     torch.set_num_threads(1)  # one core each, as a loaded 2-core machine gives: thread contention is noise
     rows = []
-    print(f"torch {torch.__version__}, torchinfo {torchinfo.__version__}; median of {options.repeat} alternating rounds\n")
+    print(
+        f"torch {torch.__version__}, torchinfo {torchinfo.__version__}; median of {options.repeat} alternating rounds\n"
+    )
     print("| model | layerscope | torchinfo | ratio | layerscope ran on |")
     print("| --- | ---: | ---: | ---: | --- |")
     for case in cases():
@@ -106,12 +108,17 @@ def main() -> int:
             continue
         ours, theirs, device = compare(case, options.repeat)
         rows.append(ours / theirs)
-        print(f"| {case[0]} | {ours * 1000:.0f} ms | {theirs * 1000:.0f} ms | {ours / theirs:.2f} | {device} |", flush=True)
+        print(
+            f"| {case[0]} | {ours * 1000:.0f} ms | {theirs * 1000:.0f} ms | {ours / theirs:.2f} | {device} |",
+            flush=True,
+        )
     if not rows:
         print("no models: install timm, torchvision or transformers")
         return 1
     median, worst = statistics.median(rows), max(rows)
-    print(f"\n{len(rows)} models: median ratio {median:.2f} (target ≤ {MEDIAN_TARGET}), worst {worst:.2f} (target ≤ {WORST_TARGET})")
+    print(
+        f"\n{len(rows)} models: median ratio {median:.2f} (target ≤ {MEDIAN_TARGET}), worst {worst:.2f} (target ≤ {WORST_TARGET})"
+    )
     return int(options.strict and (median > MEDIAN_TARGET or worst > WORST_TARGET))
 
 

@@ -4,14 +4,9 @@ FlopCounterMode on the same inputs (attention through the math backend, whose ma
 
 from __future__ import annotations
 
-import copy
-from typing import Any
-
 import pytest
 import torch
-from torch import nn
-from torch.nn.attention import SDPBackend, sdpa_kernel
-from torch.utils.flop_counter import FlopCounterMode
+from real_runs import real_run
 
 import layerscope
 
@@ -19,39 +14,12 @@ from hf_models import MODELS
 from test_untouched import state
 
 
-def shapes(value: Any) -> list[list[int]]:
-    if isinstance(value, torch.Tensor):
-        return [list(value.shape)]
-    if isinstance(value, dict):
-        return [s for v in value.values() for s in shapes(v)]
-    if isinstance(value, (list, tuple)):
-        return [s for v in value for s in shapes(v)]
-    return []
-
-
-def real_run(model: nn.Module, inputs: dict[str, torch.Tensor]) -> tuple[list[tuple[str, list]], int]:
-    """Each module call's (name, output shapes) in the order they finish, and the FLOPs, from a
-    plain eval forward of a copy with hooks of our own."""
-    twin = copy.deepcopy(model).eval()
-    calls: list[tuple[str, list]] = []
-    names = {id(m): n for n, m in twin.named_modules()}
-    handles = [m.register_forward_hook(lambda m, a, o: calls.append((names[id(m)], shapes(o)))) for m in twin.modules()]
-    counter = FlopCounterMode(display=False)
-    # torch has no FLOP formula for the CPU's fused attention kernel (layerscope adds one): the
-    # math backend computes the same attention as matmuls torch does count
-    with torch.no_grad(), sdpa_kernel(SDPBackend.MATH), counter:
-        twin(**inputs)
-    for h in handles:
-        h.remove()
-    return calls, counter.get_total_flops()
-
-
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_a_transformers_model_is_reported_exactly_and_left_untouched(name: str) -> None:
     factory, make_inputs = MODELS[name]
     model, inputs = factory(), make_inputs()
     before = state(model)
-    calls, flops = real_run(model, inputs)
+    calls, flops = real_run(model, kwargs=inputs)
 
     report = layerscope.inspect(model, inputs=inputs)
 

@@ -55,36 +55,47 @@ _OWN_COPYING = ("__deepcopy__", "__reduce_ex__", "__reduce__", "__getstate__", "
 
 def _copied(value: Any, memo: dict[int, Any]) -> Any:
     """copy.deepcopy(value, memo), done directly for what a module tree is made of (modules, their
-    dicts, lists and tuples, immutable values, functions): deepcopy's generic reconstruction per
-    object was a third of the inspect of a small model. Anything else, and any module class with
-    copying of its own, goes through deepcopy itself, with the same memo."""
+    dicts, lists, tuples and sets, immutable values, functions): deepcopy's generic reconstruction
+    per object was a third of the inspect of a small model. Anything else, and any module class
+    with copying of its own, goes through deepcopy itself, with the same memo."""
     if isinstance(value, _ATOMIC):
         return value
-    if id(value) in memo:
-        return memo[id(value)]
+    key = id(value)
+    if key in memo:
+        return memo[key]
     kind = type(value)
-    if isinstance(value, nn.Module) and _copied_as_nn_module(kind):
-        new = kind.__new__(kind)
-        memo[id(value)] = new
-        new.__dict__.update({key: _copied(item, memo) for key, item in value.__dict__.items()})
-        return new
     if kind in (dict, OrderedDict):
-        made = memo[id(value)] = kind()
-        made.update((key, _copied(item, memo)) for key, item in value.items())
+        made = memo[key] = kind()
+        for name, item in value.items():
+            made[name] = item if isinstance(item, _ATOMIC) else _copied(item, memo)
         return made
+    if isinstance(value, nn.Module) and _copied_as_nn_module(kind):
+        new = memo[key] = kind.__new__(kind)
+        state = new.__dict__
+        for name, item in value.__dict__.items():
+            state[name] = item if isinstance(item, _ATOMIC) else _copied(item, memo)
+        return new
     if kind is list:
-        made = memo[id(value)] = []
+        made = memo[key] = []
         made.extend(_copied(item, memo) for item in value)
         return made
     if kind is tuple:
         return tuple(_copied(item, memo) for item in value)
+    if kind is set and all(isinstance(item, _ATOMIC) for item in value):
+        made = memo[key] = set(value)
+        return made
     return copy.deepcopy(value, memo)
 
 
 @functools.cache
 def _copied_as_nn_module(kind: type) -> bool:
-    """True for a module class that copies, pickles and restores itself as nn.Module does."""
-    return all(getattr(kind, name, None) is getattr(nn.Module, name, None) for name in _OWN_COPYING)
+    """True for a module class that copies, pickles and restores itself as nn.Module does. (The
+    convolutions' `__setstate__` only fills in a `padding_mode` that old pickles lack: a copy of
+    the attributes needs nothing from it.)"""
+    allowed = {"__setstate__": (nn.Module.__setstate__, nn.Conv2d.__setstate__)}
+    return all(
+        getattr(kind, name, None) in allowed.get(name, (getattr(nn.Module, name, None),)) for name in _OWN_COPYING
+    )
 
 
 def _tensors(model: nn.Module) -> list[Tensor]:

@@ -121,7 +121,7 @@ class _Recorder:
         self.counter = counter
         self.calls: dict[int, int] = {}
         self.first_call: dict[int, str] = {}
-        self.counts: dict[int, tuple[int, int]] = {}
+        self.counts = subtree_counts(model)  # parameters of each module and its children, by module id
         self.records: list[LayerRecord] = []
         # calls still open, innermost last: record, module, args, FLOPs counted and ops not counted when it began
         self.stack: list[tuple[LayerRecord, nn.Module, tuple[Any, ...], int, int]] = []
@@ -136,9 +136,7 @@ class _Recorder:
         # a module registered under several names (a spec's `use:`) takes them in turn, call by call
         options = self.names.get(key, ["?"])
         qualname = options[n % len(options)]
-        if key not in self.counts:
-            self.counts[key] = _count(list(module.parameters()))
-        total, trainable = self.counts[key]
+        total, trainable = self.counts.get(key) or _count(list(module.parameters()))
         record = LayerRecord(
             name=qualname,
             type=module_type_name(module),
@@ -354,6 +352,23 @@ def _place(frame: FrameType, line: int) -> str:
     function = getattr(frame.f_code, "co_qualname", frame.f_code.co_name)
     source = linecache.getline(str(path), line).strip()
     return f"{shown}:{line} in {function}" + (f": {source}" if source else "")
+
+
+def subtree_counts(model: nn.Module) -> dict[int, tuple[int, int]]:
+    """(parameters, trainable parameters) of every module of `model` with its children, each tensor
+    counted once, by module id: one walk up the tree, not one walk down per module."""
+    found: dict[int, dict[int, nn.Parameter]] = {}
+
+    def unique(module: nn.Module) -> dict[int, nn.Parameter]:
+        if id(module) not in found:
+            own = {id(p): p for p in module.parameters(recurse=False)}
+            for child in module.children():
+                own.update(unique(child))
+            found[id(module)] = own
+        return found[id(module)]
+
+    unique(model)
+    return {key: _count(list(params.values())) for key, params in found.items()}
 
 
 def _count(params: Sequence[nn.Parameter]) -> tuple[int, int]:
