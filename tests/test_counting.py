@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
@@ -208,3 +208,45 @@ def test_no_initialiser_runs_while_a_spec_with_lazy_layers_is_built() -> None:
         built = build(load_spec(ROOT / "configs" / "lazy_mlp.yaml"), device="cpu")
     assert sum(p.numel() for p in built.model.parameters()) == 20 * 256 + 256 + 256 * 10 + 10
     assert not {"kaiming_uniform_", "uniform_"} & set(spy.seen)
+
+
+@pytest.mark.parametrize("kind", [nn.LSTM, nn.GRU, nn.RNN])
+def test_recurrent_layers_on_meta_are_answered_by_shape_as_the_cpu_runs_them(kind: type) -> None:
+    """run/meta_rnn.py: every layout, depth, direction, projection, bias, unbatched input and given
+    state gives the CPU's output shapes and FLOPs; a wrong input or state fails with torch's message."""
+    import itertools
+
+    import layerscope
+
+    for layers, bi, first, proj, bias, unbatched, state in itertools.product(
+        [1, 2], [False, True], [False, True], [0, 3], [True, False], [False, True], [False, True]
+    ):
+        if proj and kind is not nn.LSTM:
+            continue
+        model = kind(
+            6,
+            5,
+            num_layers=layers,
+            bidirectional=bi,
+            batch_first=first,
+            bias=bias,
+            **({"proj_size": proj} if proj else {}),
+        )
+        x = torch.randn(7, 6) if unbatched else torch.randn(2, 7, 6) if first else torch.randn(7, 2, 6)
+        args: list = [x]
+        if state:
+            rows, out = (2 if bi else 1) * layers, proj or 5
+            h = torch.zeros((rows, out) if unbatched else (rows, 2, out))
+            c = torch.zeros((rows, 5) if unbatched else (rows, 2, 5))
+            args.append((h, c) if kind is nn.LSTM else h)
+        on_cpu = layerscope.inspect(model, inputs=args, device="cpu")
+        on_meta = layerscope.inspect(model, inputs=args, device="meta")
+        assert (on_meta.total_flops, on_meta.output_shapes) == (on_cpu.total_flops, on_cpu.output_shapes)
+        assert on_cpu.failure is None and on_meta.failure is None
+    model = kind(6, 5)
+    for args in ([torch.randn(7, 2, 5)], [torch.randn(7, 2, 6), torch.zeros(1, 3, 5)]):
+        if kind is nn.LSTM and len(args) == 2:
+            args[1] = (args[1], torch.zeros(1, 3, 5))
+        on_cpu = layerscope.inspect(model, inputs=args, device="cpu").failure
+        on_meta = layerscope.inspect(model, inputs=args, device="meta").failure
+        assert on_cpu is not None and on_meta is not None and on_meta.error == on_cpu.error

@@ -28,6 +28,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from layerscope.run.meta_rnn import answer_by_shape
+
 
 @dataclass
 class Shadow:
@@ -44,9 +46,12 @@ def shadow(model: nn.Module, device: torch.device) -> Shadow:
         if id(tensor) not in memo:
             memo[id(tensor)] = _replacement(tensor, device)
     try:
-        return Shadow(_copied(model, memo))
+        copied = _copied(model, memo)
     except Exception as e:  # noqa: BLE001 - an attribute deepcopy refuses (a lock, a file handle)
         return Shadow(None, f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}")
+    if device.type == "meta":
+        answer_by_shape(copied)  # recurrent layers: shapes and FLOPs without the step-by-step run
+    return Shadow(copied)
 
 
 _ATOMIC = (type(None), bool, int, float, complex, str, bytes, type, torch.dtype, torch.device, FunctionType)
