@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 import torchinfo
+from torch.utils.flop_counter import FlopCounterMode
 
 import layerscope
 
@@ -73,21 +74,30 @@ def timed(call: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
-def compare(case: Case, repeat: int) -> tuple[float, float, str]:
-    """Median seconds of layerscope and of torchinfo on one model, and the device layerscope used."""
+def compare(case: Case, repeat: int) -> tuple[float, float, float, str]:
+    """Median seconds of layerscope, of torchinfo and of a plain forward under FlopCounterMode on
+    one model (what counting every op's FLOPs costs by itself), and the device layerscope used."""
     _, factory, make = case
     model = factory().eval()
     given = make()
     ours = lambda: layerscope.inspect(model, inputs=given.get("inputs"), kwargs=given.get("kwargs"))  # noqa: E731
     data = given.get("inputs", given.get("kwargs"))
     theirs = lambda: torchinfo.summary(model, input_data=data, verbose=0)  # noqa: E731
+    args, kwargs = (given["inputs"],) if "inputs" in given else (), given.get("kwargs", {})
+
+    def counted() -> None:
+        with torch.no_grad(), FlopCounterMode(display=False):
+            model(*args, **kwargs)
+
     device = ours().device
     theirs()
-    a, b = [], []
+    counted()
+    a, b, c = [], [], []
     for _ in range(repeat):
         a.append(timed(ours))
         b.append(timed(theirs))
-    return statistics.median(a), statistics.median(b), device
+        c.append(timed(counted))
+    return statistics.median(a), statistics.median(b), statistics.median(c), device
 
 
 def main() -> int:
@@ -101,8 +111,8 @@ def main() -> int:
     print(
         f"torch {torch.__version__}, torchinfo {torchinfo.__version__}; median of {options.repeat} alternating rounds\n"
     )
-    print("| model | layerscope | torchinfo | ratio | layerscope ran on |")
-    print("| --- | ---: | ---: | ---: | --- |")
+    print("| model | layerscope | torchinfo | ratio | forward + FlopCounterMode | layerscope ran on |")
+    print("| --- | ---: | ---: | ---: | ---: | --- |")
     for case in cases():
         if options.only and options.only not in case[0]:
             continue

@@ -30,7 +30,7 @@ def answer_by_shape(model: nn.Module) -> None:
             module.forward = partial(_forward, module)
 
 
-def _forward(module: nn.RNNBase, input: Any, hx: Any = None) -> Any:
+def _forward(module: nn.RNNBase, input: Any, hx: Any = None) -> Any:  # noqa: A002 - torch's own names
     if not isinstance(input, Tensor) or input.dim() not in (2, 3) or not input.is_meta:
         return type(module).forward(module, input, hx)
     batched = input.dim() == 3
