@@ -116,10 +116,11 @@ def main() -> int:
     for case in cases():
         if options.only and options.only not in case[0]:
             continue
-        ours, theirs, device = compare(case, options.repeat)
+        ours, theirs, counting, device = compare(case, options.repeat)
         rows.append(ours / theirs)
         print(
-            f"| {case[0]} | {ours * 1000:.0f} ms | {theirs * 1000:.0f} ms | {ours / theirs:.2f} | {device} |",
+            f"| {case[0]} | {ours * 1000:.0f} ms | {theirs * 1000:.0f} ms | {ours / theirs:.2f} "
+            f"| {counting * 1000:.0f} ms | {device} |",
             flush=True,
         )
     if not rows:

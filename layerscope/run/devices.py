@@ -12,6 +12,7 @@ runs, so a large model stops on the CPU before its first expensive layer and sta
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -30,14 +31,15 @@ class OverBudget(BaseException):
 
 
 @contextlib.contextmanager
-def cpu_work_budget(model: nn.Module) -> Iterator[None]:
+def cpu_work_budget(model: nn.Module, limit: int | None = None) -> Iterator[None]:
     """While it lasts, a call of any leaf of `model` that would take the multiply-adds run so far
-    past CPU_BUDGET_MACS raises OverBudget before it runs."""
+    past `limit` (default: CPU_BUDGET_MACS) raises OverBudget before it runs."""
     used = [0]
+    cap = CPU_BUDGET_MACS if limit is None else limit
 
     def charge(module: nn.Module, args: tuple[Any, ...]) -> None:
         used[0] += estimated_macs(module, args)
-        if used[0] > CPU_BUDGET_MACS:
+        if used[0] > cap:
             raise OverBudget
 
     handles = [m.register_forward_pre_hook(charge) for m in model.modules() if not any(True for _ in m.children())]
@@ -70,7 +72,8 @@ def estimated_macs(module: nn.Module, args: Sequence[Any]) -> int:
     """Multiply-adds of `module(*args)`, estimated before it runs: its weights times the positions
     they are applied at (tokens for a Linear or an LSTM, pixels for a convolution).
 
-    Exact for Linear; an upper bound for strided convolutions. Only the device choice uses it.
+    Exact for Linear; for a convolution, its input positions over its strides (padding and
+    dilation aside). Only the device choice uses it.
     """
     x = next((a for a in args if isinstance(a, Tensor)), None)
     if x is None or x.dim() == 0:
@@ -83,4 +86,6 @@ def estimated_macs(module: nn.Module, args: Sequence[Any]) -> int:
     if weights == 0:
         return x.numel()
     features = x.shape[1] if hasattr(module, "in_channels") and x.dim() >= 3 else x.shape[-1]
-    return weights * (x.numel() // max(features, 1))
+    stride = getattr(module, "stride", 1)  # a strided convolution is applied at fewer positions
+    steps = math.prod(stride) if isinstance(stride, tuple) and hasattr(module, "in_channels") else 1
+    return weights * (x.numel() // max(features, 1)) // max(steps, 1)
