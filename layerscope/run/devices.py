@@ -11,9 +11,8 @@ runs, so a large model stops on the CPU before its first expensive layer and sta
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -30,24 +29,18 @@ class OverBudget(BaseException):
     handling, and the trace's, must not take it for the model rejecting its input.)"""
 
 
-@contextlib.contextmanager
-def cpu_work_budget(model: nn.Module, limit: int | None = None) -> Iterator[None]:
-    """While it lasts, a call of any leaf of `model` that would take the multiply-adds run so far
-    past `limit` (default: CPU_BUDGET_MACS) raises OverBudget before it runs."""
-    used = [0]
-    cap = CPU_BUDGET_MACS if limit is None else limit
+class WorkBudget:
+    """The multiply-adds a CPU run has done, charged leaf by leaf before each runs (run.trace's
+    `before_leaf`): the call that would pass CPU_BUDGET_MACS raises OverBudget instead."""
 
-    def charge(module: nn.Module, args: tuple[Any, ...]) -> None:
-        used[0] += estimated_macs(module, args)
-        if used[0] > cap:
+    def __init__(self, limit: int = CPU_BUDGET_MACS):
+        self.used = 0
+        self.limit = limit
+
+    def charge(self, module: nn.Module, args: tuple[Any, ...]) -> None:
+        self.used += estimated_macs(module, args)
+        if self.used > self.limit:
             raise OverBudget
-
-    handles = [m.register_forward_pre_hook(charge) for m in model.modules() if not any(True for _ in m.children())]
-    try:
-        yield
-    finally:
-        for handle in handles:
-            handle.remove()
 
 
 def named(name: str) -> torch.device:

@@ -80,9 +80,8 @@ def run_on(model: nn.Module, device: torch.device, inputs: Inputs, *, budgeted: 
             0, Note("", f"the model could not be copied ({copy.problem}): it ran in place, restored after")
         )
         return ran
-    budget = devices.cpu_work_budget(copy.module) if budgeted else contextlib.nullcontext()
-    with budget:
-        return trace(copy.module, inputs.args, kwargs=inputs.kwargs)
+    charge = devices.WorkBudget().charge if budgeted else None
+    return trace(copy.module, inputs.args, kwargs=inputs.kwargs, before_leaf=charge)
 
 
 def _confirmed(model: nn.Module, make: MakeInputs, on_meta: Trace, size: int) -> Trace:

@@ -71,6 +71,8 @@ def _copied(value: Any, memo: dict[int, Any]) -> Any:
     kind = type(value)
     if kind in (dict, OrderedDict):
         made = memo[key] = kind()
+        if not value:  # most of a module's tables (hooks of each kind) are empty
+            return made
         for name, item in value.items():
             made[name] = item if isinstance(item, _ATOMIC) else _copied(item, memo)
         return made

@@ -113,7 +113,15 @@ class Trace:
 class _Recorder:
     """The forward hooks: a LayerRecord per call, with the FLOPs counted while it was open."""
 
-    def __init__(self, model: nn.Module, sources: Mapping[str, Any], counter: OpCounter):
+    def __init__(
+        self,
+        model: nn.Module,
+        sources: Mapping[str, Any],
+        counter: OpCounter,
+        before_leaf: Callable[[nn.Module, tuple[Any, ...]], None] | None = None,
+    ):
+        self.before_leaf = before_leaf
+        self.kinds: dict[int, tuple[str, bool]] = {}  # by module id: its type's name, and whether it is a leaf
         self.names: dict[int, list[str]] = {}
         for qualname, module in model.named_modules(remove_duplicate=False):
             self.names.setdefault(id(module), []).append(qualname)
@@ -137,14 +145,19 @@ class _Recorder:
         options = self.names.get(key, ["?"])
         qualname = options[n % len(options)]
         total, trainable = self.counts.get(key) or _count(list(module.parameters()))
+        kind = self.kinds.get(key)
+        if kind is None:
+            kind = self.kinds[key] = (module_type_name(module), not any(True for _ in module.children()))
+        if kind[1] and self.before_leaf is not None:
+            self.before_leaf(module, args)  # the CPU work budget: may stop the run before this layer
         record = LayerRecord(
             name=qualname,
-            type=module_type_name(module),
+            type=kind[0],
             depth=0 if qualname == "" else qualname.count(".") + 1,
-            input_shapes=shapes_of(args) + shapes_of(kwargs),
+            input_shapes=shapes_of(args) + shapes_of(kwargs) if kwargs else shapes_of(args),
             num_params=total,
             trainable_params=trainable,
-            is_leaf=not any(True for _ in module.children()),
+            is_leaf=kind[1],
             shared_with=self.first_call.get(key),
             source=str(self.sources[qualname]) if qualname in self.sources else None,
         )
@@ -195,15 +208,17 @@ def trace(
     sources: Mapping[str, Any] | None = None,
     weights: Mapping[str, Tensor] | None = None,
     kwargs: Mapping[str, Any] | None = None,
+    before_leaf: Callable[[nn.Module, tuple[Any, ...]], None] | None = None,
 ) -> Trace:
     """Run `model(*inputs, **kwargs)` once in eval mode without gradients and record every module call.
 
     `sources` maps qualified names to where they were written (a spec's file:line:col);
-    `weights` (devices.stand_in) run the model on other tensors than its own, e.g. on meta.
+    `weights` (shadow.stand_ins) run the model on other tensors than its own, e.g. on meta;
+    `before_leaf(module, args)` is called before each leaf layer runs (devices.WorkBudget.charge).
     """
     kwargs = dict(kwargs or {})
     counter = OpCounter()
-    recorder = _Recorder(model, sources or {}, counter)
+    recorder = _Recorder(model, sources or {}, counter, before_leaf)
     handles = recorder.attach(model)
     output: Any = None
     error: BaseException | None = None
@@ -298,7 +313,8 @@ class quiet_eval:
 
     def __exit__(self, *exc: object) -> None:
         for module, training in self.modes:
-            module.training = training
+            if module.training != training:
+                module.training = training
         torch.backends.mha.set_fastpath_enabled(self.fastpath)
         torch.backends.mkldnn.enabled = self.mkldnn
         torch_rng, python_rng, numpy_rng = self.rng
