@@ -51,6 +51,11 @@ def cases(dt: torch.dtype) -> list[tuple[Any, ...]]:
         (aten.addmm.default, (meta(4, dtype=dt), a, b)),
         (aten.addmm.default, (meta(6, 4, dtype=dt), a, b)),
         (aten.bmm.default, (meta(3, 6, 8, dtype=dt), meta(3, 8, 4, dtype=dt))),
+        # transposed operands, as a Linear (weight.t()) and attention (keys transposed) pass them
+        (aten.mm.default, (a, meta(4, 8, dtype=dt).t())),
+        (aten.mm.default, (meta(8, 6, dtype=dt).t(), b)),
+        (aten.addmm.default, (meta(4, dtype=dt), a, meta(4, 8, dtype=dt).t())),
+        (aten.bmm.default, (meta(3, 6, 8, dtype=dt), meta(3, 4, 8, dtype=dt).transpose(1, 2))),
     ]
 
 

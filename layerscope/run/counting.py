@@ -129,8 +129,19 @@ def _same_dtype(*tensors: Tensor) -> bool:
     return len({t.dtype for t in tensors}) == 1
 
 
+def _operand(x: Any) -> bool:
+    """A matmul operand answerable by shape: meta and floating, contiguous or the transpose of a
+    contiguous tensor (a Linear's weight arrives as `weight.t()`; attention's keys transposed)."""
+    return (
+        isinstance(x, Tensor)
+        and x.is_meta
+        and x.is_floating_point()
+        and (x.is_contiguous() or (x.dim() >= 2 and x.transpose(-2, -1).is_contiguous()))
+    )
+
+
 def _mm(a: Any, b: Any) -> Any:
-    if _plain(a) and _plain(b) and a.dim() == 2 and b.dim() == 2 and a.shape[1] == b.shape[0] and _same_dtype(a, b):
+    if _operand(a) and _operand(b) and a.dim() == 2 and b.dim() == 2 and a.shape[1] == b.shape[0] and _same_dtype(a, b):
         return _empty((a.shape[0], b.shape[1]), a.dtype)
     return NotImplemented
 
@@ -145,8 +156,8 @@ def _addmm(bias: Any, a: Any, b: Any, **kwargs: Any) -> Any:
 
 def _bmm(a: Any, b: Any) -> Any:
     if (
-        _plain(a)
-        and _plain(b)
+        _operand(a)
+        and _operand(b)
         and a.dim() == 3
         and b.dim() == 3
         and a.shape[0] == b.shape[0]
