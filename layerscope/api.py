@@ -39,7 +39,7 @@ from layerscope.run.runner import run_module
 from layerscope.run.trace import untraced
 from layerscope.spec.bundled import resolve_spec
 from layerscope.spec.model import InputSpec, ModelSpec, load_spec
-from layerscope.spec.shapes import DTYPES, dtype_hint
+from layerscope.spec.shapes import DTYPES, check_elements, dtype_hint
 
 Shape = Sequence[int]
 InputSize = Union[Shape, Sequence[Shape], None]  # noqa: UP007 - a runtime alias
@@ -145,6 +145,9 @@ def load_python(target: str, kwargs: Mapping[str, Any] | None = None) -> nn.Modu
     try:
         found: Any = importlib.import_module(module_name)
     except ImportError as e:
+        missing = getattr(e, "name", None)
+        if missing and module_name != missing and not module_name.startswith(missing + "."):
+            raise UsageError(f"importing {module_name!r} failed: {e}", hint=f"install {missing!r}") from None
         raise UsageError(
             f"cannot import {module_name!r}: {e}", hint="run from the directory that holds it, or install it"
         ) from None
@@ -205,21 +208,37 @@ def _shapes(input_size: InputSize) -> list[tuple[tuple[int, ...], str | None]]:
     if input_size is None:
         return []
     sizes: Sequence[Any] = input_size
-    if isinstance(sizes, Sequence) and all(isinstance(d, int) for d in sizes):
+
+    def size(d: Any) -> bool:
+        return isinstance(d, int) and not isinstance(d, bool) and d >= 0
+
+    if isinstance(sizes, Sequence) and sizes and all(isinstance(d, int) for d in sizes):
         sizes = [sizes]
-    if not isinstance(sizes, Sequence) or not all(
-        isinstance(s, Sequence) and all(isinstance(d, int) and d >= 0 for d in s) for s in sizes
-    ):
+    if not isinstance(sizes, Sequence) or not all(isinstance(s, Sequence) and all(map(size, s)) for s in sizes):
         raise UsageError(f"input_size {input_size!r} is not a shape", hint="e.g. (1, 3, 32, 32) or [(2, 16), (2, 16)]")
+    for s in sizes:
+        check_elements(s, f"input_size {tuple(s)!r}")
     return [(tuple(s), None) for s in sizes]
 
 
 def examples(input_size: InputSize | Mapping[str, Shape], dtypes: Any = None) -> list[Example]:
     """`input_size` (a shape, shapes, or keyword → shape) and `dtypes` (one each) as Examples."""
     named = dict(input_size) if isinstance(input_size, Mapping) else None
+    if named is not None and not named:
+        return []
     shapes = _shapes(list(named.values()) if named is not None else input_size)
     names: list[str | None] = list(named) if named is not None else [None] * len(shapes)
-    kinds = list(dtypes.values()) if isinstance(dtypes, Mapping) else list(dtypes or [])
+    if isinstance(dtypes, (torch.dtype, str)):
+        dtypes = [dtypes] * len(shapes)  # one dtype for every input
+    if isinstance(dtypes, Mapping):
+        if named is None or set(dtypes) != set(named):
+            raise UsageError(
+                "dtypes= by name needs input_size= by the same names", hint="or give a list, one per input"
+            )
+        dtypes = [dtypes[name] for name in named]
+    if dtypes is not None and not isinstance(dtypes, Sequence):
+        raise UsageError(f"dtypes {dtypes!r} is not a dtype or a list of them", hint="e.g. dtypes=[torch.long]")
+    kinds = list(dtypes or [])
     if kinds and len(kinds) != len(shapes):
         raise UsageError(f"{len(kinds)} dtypes for {len(shapes)} inputs", hint="give one dtype per input")
     return [
@@ -229,8 +248,6 @@ def examples(input_size: InputSize | Mapping[str, Shape], dtypes: Any = None) ->
 
 
 def _torch_dtype(kind: Any) -> torch.dtype:
-    if isinstance(kind, torch.dtype):
-        return kind
     name = str(kind).removeprefix("torch.")
     if name not in DTYPES:
         raise UsageError(f"unknown dtype {kind!r}", hint=dtype_hint(name))

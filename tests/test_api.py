@@ -11,7 +11,7 @@ from rich.console import Console
 from torch import nn
 
 import layerscope
-from layerscope.errors import UsageError
+from layerscope.errors import LayerscopeError, UsageError
 
 from conftest import ROOT
 from reference_models import REFERENCES
@@ -165,3 +165,53 @@ def test_without_input_a_module_gives_its_tree_and_parameters() -> None:
     report = layerscope.inspect(factory())
     assert report.ran is False and report.total_params == 25_557_032 and report.output_shapes == []
     assert "need an input" in report.notes[0].message
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (
+            lambda: layerscope.inspect(nn.Linear(2, 2), (1, 2), seed=2**70),
+            "seed 1180591620717411303424 is out of range",
+        ),
+        (lambda: layerscope.inspect(nn.Linear(2, 2), (True, 2)), "input_size (True, 2) is not a shape"),
+        (
+            lambda: layerscope.inspect(nn.Linear(2, 2), (2**40, 2**40, 2)),
+            "input_size (1099511627776, 1099511627776, 2)",
+        ),
+        (lambda: layerscope.inspect(nn.Linear(2, 2), (1, 2), dtypes=[torch.qint8]), "unknown dtype torch.qint8"),
+        (lambda: layerscope.inspect(nn.Linear(2, 2), (1, 2), dtypes={"x": "int64"}), "dtypes= by name needs"),
+        (lambda: layerscope.inspect(nn.Linear(2, 2), (1, 2), dtypes=3), "dtypes 3 is not a dtype"),
+        (
+            lambda: layerscope.inspect(nn.Linear(2, 2), inputs=__import__("numpy").array(["a"])),
+            "a numpy input of dtype",
+        ),
+        (
+            lambda: layerscope.inspect(nn.Linear(2, 2).to("meta"), (1, 2), device="cpu"),
+            "the model's weights are on meta",
+        ),
+    ],
+)
+def test_bad_module_inputs_raise_usage_errors(call, message: str) -> None:
+    with pytest.raises(LayerscopeError) as error:
+        call()
+    assert error.value.message.startswith(message), error.value.message
+
+
+def test_dtypes_by_name_follow_the_names_and_one_dtype_serves_all() -> None:
+    class Two(nn.Module):
+        def forward(self, a, b):
+            assert a.dtype == torch.float32 and b.dtype == torch.int64
+            return a + b
+
+    report = layerscope.inspect(Two(), {"a": (2, 4), "b": (2, 4)}, dtypes={"b": "int64", "a": "float32"})
+    assert report.failure is None
+    assert layerscope.inspect(nn.Embedding(5, 2), [(3,), (3,)][:1], dtypes=torch.long).failure is None
+    assert layerscope.inspect(nn.Linear(2, 2), {}).ran is False
+
+
+def test_a_layer_that_makes_a_huge_output_stops_the_cpu_run_before_the_next_one() -> None:
+    """Upsample has no weights, so its work looks small; its 1 GB output moves the run to meta."""
+    model = nn.Sequential(nn.Upsample(scale_factor=40), nn.Conv2d(3, 1, 1))
+    report = layerscope.inspect(model, (1, 3, 224, 224))
+    assert report.device == "meta" and report.output_shapes == [[1, 1, 8960, 8960]]

@@ -155,6 +155,11 @@ def test_a_bug_in_the_models_code_is_not_blamed_on_the_input(cli) -> None:
         (TypeError("conv2d() received an invalid combination of arguments"), False),
         (AttributeError("'NoneType' object has no attribute 'shape'"), False),
         (RuntimeError("mat1 and mat2 shapes cannot be multiplied"), False),
+        (KeyError("scale"), True),
+        (RecursionError("maximum recursion depth exceeded"), True),
+        (NotImplementedError('Module [Net] is missing the required "forward" function'), True),
+        (TypeError("unsupported operand type(s) for +: 'Tensor' and 'str'"), True),
+        (TypeError("unsupported operand type(s) for *: 'NoneType' and 'Tensor'"), False),
         (ValueError("Expected input batch_size (4) to match target batch_size (2)"), False),
     ],
 )
@@ -162,3 +167,18 @@ def test_what_counts_as_the_models_own_bug(error: BaseException, bug: bool) -> N
     from layerscope.report.diagnose import model_bug
 
     assert model_bug(error) is bug
+
+
+def test_a_seed_out_of_range_and_a_missing_dependency_get_one_line(cli, tmp_path, monkeypatch) -> None:
+    run = cli("shapes", f"{TARGET}:Classifier", "--allow-import", "-i", "1x3x32x32", "--seed", str(2**70))
+    assert run.exit_code == 2 and run.stderr.startswith(
+        "layerscope: error: seed 1180591620717411303424 is out of range"
+    )
+    (tmp_path / "needs_dep.py").write_text("import not_installed_anywhere_xyz\n")
+    monkeypatch.chdir(tmp_path)
+    run = cli("params", "needs_dep:Model", "--allow-import")
+    assert run.exit_code == 2
+    assert run.stderr == (
+        "layerscope: error: importing 'needs_dep' failed: No module named 'not_installed_anywhere_xyz'"
+        " — install 'not_installed_anywhere_xyz'\n"
+    )

@@ -96,12 +96,14 @@ def test_inspecting_leaves_the_model_as_it_was(name: str, device: str) -> None:
     factory, make_inputs = CATALOGUE[name]
     model = made(factory)  # in train mode, as made: the demanding case
     args, kwargs = make_inputs()
-    expected, params = real_output(made(factory), args, kwargs)  # its twin's first forward
+    expected, params = real_output(made(factory), [a.clone() for a in args], kwargs)  # its twin's first forward
     before_state, before_rng = state(model), rng_states()
+    given = [a.clone() for a in args]
 
     report = layerscope.inspect(model, inputs=args, kwargs=kwargs, device=device)
 
     assert state(model) == before_state
+    assert all(torch.equal(a, b) for a, b in zip(args, given, strict=True))  # the caller's inputs too
     assert rng_states_equal(rng_states(), before_rng)
     assert no_meta_anywhere(model)
     torch.testing.assert_close(real_output(model, args, kwargs)[0], expected, equal_nan=True)  # its first forward

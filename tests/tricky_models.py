@@ -183,18 +183,69 @@ class DataDependent(nn.Module):
 
 
 class Uncopyable(nn.Module):
-    """Holds a lock, which deepcopy refuses: layerscope runs it in place and puts it back."""
+    """Holds a lock, which deepcopy refuses (the copy shares it), and fills a cache and a history."""
 
     def __init__(self) -> None:
         super().__init__()
         self.lock = threading.Lock()
         self.fc = nn.Linear(3, 3)
         self.seen = 0
+        self.cache: dict[str, torch.Tensor] = {}
+        self.history: list[int] = []
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.seen += 1
         self.made_here = True
-        return self.fc(x)
+        self.history.append(1)
+        if "bias" not in self.cache:
+            self.cache["bias"] = self.fc.weight.sum(1)
+        return self.fc(x) + self.cache["bias"]
+
+
+class RefusesCopies(Uncopyable):
+    """A class whose own __deepcopy__ refuses: run in place, its attributes and containers put back."""
+
+    def __deepcopy__(self, memo: dict) -> RefusesCopies:
+        raise TypeError("this module cannot be copied")
+
+
+class WritesItsWeights(nn.Module):
+    """WGAN's weight clipping and a running average kept in a frozen Parameter: in-place writes
+    to parameters during forward."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 3)
+        self.average = nn.Parameter(torch.zeros(3), requires_grad=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.fc.weight.data.clamp_(-0.01, 0.01)
+        y = self.fc(x)
+        self.average.mul_(0.9).add_(y.detach().mean(0), alpha=0.1)
+        return y
+
+
+class WritesItsInput(nn.Module):
+    """Scales its input in place: the caller's tensor must not change."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x.mul_(2))
+
+
+class ScriptedInside(nn.Module):
+    """A TorchScript submodule inside a Python one: it takes no hooks."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sub = torch.jit.script(nn.Linear(4, 3))
+        self.out = nn.Linear(3, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(self.sub(x))
 
 
 class Hooked(nn.Module):
@@ -243,6 +294,10 @@ CATALOGUE = {
     ),
     "data_dependent": (DataDependent, lambda: ((torch.randn(2, 6),), {})),
     "uncopyable": (Uncopyable, lambda: ((torch.randn(2, 3),), {})),
+    "refuses_copies": (RefusesCopies, lambda: ((torch.randn(2, 3),), {})),
+    "writes_its_weights": (WritesItsWeights, lambda: ((torch.randn(2, 4),), {})),
+    "writes_its_input": (WritesItsInput, lambda: ((torch.randn(2, 4),), {})),
+    "scripted_submodule": (ScriptedInside, lambda: ((torch.randn(2, 4),), {})),
     "users_hooks": (Hooked, lambda: ((torch.randn(2, 3),), {})),
     "tricky_in_train_mode": (Tricky, lambda: ((torch.randn(2, 8),), {})),
 }

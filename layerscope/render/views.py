@@ -128,9 +128,9 @@ def _failure(report: Report) -> RenderableType:
     rows: list[tuple[str, str]] = []
     if failure.source:
         rows.append(("Defined at", failure.source))
-    if failure.raised_at and failure.raised_at != failure.called_at:
-        rows.append(("Raised at", failure.raised_at))
-    if failure.called_at:
+    if failure.raised_at and (failure.kind == "bug" or failure.raised_at != failure.called_at):
+        rows.append(("Raised at", failure.raised_at))  # a bug: where the model's code raised
+    if failure.called_at and (failure.kind != "bug" or failure.called_at != failure.raised_at):
         rows.append(("Called at", failure.called_at))
     rows.append(("Got", format_shapes(failure.got) or "-"))
     if failure.expected:

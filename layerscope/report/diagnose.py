@@ -91,14 +91,20 @@ _INPUT_WORDS = ("argument", "tensor", "Tensor", "dtype", "size", "shape", "dim")
 
 
 def model_bug(error: BaseException) -> bool:
-    """True for an error in the model's own code rather than about its input: a missing name or
-    attribute, a failed import, or a TypeError that speaks of no argument, tensor, shape or dtype
+    """True for an error in the model's own code rather than about its input: a missing name,
+    attribute or key, a failed import, endless recursion, a module without `forward`, an operand
+    Python cannot add, or another TypeError that speaks of no argument, tensor, shape or dtype
     (`forward() missing 1 required positional argument` is about the input)."""
-    if isinstance(error, (NameError, ImportError, SyntaxError)):  # UnboundLocalError is a NameError
+    text = str(error)
+    if isinstance(error, (NameError, ImportError, SyntaxError, KeyError, RecursionError)):
+        return True  # UnboundLocalError is a NameError
+    if isinstance(error, NotImplementedError) and 'missing the required "forward" function' in text:
         return True
     if isinstance(error, AttributeError):
-        return "'NoneType' object" not in str(error)  # an input left out (mask=None) reads as that
-    return isinstance(error, TypeError) and not any(word in str(error) for word in _INPUT_WORDS)
+        return "'NoneType' object" not in text  # an input left out (mask=None) reads as that
+    if isinstance(error, TypeError) and "unsupported operand type(s)" in text:
+        return "'NoneType'" not in text
+    return isinstance(error, TypeError) and not any(word in text for word in _INPUT_WORDS)
 
 
 def chain_to(records: list[LayerRecord], failing: str) -> list[ChainStep]:
@@ -133,8 +139,10 @@ def _hints(
             hints.append(f"set {mismatch.arg}: {mismatch.fits_input} to accept this input{infer}")
         else:  # a Python module: in its constructor's
             hints.append(f"{where.type}({mismatch.arg}={mismatch.fits_input}, …) would accept this input")
-    if mismatch.kind == "ids":
+    if mismatch.kind == "ids" and where.source:
         hints.append(f"or keep the ids below {mismatch.wanted}: input range [0, {mismatch.wanted}] in the spec")
+    elif mismatch.kind == "ids":
+        hints.append(f"or keep the ids (or positions) below {mismatch.wanted}")
     if (
         search
         and mismatch.kind in ("features", "channels", "spatial", "merge")

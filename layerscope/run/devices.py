@@ -35,23 +35,41 @@ CPU_BUDGET_MACS_MOST = 4_000_000_000  # ~0.2 s of work on one core
 
 class WorkBudget:
     """The multiply-adds a CPU run has done, charged leaf by leaf before each runs (run.trace's
-    `before_leaf`). Past CPU_BUDGET_MACS the run goes on only while its layers so far average at
+    `before_leaf`), and the bytes it holds, charged after (`after_leaf`). Past CPU_BUDGET_MACS the run goes on only while its layers so far average at
     most LIGHT_LAYER_MACS, up to CPU_BUDGET_MACS_MOST: meta's cost grows with the layers, the
     CPU's with the work, so a model of many light layers (a ViT-Tiny: 1.3 G over 150 layers)
     finishes faster on the CPU and one of heavy layers (a ResNet-18: 1.8 G over 60) on meta.
     The call that passes raises OverBudget instead. Counts, not a clock: the same model makes the
     same choice on any machine."""
 
-    def __init__(self, limit: int = CPU_BUDGET_MACS):
+    def __init__(self, limit: int = CPU_BUDGET_MACS, held_bytes: int = 0):
         self.used = 0
         self.layers = 0
         self.limit = limit
+        self.held = held_bytes  # weights, inputs, and the outputs of the layers run so far
 
     def charge(self, module: nn.Module, args: tuple[Any, ...]) -> None:
         self.used += estimated_macs(module, args)
         self.layers += 1
         if self.used > self.limit and (self.used > CPU_BUDGET_MACS_MOST or self.used > LIGHT_LAYER_MACS * self.layers):
             raise OverBudget
+
+    def hold(self, module: nn.Module, output: Any) -> None:
+        """After a leaf ran: its output counts against CPU_BUDGET_BYTES (an Upsample that makes a
+        1 GB tensor stops the run there, before the next layer works on it)."""
+        self.held += sum(t.numel() * t.element_size() for t in _tensors(output))
+        if self.held > CPU_BUDGET_BYTES:
+            raise OverBudget
+
+
+def _tensors(value: Any) -> list[Tensor]:
+    if isinstance(value, Tensor):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return [t for v in value for t in _tensors(v)]
+    if isinstance(value, dict):
+        return [t for v in value.values() for t in _tensors(v)]
+    return []
 
 
 def named(name: str) -> torch.device:

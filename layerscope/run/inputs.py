@@ -18,7 +18,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from layerscope.run.trace import moved, nbytes
+from layerscope.errors import UsageError
+from layerscope.run.trace import mapped, moved, nbytes
 
 SMALL_INTS = (1, 8)  # ids for a model without an Embedding: small, positive
 
@@ -48,7 +49,20 @@ class Inputs:
         return nbytes([*self.args, self.kwargs])
 
     def to(self, device: torch.device) -> Inputs:
-        return Inputs(tuple(moved(list(self.args), device)), moved(self.kwargs, device))
+        """The same inputs on `device`, each tensor a copy: a forward that writes its input in
+        place (x.mul_(2)) writes the copy, never the caller's tensor."""
+        return Inputs(tuple(copied(list(self.args), device)), copied(self.kwargs, device))
+
+
+def copied(value: Any, device: torch.device) -> Any:
+    """`value` with each tensor copied onto `device` (a meta tensor, which holds no values, made as zeros)."""
+
+    def copy(t: Tensor) -> Tensor:
+        if t.device != device:
+            return moved(t, device)  # a new tensor already
+        return t if t.is_meta else t.clone()
+
+    return mapped(value, copy)
 
 
 def as_inputs(value: Any) -> Inputs:
@@ -66,7 +80,10 @@ def as_inputs(value: Any) -> Inputs:
 def _tensors_from_numpy(value: Any) -> Any:
     """numpy arrays (anywhere in lists, tuples, dicts) as tensors holding a copy of them."""
     if type(value).__module__ == "numpy" and hasattr(value, "__array__") and hasattr(value, "dtype"):
-        return torch.tensor(value)
+        try:
+            return torch.tensor(value)
+        except (TypeError, ValueError, RuntimeError) as e:
+            raise UsageError(f"a numpy input of dtype {value.dtype} is not a tensor: {e}") from None
     if isinstance(value, Mapping):
         return {k: _tensors_from_numpy(v) for k, v in value.items()}
     if isinstance(value, tuple) and hasattr(value, "_fields"):  # a named tuple
@@ -78,6 +95,8 @@ def _tensors_from_numpy(value: Any) -> Any:
 
 def make(examples: Sequence[Example], model: nn.Module, device: torch.device, seed: int = 0) -> Inputs:
     """Inputs of the examples' shapes on `device`, with the values of the module docstring's rule."""
+    if not 0 <= seed < 2**64:
+        raise UsageError(f"seed {seed} is out of range", hint="give a seed from 0 to 2**64 - 1")
     generator = torch.Generator().manual_seed(seed)
     high = id_limit(model)
     args: list[Tensor] = []

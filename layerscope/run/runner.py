@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from layerscope import limits
+from layerscope.errors import UsageError
 from layerscope.run import devices
 from layerscope.run.inputs import Inputs
 from layerscope.run.records import Note
@@ -46,8 +47,13 @@ def run_module(model: nn.Module, make: MakeInputs, input_bytes: int, device: str
     weights = nbytes([*model.parameters(), *model.buffers()])
     if device != "auto":
         named = devices.named(device)
+        if named.type != "meta" and not real_tensors(model):
+            raise UsageError(
+                f"the model's weights are on meta: they hold no values to run on {named.type}",
+                hint="use --device auto or meta, or load its weights first",
+            )
         if named.type == "cpu":
-            limits.check_cpu_bytes(weights + input_bytes)
+            limits.check_cpu_bytes(2 * weights + input_bytes)  # the copy it runs as holds its own
         ran = run_on(model, named, make(named))
         if named.type == "meta" and ran.failed is not None:
             ran.notes.insert(0, _unconfirmed(ran, "you asked for --device meta"))
@@ -55,7 +61,7 @@ def run_module(model: nn.Module, make: MakeInputs, input_bytes: int, device: str
     if not real_tensors(model):  # its weights are on meta themselves: nowhere else to run
         ran = run_on(model, META, make(META))
         if ran.failed is not None:
-            ran.notes.insert(0, _unconfirmed(ran, "the model's own weights are on meta"))
+            ran.notes.insert(0, _unconfirmed(ran, "the model's own weights are on meta", confirm=False))
         return ran
     if devices.for_bytes(weights + input_bytes).type == "cpu":
         # tried on the CPU, each leaf's work estimated before it runs: past CPU_BUDGET_MACS
@@ -77,17 +83,32 @@ def run_on(model: nn.Module, device: torch.device, inputs: Inputs, *, budgeted: 
         with restored(model):
             ran = trace(model, inputs.args, kwargs=inputs.kwargs, weights=stand_ins(model, device))
         ran.notes.insert(
-            0, Note("", f"the model could not be copied ({copy.problem}): it ran in place, restored after")
+            0, Note("", f"the model could not be copied ({copy.problem}): it ran in place, its attributes and their"
+                f" containers' contents put back after (deeper state it wrote is not)")
         )
         return ran
-    charge = devices.WorkBudget().charge if budgeted else None
-    return trace(copy.module, inputs.args, kwargs=inputs.kwargs, before_leaf=charge)
+    budget = None
+    if budgeted:  # its tensors, then each layer's output, count against the CPU byte budget
+        budget = devices.WorkBudget(
+            held_bytes=nbytes([*copy.module.parameters(), *copy.module.buffers()]) + inputs.nbytes
+        )
+    ran = trace(
+        copy.module,
+        inputs.args,
+        kwargs=inputs.kwargs,
+        before_leaf=budget.charge if budget else None,
+        after_leaf=budget.hold if budget else None,
+    )
+    if copy.shared:
+        kinds = ", ".join(copy.shared)
+        ran.notes.insert(0, Note("", f"the copy the model ran as shares what Python cannot copy ({kinds}) with it"))
+    return ran
 
 
 def _confirmed(model: nn.Module, make: MakeInputs, on_meta: Trace, size: int) -> Trace:
     """A failure seen on meta, repeated on real tensors on the CPU where the budget allows."""
     assert on_meta.failed is not None
-    if size > limits.CPU_BYTES.value:
+    if 2 * size > limits.CPU_BYTES.value:  # its weights, and the copy it runs as
         on_meta.notes.insert(0, _unconfirmed(on_meta, f"its tensors ({size / 2**30:.3g} GiB) pass the CPU budget"))
         return on_meta
     on_cpu = run_on(model, CPU, make(CPU))
@@ -101,12 +122,13 @@ def _confirmed(model: nn.Module, make: MakeInputs, on_meta: Trace, size: int) ->
     return on_cpu
 
 
-def _unconfirmed(ran: Trace, why: str) -> Note:
+def _unconfirmed(ran: Trace, why: str, confirm: bool = True) -> Note:
     assert ran.failed is not None
+    then = "; --device cpu runs it on real tensors" if confirm else "; load its weights to run it on real tensors"
     return Note(
         ran.failed.record.name,
         f"seen on the meta device only ({why}): meta cannot run every op, so this may be layerscope's"
-        " limit, not the model's; --device cpu runs it on real tensors",
+        f" limit, not the model's{then}",
     )
 
 

@@ -7,9 +7,10 @@ result, `train()`'s side effects on `requires_grad`) lands on the shadow, and th
 keeps its state, its hooks and its modes without anything to restore.
 
 What replaces a tensor:
-- a float parameter: a new Parameter over the *same storage* on a real run (no weights copied,
-  exact), or an uninitialised one on meta, where nothing is allocated;
-- a buffer, a non-float parameter or a tensor held as a plain attribute: its real values — cloned (buffers are small; an index table
+- a parameter: a copy of it on a real run (exact; a forward that writes its weights in place —
+  WGAN's clamp_, a running average kept in a Parameter — writes the copy), or an uninitialised one
+  on meta, where nothing is allocated;
+- a buffer or a tensor held as a plain attribute: its real values — cloned (buffers are small; an index table
   with garbage in it would make the model fail for no fault of the user's), or on meta its shape.
 Tied tensors stay tied: one tensor, one replacement.
 """
@@ -33,10 +34,12 @@ from layerscope.run.meta_rnn import answer_by_shape
 
 @dataclass
 class Shadow:
-    """The copy to run, and why a copy could not be made (then `module` is None)."""
+    """The copy to run, and why a copy could not be made (then `module` is None); `shared` names
+    the objects deepcopy refused (a lock, a file handle), which the copy holds as the original does."""
 
     module: nn.Module | None
     problem: str = ""
+    shared: tuple[str, ...] = ()
 
 
 def shadow(model: nn.Module, device: torch.device) -> Shadow:
@@ -45,24 +48,26 @@ def shadow(model: nn.Module, device: torch.device) -> Shadow:
     for tensor in [*_tensors(model), *_plain_tensors(model)]:
         if id(tensor) not in memo:
             memo[id(tensor)] = _replacement(tensor, device)
+    shared: list[str] = []
     try:
-        copied = _copied(model, memo)
-    except Exception as e:  # noqa: BLE001 - an attribute deepcopy refuses (a lock, a file handle)
+        copied = _copied(model, memo, shared)
+    except Exception as e:  # noqa: BLE001 - a module deepcopy refuses
         return Shadow(None, f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}")
     if device.type == "meta":
         answer_by_shape(copied)  # recurrent layers: shapes and FLOPs without the step-by-step run
-    return Shadow(copied)
+    return Shadow(copied, shared=tuple(dict.fromkeys(shared)))
 
 
 _ATOMIC = (type(None), bool, int, float, complex, str, bytes, type, torch.dtype, torch.device, FunctionType)
 _OWN_COPYING = ("__deepcopy__", "__reduce_ex__", "__reduce__", "__getstate__", "__setstate__", "__copy__")
 
 
-def _copied(value: Any, memo: dict[int, Any]) -> Any:
+def _copied(value: Any, memo: dict[int, Any], shared: list[str]) -> Any:
     """copy.deepcopy(value, memo), done directly for what a module tree is made of (modules, their
     dicts, lists, tuples and sets, immutable values, functions): deepcopy's generic reconstruction
     per object was a third of the inspect of a small model. Anything else, and any module class
-    with copying of its own, goes through deepcopy itself, with the same memo."""
+    with copying of its own, goes through deepcopy itself, with the same memo; an object deepcopy
+    refuses (a lock, a file handle) is shared by the copy and named in `shared`."""
     if isinstance(value, _ATOMIC):
         return value
     key = id(value)
@@ -74,24 +79,31 @@ def _copied(value: Any, memo: dict[int, Any]) -> Any:
         if not value:  # most of a module's tables (hooks of each kind) are empty
             return made
         for name, item in value.items():
-            made[name] = item if isinstance(item, _ATOMIC) else _copied(item, memo)
+            made[name] = item if isinstance(item, _ATOMIC) else _copied(item, memo, shared)
         return made
     if isinstance(value, nn.Module) and _copied_as_nn_module(kind):
         new = memo[key] = kind.__new__(kind)
         state = new.__dict__
         for name, item in value.__dict__.items():
-            state[name] = item if isinstance(item, _ATOMIC) else _copied(item, memo)
+            state[name] = item if isinstance(item, _ATOMIC) else _copied(item, memo, shared)
         return new
     if kind is list:
         made = memo[key] = []
-        made.extend(_copied(item, memo) for item in value)
+        made.extend(_copied(item, memo, shared) for item in value)
         return made
     if kind is tuple:
-        return tuple(_copied(item, memo) for item in value)
+        return tuple(_copied(item, memo, shared) for item in value)
     if kind is set and all(isinstance(item, _ATOMIC) for item in value):
         made = memo[key] = set(value)
         return made
-    return copy.deepcopy(value, memo)
+    try:
+        return copy.deepcopy(value, memo)
+    except Exception:  # a lock, a file handle, a generator: the copy shares it
+        if isinstance(value, (nn.Module, Tensor)):
+            raise  # never shared: the run would reach the user's own module or tensor
+        memo[key] = value
+        shared.append(type(value).__name__)
+        return value
 
 
 @functools.cache
@@ -131,9 +143,7 @@ def _replacement(tensor: Tensor, device: torch.device) -> Tensor:
     if isinstance(tensor, nn.Parameter):
         if meta:
             data = torch.empty(tensor.shape, dtype=tensor.dtype, device="meta")
-        elif tensor.is_floating_point() or tensor.is_complex():
-            data = tensor.detach() if tensor.device == device else tensor.detach().to(device)
-        else:
+        else:  # a copy: a forward that writes its weights in place (clamp_, a running average) writes these
             data = tensor.detach().clone().to(device)
         replaced = nn.Parameter(data, requires_grad=tensor.requires_grad)
         replaced.__dict__.update(_attributes(tensor))
@@ -158,12 +168,14 @@ def stand_ins(model: nn.Module, device: torch.device) -> dict[str, Tensor]:
 
 @contextlib.contextmanager
 def restored(model: nn.Module) -> Iterator[None]:
-    """Every module's attributes (and its parameter, buffer and child tables) and every tensor's
-    `requires_grad`, put back as they were when the block ends."""
+    """Every module's attributes, the contents of the dicts, lists and sets among them (its
+    parameter, buffer and child tables, a cache, a history), and every tensor's `requires_grad`,
+    put back as they were when the block ends. Deeper containers are not: the note of an in-place
+    run says so."""
     saved = []
     for module in model.modules():
         state = dict(module.__dict__)
-        tables = {key: dict(state[key]) for key in ("_parameters", "_buffers", "_modules") if key in state}
+        tables = {key: copy.copy(value) for key, value in state.items() if type(value) in (dict, OrderedDict, list, set)}
         saved.append((module, state, tables))
     grads = [(t, t.requires_grad) for t in [*model.parameters(), *model.buffers()]]
     try:
@@ -174,7 +186,10 @@ def restored(model: nn.Module) -> Iterator[None]:
             module.__dict__.update(state)
             for key, table in tables.items():
                 state[key].clear()
-                state[key].update(table)
+                if isinstance(table, list):
+                    state[key].extend(table)
+                else:
+                    state[key].update(table)
         for t, requires_grad in grads:
             if t.requires_grad != requires_grad:
                 t.requires_grad_(requires_grad)

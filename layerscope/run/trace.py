@@ -119,8 +119,10 @@ class _Recorder:
         sources: Mapping[str, Any],
         counter: OpCounter,
         before_leaf: Callable[[nn.Module, tuple[Any, ...]], None] | None = None,
+        after_leaf: Callable[[nn.Module, Any], None] | None = None,
     ):
         self.before_leaf = before_leaf
+        self.after_leaf = after_leaf
         self.kinds: dict[int, tuple[str, bool]] = {}  # by module id: its type's name, and whether it is a leaf
         self.names: dict[int, list[str]] = {}
         for qualname, module in model.named_modules(remove_duplicate=False):
@@ -176,11 +178,15 @@ class _Recorder:
         for i in range(len(self.raised_in), len(self.caught)):
             self.raised_in[i] = record.name  # inner calls finish first, so they claim first
         self.uncounted_in += [record.name] * (len(self.counter.uncounted) - len(self.uncounted_in))
+        if record.is_leaf and self.after_leaf is not None:
+            self.after_leaf(module, output)  # the CPU byte budget: may stop the run after this layer
 
     def attach(self, model: nn.Module) -> list[Any]:
         """Hook every distinct module of `model`; the handles remove the hooks."""
         handles = []
         for module in {id(m): m for _, m in model.named_modules()}.values():
+            if isinstance(module, torch.jit.ScriptModule):  # takes no hooks: part of its parent's row
+                continue
             handles.append(module.register_forward_pre_hook(self.pre_hook, with_kwargs=True))
             handles.append(module.register_forward_hook(self.post_hook, with_kwargs=True))
         return handles
@@ -209,16 +215,18 @@ def trace(
     weights: Mapping[str, Tensor] | None = None,
     kwargs: Mapping[str, Any] | None = None,
     before_leaf: Callable[[nn.Module, tuple[Any, ...]], None] | None = None,
+    after_leaf: Callable[[nn.Module, Any], None] | None = None,
 ) -> Trace:
     """Run `model(*inputs, **kwargs)` once in eval mode without gradients and record every module call.
 
     `sources` maps qualified names to where they were written (a spec's file:line:col);
     `weights` (shadow.stand_ins) run the model on other tensors than its own, e.g. on meta;
-    `before_leaf(module, args)` is called before each leaf layer runs (devices.WorkBudget.charge).
+    `before_leaf(module, args)` is called before each leaf layer runs and `after_leaf(module,
+    output)` after (devices.WorkBudget's charge and hold).
     """
     kwargs = dict(kwargs or {})
     counter = OpCounter()
-    recorder = _Recorder(model, sources or {}, counter, before_leaf)
+    recorder = _Recorder(model, sources or {}, counter, before_leaf, after_leaf)
     handles = recorder.attach(model)
     output: Any = None
     error: BaseException | None = None
