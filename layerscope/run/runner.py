@@ -83,8 +83,12 @@ def run_on(model: nn.Module, device: torch.device, inputs: Inputs, *, budgeted: 
         with restored(model):
             ran = trace(model, inputs.args, kwargs=inputs.kwargs, weights=stand_ins(model, device))
         ran.notes.insert(
-            0, Note("", f"the model could not be copied ({copy.problem}): it ran in place, its attributes and their"
-                f" containers' contents put back after (deeper state it wrote is not)")
+            0,
+            Note(
+                "",
+                f"the model could not be copied ({copy.problem}): it ran in place, its attributes and their"
+                f" containers' contents put back after (deeper state it wrote is not)",
+            ),
         )
         return ran
     budget = None

@@ -175,7 +175,9 @@ def restored(model: nn.Module) -> Iterator[None]:
     saved = []
     for module in model.modules():
         state = dict(module.__dict__)
-        tables = {key: copy.copy(value) for key, value in state.items() if type(value) in (dict, OrderedDict, list, set)}
+        tables = {
+            key: copy.copy(value) for key, value in state.items() if type(value) in (dict, OrderedDict, list, set)
+        }
         saved.append((module, state, tables))
     grads = [(t, t.requires_grad) for t in [*model.parameters(), *model.buffers()]]
     try:
