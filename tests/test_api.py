@@ -211,7 +211,8 @@ def test_dtypes_by_name_follow_the_names_and_one_dtype_serves_all() -> None:
 
 
 def test_a_layer_that_makes_a_huge_output_stops_the_cpu_run_before_the_next_one() -> None:
-    """Upsample has no weights, so its work looks small; its 1 GB output moves the run to meta."""
+    """Upsample has no weights, so its work looks small; its 1 GB output, predicted from its scale
+    before it runs, moves the run to meta (and the pytest process never holds it)."""
     model = nn.Sequential(nn.Upsample(scale_factor=40), nn.Conv2d(3, 1, 1))
     report = layerscope.inspect(model, (1, 3, 224, 224))
     assert report.device == "meta" and report.output_shapes == [[1, 1, 8960, 8960]]

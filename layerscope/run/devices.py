@@ -51,6 +51,8 @@ class WorkBudget:
     def charge(self, module: nn.Module, args: tuple[Any, ...]) -> None:
         self.used += estimated_macs(module, args)
         self.layers += 1
+        if self.held + _upsampled_bytes(module, args) > CPU_BUDGET_BYTES:
+            raise OverBudget  # an Upsample whose output alone would pass the byte budget: not made
         if self.used > self.limit and (self.used > CPU_BUDGET_MACS_MOST or self.used > LIGHT_LAYER_MACS * self.layers):
             raise OverBudget
 
@@ -60,6 +62,23 @@ class WorkBudget:
         self.held += sum(t.numel() * t.element_size() for t in _tensors(output))
         if self.held > CPU_BUDGET_BYTES:
             raise OverBudget
+
+
+def _upsampled_bytes(module: nn.Module, args: tuple[Any, ...]) -> int:
+    """The bytes an nn.Upsample's output will take, from its scale or size, before it runs (other
+    layers' outputs are counted after they run: most are no bigger than their input)."""
+    x = next((a for a in args if isinstance(a, Tensor)), None)
+    if not isinstance(module, nn.Upsample) or x is None or x.dim() < 3:
+        return 0
+    spatial = x.dim() - 2
+    if module.size is not None:
+        sizes = module.size if isinstance(module.size, tuple) else (module.size,) * spatial
+        positions = math.prod(int(s) for s in sizes)
+    else:
+        scale = module.scale_factor
+        scales = scale if isinstance(scale, tuple) else (scale,) * spatial
+        positions = math.prod(int(d * float(f)) for d, f in zip(x.shape[2:], scales, strict=False))
+    return x.shape[0] * x.shape[1] * positions * x.element_size()
 
 
 def _tensors(value: Any) -> list[Tensor]:
