@@ -56,10 +56,10 @@ class WorkBudget:
         if self.used > self.limit and (self.used > CPU_BUDGET_MACS_MOST or self.used > LIGHT_LAYER_MACS * self.layers):
             raise OverBudget
 
-    def hold(self, module: nn.Module, output: Any) -> None:
-        """After a leaf ran: its output counts against CPU_BUDGET_BYTES (an Upsample that makes a
+    def hold(self, module: nn.Module, output_bytes: int) -> None:
+        """After a leaf ran: its output's bytes count against CPU_BUDGET_BYTES (a layer that made a
         1 GB tensor stops the run there, before the next layer works on it)."""
-        self.held += sum(t.numel() * t.element_size() for t in _tensors(output))
+        self.held += output_bytes
         if self.held > CPU_BUDGET_BYTES:
             raise OverBudget
 
@@ -79,16 +79,6 @@ def _upsampled_bytes(module: nn.Module, args: tuple[Any, ...]) -> int:
         scales = scale if isinstance(scale, tuple) else (scale,) * spatial
         positions = math.prod(int(d * float(f)) for d, f in zip(x.shape[2:], scales, strict=False))
     return x.shape[0] * x.shape[1] * positions * x.element_size()
-
-
-def _tensors(value: Any) -> list[Tensor]:
-    if isinstance(value, Tensor):
-        return [value]
-    if isinstance(value, (list, tuple)):
-        return [t for v in value for t in _tensors(v)]
-    if isinstance(value, dict):
-        return [t for v in value.values() for t in _tensors(v)]
-    return []
 
 
 def named(name: str) -> torch.device:

@@ -119,7 +119,7 @@ class _Recorder:
         sources: Mapping[str, Any],
         counter: OpCounter,
         before_leaf: Callable[[nn.Module, tuple[Any, ...]], None] | None = None,
-        after_leaf: Callable[[nn.Module, Any], None] | None = None,
+        after_leaf: Callable[[nn.Module, int], None] | None = None,
     ):
         self.before_leaf = before_leaf
         self.after_leaf = after_leaf
@@ -179,7 +179,7 @@ class _Recorder:
             self.raised_in[i] = record.name  # inner calls finish first, so they claim first
         self.uncounted_in += [record.name] * (len(self.counter.uncounted) - len(self.uncounted_in))
         if record.is_leaf and self.after_leaf is not None:
-            self.after_leaf(module, output)  # the CPU byte budget: may stop the run after this layer
+            self.after_leaf(module, record.output_bytes)  # the CPU byte budget: may stop the run after this layer
 
     def attach(self, model: nn.Module) -> list[Any]:
         """Hook every distinct module of `model`; the handles remove the hooks."""
@@ -215,14 +215,14 @@ def trace(
     weights: Mapping[str, Tensor] | None = None,
     kwargs: Mapping[str, Any] | None = None,
     before_leaf: Callable[[nn.Module, tuple[Any, ...]], None] | None = None,
-    after_leaf: Callable[[nn.Module, Any], None] | None = None,
+    after_leaf: Callable[[nn.Module, int], None] | None = None,
 ) -> Trace:
     """Run `model(*inputs, **kwargs)` once in eval mode without gradients and record every module call.
 
     `sources` maps qualified names to where they were written (a spec's file:line:col);
     `weights` (shadow.stand_ins) run the model on other tensors than its own, e.g. on meta;
     `before_leaf(module, args)` is called before each leaf layer runs and `after_leaf(module,
-    output)` after (devices.WorkBudget's charge and hold).
+    output bytes)` after (devices.WorkBudget's charge and hold).
     """
     kwargs = dict(kwargs or {})
     counter = OpCounter()
