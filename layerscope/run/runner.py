@@ -64,9 +64,9 @@ def run_module(model: nn.Module, make: MakeInputs, input_bytes: int, device: str
             ran.notes.insert(0, _unconfirmed(ran, "the model's own weights are on meta", confirm=False))
         return ran
     if devices.for_bytes(weights + input_bytes).type == "cpu":
-        # tried on the CPU, each leaf's work estimated before it runs: past CPU_BUDGET_MACS
-        # (~0.05 s of work) it starts again on meta. No guess for the whole model first: all
-        # its weights at every position overestimates a MobileNet 2,000-fold
+        # tried on the CPU, each leaf's work and bytes checked as it runs (devices.WorkBudget):
+        # past the budget it starts again on meta. No guess for the whole model first: all its
+        # weights at every position overestimates a MobileNet 2,000-fold
         with contextlib.suppress(devices.OverBudget):
             return run_on(model, CPU, make(CPU), budgeted=True)
     on_meta = run_on(model, META, make(META))
