@@ -32,6 +32,7 @@ from layerscope._torch_compat import (
     higher_order_op,
     is_higher_order,
 )
+from layerscope.run.devices import WritesWeights
 
 aten = torch.ops.aten
 
@@ -211,10 +212,22 @@ class OpCounter(UncompiledDispatchMode):
 
     supports_higher_order_operators = True
 
-    def __init__(self) -> None:
+    def __init__(self, guarded: frozenset[int] = frozenset()) -> None:
         super().__init__()
         self.flops = 0
         self.uncounted: list[str] = []  # why FLOPs are missing, an entry per operator that was not counted
+        self.guarded = guarded  # storages (by data_ptr) no op may write: a user's own weights
+
+    def _check_writes(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        """Raise WritesWeights before an in-place op (`clamp_`, `copy_`, `out=`) writes a guarded storage."""
+        name = func.overloadpacket.__name__
+        written: list[Any] = [kwargs.get("out")]
+        if (name.endswith("_") and not name.endswith("__")) or name.startswith("__i"):
+            written.append(args[0] if args else None)
+        for value in written:
+            for t in value if isinstance(value, (list, tuple)) else [value]:
+                if isinstance(t, Tensor) and not t.is_meta and t.untyped_storage().data_ptr() in self.guarded:
+                    raise WritesWeights
 
     def __torch_dispatch__(
         self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None
@@ -222,6 +235,8 @@ class OpCounter(UncompiledDispatchMode):
         kwargs = kwargs or {}
         if func in LAYOUT_QUERIES:
             return NotImplemented
+        if self.guarded and not is_higher_order(func):
+            self._check_writes(func, args, kwargs)
         if is_higher_order(func):
             return self._higher_order(func, args, kwargs)
         shortcut = SHORTCUTS.get(func)

@@ -24,9 +24,18 @@ CPU_BUDGET_BYTES = 256 << 20  # weights, inputs and activations a CPU run may ho
 CPU_BUDGET_MACS = 500_000_000  # multiply-adds a CPU run may do: ~0.05 s on two cores
 
 
-class OverBudget(BaseException):
-    """A CPU run passed a budget: start again on meta. (Not an Exception: a model's own failure
-    handling, and the trace's, must not take it for the model rejecting its input.)"""
+class Restart(BaseException):
+    """A run that must start again elsewhere. (Not an Exception: a model's own failure handling,
+    and the trace's, must not take it for the model rejecting its input.)"""
+
+
+class OverBudget(Restart):
+    """A CPU run passed a budget: start again on meta."""
+
+
+class WritesWeights(Restart):
+    """A run on the user's own weight storage was about to write it in place (WGAN's clamp_, a
+    running average in a Parameter): start again on copies of the weights."""
 
 
 LIGHT_LAYER_MACS = 10_000_000  # meta spends ~0.3 ms of Python on a layer, about what 10 M multiply-adds take on a core

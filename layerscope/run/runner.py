@@ -27,7 +27,7 @@ from layerscope.errors import UsageError
 from layerscope.run import devices
 from layerscope.run.inputs import Inputs
 from layerscope.run.records import Note
-from layerscope.run.shadow import real_tensors, restored, shadow, stand_ins
+from layerscope.run.shadow import real_tensors, restored, shadow, stand_ins, weight_storages
 from layerscope.run.trace import Trace, nbytes, trace, untraced
 
 MakeInputs = Callable[[torch.device], Inputs]  # the inputs, made (or moved) onto a device
@@ -53,7 +53,7 @@ def run_module(model: nn.Module, make: MakeInputs, input_bytes: int, device: str
                 hint="use --device auto or meta, or load its weights first",
             )
         if named.type == "cpu":
-            limits.check_cpu_bytes(2 * weights + input_bytes)  # the copy it runs as holds its own
+            limits.check_cpu_bytes(2 * weights + input_bytes)  # a forward that writes them runs on copies
         ran = run_on(model, named, make(named))
         if named.type == "meta" and ran.failed is not None:
             ran.notes.insert(0, _unconfirmed(ran, "you asked for --device meta"))
@@ -76,9 +76,17 @@ def run_module(model: nn.Module, make: MakeInputs, input_bytes: int, device: str
 
 
 def run_on(model: nn.Module, device: torch.device, inputs: Inputs, *, budgeted: bool = False) -> Trace:
-    """One traced run of a shadow of `model` on `device`; `budgeted` stops it (OverBudget) past
-    the CPU work budget."""
-    copy = shadow(model, device)
+    """One traced run of a shadow of `model` on `device`, on its own weight storage where they are
+    already there; if the forward is about to write them in place, again on copies. `budgeted`
+    stops it (OverBudget) past the CPU budgets."""
+    try:
+        return _run_shadow(model, device, inputs, budgeted, share_weights=device.type != "meta")
+    except devices.WritesWeights:
+        return _run_shadow(model, device, inputs, budgeted, share_weights=False)
+
+
+def _run_shadow(model: nn.Module, device: torch.device, inputs: Inputs, budgeted: bool, share_weights: bool) -> Trace:
+    copy = shadow(model, device, share_weights=share_weights)
     if copy.module is None:
         with restored(model):
             ran = trace(model, inputs.args, kwargs=inputs.kwargs, weights=stand_ins(model, device))
@@ -102,6 +110,7 @@ def run_on(model: nn.Module, device: torch.device, inputs: Inputs, *, budgeted: 
         kwargs=inputs.kwargs,
         before_leaf=budget.charge if budget else None,
         after_leaf=budget.hold if budget else None,
+        guarded=weight_storages(model) if share_weights else frozenset(),
     )
     if copy.shared:
         kinds = ", ".join(copy.shared)

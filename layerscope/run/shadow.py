@@ -7,9 +7,10 @@ result, `train()`'s side effects on `requires_grad`) lands on the shadow, and th
 keeps its state, its hooks and its modes without anything to restore.
 
 What replaces a tensor:
-- a parameter: a copy of it on a real run (exact; a forward that writes its weights in place —
-  WGAN's clamp_, a running average kept in a Parameter — writes the copy), or an uninitialised one
-  on meta, where nothing is allocated;
+- a parameter: on a real run a new Parameter over the same storage (exact, nothing copied), the
+  op counter guarding that storage: an op about to write it in place (WGAN's clamp_, a running
+  average kept in a Parameter) stops the run, which starts again on copies of the weights; on
+  meta an uninitialised one, where nothing is allocated;
 - a buffer or a tensor held as a plain attribute: its real values — cloned (buffers are small; an index table
   with garbage in it would make the model fail for no fault of the user's), or on meta its shape.
 Tied tensors stay tied: one tensor, one replacement.
@@ -42,12 +43,13 @@ class Shadow:
     shared: tuple[str, ...] = ()
 
 
-def shadow(model: nn.Module, device: torch.device) -> Shadow:
-    """`model` copied for one run on `device` (see the module's docstring for what each tensor becomes)."""
+def shadow(model: nn.Module, device: torch.device, *, share_weights: bool = False) -> Shadow:
+    """`model` copied for one run on `device` (see the module's docstring for what each tensor
+    becomes); `share_weights`: parameters already on `device` keep their storage (see `weight_storages`)."""
     memo: dict[int, object] = {}
     for tensor in [*_tensors(model), *_plain_tensors(model)]:
         if id(tensor) not in memo:
-            memo[id(tensor)] = _replacement(tensor, device)
+            memo[id(tensor)] = _replacement(tensor, device, share_weights)
     shared: list[str] = []
     try:
         copied = _copied(model, memo, shared)
@@ -138,12 +140,14 @@ def _plain_tensors(model: nn.Module) -> list[Tensor]:
     ]
 
 
-def _replacement(tensor: Tensor, device: torch.device) -> Tensor:
+def _replacement(tensor: Tensor, device: torch.device, share: bool = False) -> Tensor:
     meta = device.type == "meta"
     if isinstance(tensor, nn.Parameter):
         if meta:
             data = torch.empty(tensor.shape, dtype=tensor.dtype, device="meta")
-        else:  # a copy: a forward that writes its weights in place (clamp_, a running average) writes these
+        elif share and tensor.device == device:  # guarded by the run: see weight_storages
+            data = tensor.detach()
+        else:
             data = tensor.detach().clone().to(device)
         replaced = nn.Parameter(data, requires_grad=tensor.requires_grad)
         replaced.__dict__.update(_attributes(tensor))
@@ -195,6 +199,15 @@ def restored(model: nn.Module) -> Iterator[None]:
         for t, requires_grad in grads:
             if t.requires_grad != requires_grad:
                 t.requires_grad_(requires_grad)
+
+
+def weight_storages(model: nn.Module) -> frozenset[int]:
+    """The storages (by data_ptr) of `model`'s parameters: a run on a shadow sharing them passes
+    these to the op counter, which stops any op about to write one (devices.WritesWeights)."""
+    found = (
+        p for p in model.parameters() if not isinstance(p, nn.parameter.UninitializedTensorMixin) and not p.is_meta
+    )
+    return frozenset(ptr for p in found if (ptr := p.untyped_storage().data_ptr()))
 
 
 def real_tensors(model: nn.Module) -> bool:

@@ -26,7 +26,7 @@ from torch.func import functional_call
 
 from layerscope._torch_compat import module_type_name
 from layerscope.run.counting import OpCounter
-from layerscope.run.devices import OverBudget
+from layerscope.run.devices import Restart
 from layerscope.run.records import LayerRecord, Note, ParamRecord, Shape
 
 
@@ -216,16 +216,18 @@ def trace(
     kwargs: Mapping[str, Any] | None = None,
     before_leaf: Callable[[nn.Module, tuple[Any, ...]], None] | None = None,
     after_leaf: Callable[[nn.Module, int], None] | None = None,
+    guarded: frozenset[int] = frozenset(),
 ) -> Trace:
     """Run `model(*inputs, **kwargs)` once in eval mode without gradients and record every module call.
 
     `sources` maps qualified names to where they were written (a spec's file:line:col);
     `weights` (shadow.stand_ins) run the model on other tensors than its own, e.g. on meta;
     `before_leaf(module, args)` is called before each leaf layer runs and `after_leaf(module,
-    output bytes)` after (devices.WorkBudget's charge and hold).
+    output bytes)` after (devices.WorkBudget's charge and hold); an op about to write a storage in
+    `guarded` (by data_ptr) raises devices.WritesWeights.
     """
     kwargs = dict(kwargs or {})
-    counter = OpCounter()
+    counter = OpCounter(guarded)
     recorder = _Recorder(model, sources or {}, counter, before_leaf, after_leaf)
     handles = recorder.attach(model)
     output: Any = None
@@ -239,8 +241,8 @@ def trace(
                     output = model(*inputs, **kwargs)
                 else:
                     output = functional_call(model, dict(weights), tuple(inputs), kwargs)
-        except (KeyboardInterrupt, SystemExit, OverBudget):
-            raise  # Ctrl-C, the model ending the process, the CPU budget: not the model's answer to its input
+        except (KeyboardInterrupt, SystemExit, Restart):
+            raise  # Ctrl-C, the model ending the process, a run to start again: not the model's answer to its input
         except BaseException as e:  # noqa: BLE001 - a model that rejects its input (however) is a result
             error = e
         finally:
