@@ -216,3 +216,23 @@ def test_a_layer_that_makes_a_huge_output_stops_the_cpu_run_before_the_next_one(
     model = nn.Sequential(nn.Upsample(scale_factor=40), nn.Conv2d(3, 1, 1))
     report = layerscope.inspect(model, (1, 3, 224, 224))
     assert report.device == "meta" and report.output_shapes == [[1, 1, 8960, 8960]]
+
+
+def test_a_dataclass_output_is_reported_as_its_tensors() -> None:
+    from dataclasses import dataclass
+
+    @dataclass
+    class Out:
+        logits: torch.Tensor
+        hidden: tuple[torch.Tensor, ...]
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(4, 3)
+
+        def forward(self, x):
+            h = self.fc(x)
+            return Out(h.softmax(-1), (h, h.sum()))
+
+    assert layerscope.inspect(Net(), (2, 4)).output_shapes == [[2, 3], [2, 3], []]

@@ -67,6 +67,8 @@ def test_a_python_model_that_rejects_its_input_is_diagnosed(cli) -> None:
     [
         ([f"{TARGET}:Classifier", "-i", "2x=1x3"], "--input '2x=1x3': '2x' is not a keyword name"),
         ([f"{TARGET}:Classifier", "-i", "m=1x3", "-i", "m=1x3"], "--input names 'm' twice"),
+        ([f"{TARGET}:Classifier", "-i", "m="], "--input 'm=': no shape after '='"),
+        ([f"{TARGET}:small", "-i", "1x2", "-a", "width=3", "-a", "width=4"], "--arg width given twice"),
         ([f"{TARGET}:Clasifier", "-i", "1x3"], "'tests.python_models' has no 'Clasifier' — did you mean 'Classifier'?"),
         (["nowhere_at_all:Model", "-i", "1x3"], "cannot import 'nowhere_at_all': No module named 'nowhere_at_all'"),
         ([f"{TARGET}:not_a_model", "-i", "1x3"], "tests.python_models:not_a_model gave a int, not an nn.Module"),

@@ -86,6 +86,8 @@ def examples(input_texts: Sequence[str]) -> list[Example]:
     made = []
     for text in input_texts:
         name, sep, rest = text.partition("=")
+        if sep and not rest.strip():
+            raise UsageError(f"--input {text!r}: no shape after '='", hint="e.g. attention_mask=1x128:int64")
         if sep and not name.isidentifier():
             raise UsageError(
                 f"--input {text!r}: {name!r} is not a keyword name", hint="e.g. attention_mask=1x128:int64"
@@ -106,6 +108,8 @@ def parse_sets(texts: list[str], option: str = "--set") -> dict[str, Any]:
         name, sep, raw = (part.strip() for part in text.partition("="))
         if not sep or not name:
             raise UsageError(f"{option} {text!r}: expected NAME=VALUE", hint=f"e.g. {option} classes=100")
+        if option == "--arg" and name in overrides:
+            raise UsageError(f"--arg {name} given twice", hint="give each keyword argument once")
         overrides[name] = _literal(raw) if option == "--arg" else _scalar(raw)
     return overrides
 

@@ -14,7 +14,7 @@ import random
 import sys
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from traceback import format_exception, walk_tb
 from types import FrameType
@@ -31,13 +31,16 @@ from layerscope.run.records import LayerRecord, Note, ParamRecord, Shape
 
 
 def tensors_in(value: Any) -> list[Tensor]:
-    """Every tensor in a (nested) value, in order: LSTM's (out, (h, c)) gives three."""
+    """Every tensor in a (nested) value — lists, tuples, dicts, dataclasses — in order: LSTM's
+    (out, (h, c)) gives three."""
     if isinstance(value, Tensor):
         return [value]
     if isinstance(value, (list, tuple)):
         return [t for v in value for t in tensors_in(v)]
     if isinstance(value, Mapping):
         return [t for v in value.values() for t in tensors_in(v)]
+    if is_dataclass(value) and not isinstance(value, type):  # a dataclass output: its fields in order
+        return [t for f in fields(value) for t in tensors_in(getattr(value, f.name))]
     return []
 
 
