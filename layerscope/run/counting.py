@@ -235,10 +235,10 @@ class OpCounter(UncompiledDispatchMode):
         kwargs = kwargs or {}
         if func in LAYOUT_QUERIES:
             return NotImplemented
-        if self.guarded and not is_higher_order(func):
-            self._check_writes(func, args, kwargs)
         if is_higher_order(func):
             return self._higher_order(func, args, kwargs)
+        if self.guarded:
+            self._check_writes(func, args, kwargs)
         shortcut = SHORTCUTS.get(func)
         if shortcut is not None:
             out = shortcut(*args, **kwargs)

@@ -44,17 +44,17 @@ CPU_BUDGET_MACS_MOST = 4_000_000_000  # ~0.2 s of work on one core
 
 class WorkBudget:
     """The multiply-adds a CPU run has done, charged leaf by leaf before each runs (run.trace's
-    `before_leaf`), and the bytes it holds, charged after (`after_leaf`). Past CPU_BUDGET_MACS the run goes on only while its layers so far average at
-    most LIGHT_LAYER_MACS, up to CPU_BUDGET_MACS_MOST: meta's cost grows with the layers, the
-    CPU's with the work, so a model of many light layers (a ViT-Tiny: 1.3 G over 150 layers)
-    finishes faster on the CPU and one of heavy layers (a ResNet-18: 1.8 G over 60) on meta.
+    `before_leaf`), and the bytes it holds, charged after (`after_leaf`). Past CPU_BUDGET_MACS the
+    run goes on only while its layers so far average at most LIGHT_LAYER_MACS, up to
+    CPU_BUDGET_MACS_MOST: meta's cost grows with the layers, the CPU's with the work, so a model of
+    many light layers (a ViT-Tiny: 1.3 G over 150 layers) finishes faster on the CPU and one of
+    heavy layers (a ResNet-18: 1.8 G over 60) on meta.
     The call that passes raises OverBudget instead. Counts, not a clock: the same model makes the
     same choice on any machine."""
 
-    def __init__(self, limit: int = CPU_BUDGET_MACS, held_bytes: int = 0):
+    def __init__(self, held_bytes: int = 0):
         self.used = 0
         self.layers = 0
-        self.limit = limit
         self.held = held_bytes  # weights, inputs, and the outputs of the layers run so far
 
     def charge(self, module: nn.Module, args: tuple[Any, ...]) -> None:
@@ -62,7 +62,9 @@ class WorkBudget:
         self.layers += 1
         if self.held + _upsampled_bytes(module, args) > CPU_BUDGET_BYTES:
             raise OverBudget  # an Upsample whose output alone would pass the byte budget: not made
-        if self.used > self.limit and (self.used > CPU_BUDGET_MACS_MOST or self.used > LIGHT_LAYER_MACS * self.layers):
+        if self.used > CPU_BUDGET_MACS and (
+            self.used > CPU_BUDGET_MACS_MOST or self.used > LIGHT_LAYER_MACS * self.layers
+        ):
             raise OverBudget
 
     def hold(self, module: nn.Module, output_bytes: int) -> None:

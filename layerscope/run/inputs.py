@@ -79,18 +79,18 @@ def as_inputs(value: Any) -> Inputs:
 
 def _tensors_from_numpy(value: Any) -> Any:
     """numpy arrays (anywhere in lists, tuples, dicts) as tensors holding a copy of them."""
-    if type(value).__module__ == "numpy" and hasattr(value, "__array__") and hasattr(value, "dtype"):
-        try:
-            return torch.tensor(value)
-        except (TypeError, ValueError, RuntimeError) as e:
-            raise UsageError(f"a numpy input of dtype {value.dtype} is not a tensor: {e}") from None
-    if isinstance(value, Mapping):
-        return {k: _tensors_from_numpy(v) for k, v in value.items()}
-    if isinstance(value, tuple) and hasattr(value, "_fields"):  # a named tuple
-        return type(value)(*(_tensors_from_numpy(v) for v in value))
-    if isinstance(value, (list, tuple)):
-        return type(value)(_tensors_from_numpy(v) for v in value)
-    return value
+    return mapped(value, _tensor_from_numpy, leaf=_is_numpy)
+
+
+def _is_numpy(value: Any) -> bool:
+    return type(value).__module__ == "numpy" and hasattr(value, "__array__") and hasattr(value, "dtype")
+
+
+def _tensor_from_numpy(value: Any) -> Tensor:
+    try:
+        return torch.tensor(value)
+    except (TypeError, ValueError, RuntimeError) as e:
+        raise UsageError(f"a numpy input of dtype {value.dtype} is not a tensor: {e}") from None
 
 
 def make(examples: Sequence[Example], model: nn.Module, device: torch.device, seed: int = 0) -> Inputs:

@@ -87,31 +87,23 @@ def run_on(model: nn.Module, device: torch.device, inputs: Inputs, *, budgeted: 
 
 def _run_shadow(model: nn.Module, device: torch.device, inputs: Inputs, budgeted: bool, share_weights: bool) -> Trace:
     copy = shadow(model, device, share_weights=share_weights)
-    if copy.module is None:
-        with restored(model):
-            ran = trace(model, inputs.args, kwargs=inputs.kwargs, weights=stand_ins(model, device))
-        ran.notes.insert(
-            0,
-            Note(
-                "",
-                f"the model could not be copied ({copy.problem}): it ran in place, its attributes and their"
-                f" containers' contents put back after (deeper state it wrote is not)",
-            ),
-        )
-        return ran
+    in_place = copy.module is None  # a module class that refuses copies: its own, on stand-ins, put back after
     budget = None
     if budgeted:  # its tensors, then each layer's output, count against the CPU byte budget
-        budget = devices.WorkBudget(
-            held_bytes=nbytes([*copy.module.parameters(), *copy.module.buffers()]) + inputs.nbytes
+        budget = devices.WorkBudget(held_bytes=nbytes([*model.parameters(), *model.buffers()]) + inputs.nbytes)
+    with restored(model) if in_place else contextlib.nullcontext():
+        ran = trace(
+            model if in_place else copy.module,
+            inputs.args,
+            kwargs=inputs.kwargs,
+            weights=stand_ins(model, device) if in_place else None,
+            before_leaf=budget.charge if budget else None,
+            after_leaf=budget.hold if budget else None,
+            guarded=weight_storages(model) if share_weights and not in_place else frozenset(),
         )
-    ran = trace(
-        copy.module,
-        inputs.args,
-        kwargs=inputs.kwargs,
-        before_leaf=budget.charge if budget else None,
-        after_leaf=budget.hold if budget else None,
-        guarded=weight_storages(model) if share_weights else frozenset(),
-    )
+    if in_place:
+        why = f"the model could not be copied ({copy.problem}): it ran in place, its attributes and their"
+        ran.notes.insert(0, Note("", why + " containers' contents put back after (deeper state it wrote is not)"))
     if copy.shared:
         kinds = ", ".join(copy.shared)
         ran.notes.insert(0, Note("", f"the copy the model ran as shares what Python cannot copy ({kinds}) with it"))

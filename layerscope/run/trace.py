@@ -44,17 +44,22 @@ def tensors_in(value: Any) -> list[Tensor]:
     return []
 
 
-def mapped(value: Any, change: Callable[[Tensor], Any]) -> Any:
-    """`value` with every tensor in it (through lists, tuples and dicts) replaced by `change(tensor)`."""
-    if isinstance(value, Tensor):
+def mapped(value: Any, change: Callable[[Any], Any], leaf: Callable[[Any], bool] | None = None) -> Any:
+    """`value` with every tensor in it (through lists, tuples and dicts) replaced by `change(tensor)`;
+    `leaf` picks other values to change instead of tensors (numpy arrays)."""
+    if (leaf or _is_tensor)(value):
         return change(value)
     if isinstance(value, (list, tuple)) and not hasattr(value, "_fields"):
-        return type(value)(mapped(v, change) for v in value)
+        return type(value)(mapped(v, change, leaf) for v in value)
     if isinstance(value, tuple):  # a named tuple
-        return type(value)(*(mapped(v, change) for v in value))
+        return type(value)(*(mapped(v, change, leaf) for v in value))
     if isinstance(value, Mapping):
-        return {k: mapped(v, change) for k, v in value.items()}
+        return {k: mapped(v, change, leaf) for k, v in value.items()}
     return value
+
+
+def _is_tensor(value: Any) -> bool:
+    return isinstance(value, Tensor)
 
 
 def moved(value: Any, device: torch.device) -> Any:
@@ -270,9 +275,10 @@ def untraced(model: nn.Module, inputs: Sequence[Any], why: str) -> Trace:
     """What is known of a model without running it (no input given, or a TorchScript module, which
     takes no hooks): its module tree with parameter counts, its parameters, and a note saying why
     there is nothing more."""
+    counts = subtree_counts(model)
     records = []
     for qualname, module in model.named_modules():
-        total, trainable = _count(list(module.parameters()))
+        total, trainable = counts[id(module)]
         records.append(
             LayerRecord(
                 name=qualname,
