@@ -30,6 +30,7 @@ from torch import nn
 from layerscope.builder.builder import build as build_spec
 from layerscope.builder.builder import spec_probe
 from layerscope.errors import Source, UsageError, did_you_mean
+from layerscope.render.text import plain_text
 from layerscope.render.views import inspect_view
 from layerscope.report.assemble import report, run_and_report, unbuilt_notes
 from layerscope.report.model import Report
@@ -39,7 +40,7 @@ from layerscope.run.runner import run_module
 from layerscope.run.trace import untraced
 from layerscope.spec.bundled import resolve_spec
 from layerscope.spec.model import InputSpec, ModelSpec, load_spec
-from layerscope.spec.shapes import DTYPES, check_elements, dtype_hint
+from layerscope.spec.shapes import DTYPES, check_elements, dtype_hint, format_shapes
 
 Shape = Sequence[int]
 InputSize = Union[Shape, Sequence[Shape], None]  # noqa: UP007 - a runtime alias
@@ -97,6 +98,19 @@ class InspectReport(Report, JupyterMixin):
 
     def __rich__(self) -> RenderableType:
         return inspect_view(self)
+
+    def __str__(self) -> str:
+        """The inspect table as plain text, as wide as the terminal (`print(report)`)."""
+        import shutil
+
+        return plain_text(inspect_view(self), width=shutil.get_terminal_size().columns)
+
+    def __repr__(self) -> str:
+        shapes = (
+            f"{format_shapes(self.input_shapes)} → {format_shapes(self.output_shapes) or '-'}, " if self.ran else ""
+        )
+        failed = ", failed" if self.failure is not None else ""
+        return f"<InspectReport {self.model}: {shapes}{self.total_params:,} params{failed}>"
 
 
 def _shown(report: Report) -> InspectReport:

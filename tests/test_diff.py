@@ -47,16 +47,16 @@ def test_a_spec_against_itself_changes_nothing(cli) -> None:
 def test_deeper_resnet_adds_blocks_and_widens_the_head(cli) -> None:
     data = as_json(cli, "resnet18", "resnet50")
     kinds = [c["change"] for c in data["layers"]]
-    assert (kinds.count("added"), kinds.count("removed")) == (91, 0)
+    assert (kinds.count("added"), kinds.count("removed")) == (123, 8)  # use: rows (a ReLU called again) included
     assert data["after"]["total_params"] - data["before"]["total_params"] == 13_867_520
 
 
 def test_diff_prints_every_format_and_exports(cli, tmp_path) -> None:
     rows = list(csv.reader(io.StringIO(cli("diff", "lenet", "exercise_convnet", "--format", "csv").stdout)))
-    assert rows[0] == ["Layer", "Change", "Type", "Output shape", "Params", "Δ params"] and len(rows) == 17
+    assert rows[0] == ["layer", "change", "type", "output_shape", "params", "delta_params"] and len(rows) == 17
     markdown = cli("diff", "lenet", "exercise_convnet", "--format", "markdown").stdout
     assert "| fc1 | changed | Linear | 1x120 → 1x540 | 69,240 → 486,540 | +417,300 |" in markdown
-    assert cli("diff", "lenet", "exercise_convnet", "--export", str(tmp_path / "d.svg")).exit_code == 0
+    assert cli("diff", "lenet", "exercise_convnet", "--export", str(tmp_path / "d.svg")).exit_code == 1
     assert (tmp_path / "d.svg").read_text(encoding="utf-8").lstrip().startswith("<svg")
 
 
@@ -70,4 +70,51 @@ def test_a_model_that_rejects_the_input_makes_the_exit_status_1(cli) -> None:
     bad = cli("diff", "lenet", "nosuchspec")
     assert bad.exit_code == 2 and bad.stderr.startswith(
         "layerscope: error: 'nosuchspec' is neither a file nor a bundled spec"
+    )
+
+
+def test_exit_status_says_whether_the_models_differ_as_diff_does(cli) -> None:
+    same = cli("diff", "lenet", "lenet")
+    assert (same.exit_code, same.stderr) == (0, "")
+    changed = cli("diff", "lenet", "exercise_convnet")
+    assert (changed.exit_code, changed.stderr) == (1, "")
+    assert json.loads(cli("diff", "lenet", "exercise_convnet", "--format", "json").stdout)["differs"] is True
+
+
+def test_each_side_takes_its_own_vars(cli) -> None:
+    run = cli("diff", "lenet", "lenet", "--set-b", "classes=100", "--format", "json")
+    assert run.exit_code == 1
+    data = json.loads(run.stdout)
+    assert [(c["name"], c["params"]) for c in data["layers"] if c["change"] != "same"] == [("fc3", [850, 8500])]
+    assert cli("diff", "lenet", "lenet", "--set", "classes=100").exit_code == 0  # both sides
+    assert cli("diff", "lenet", "lenet", "--set-a", "classes=100", "--set-b", "classes=100").exit_code == 0
+
+
+def test_models_of_one_file_are_compared_with_model_a_and_model_b(cli, tmp_path) -> None:
+    spec = tmp_path / "two.yaml"
+    spec.write_text(
+        "name: Small\ninput: {shape: [1, 4]}\nlayers:\n  - {name: fc, op: Linear, out_features: 2}\n---\n"
+        "name: Wide\ninput: {shape: [1, 4]}\nlayers:\n  - {name: fc, op: Linear, out_features: 8}\n",
+        encoding="utf-8",
+    )
+    data = json.loads(cli("diff", str(spec), str(spec), "--model-a", "Small", "--model-b", "Wide", "-f", "json").stdout)
+    assert [c["params"] for c in data["layers"]] == [[10, 40]]
+
+
+def test_a_module_called_twice_has_a_row_per_call(cli) -> None:
+    data = as_json(cli, "tied_mlp", "tied_mlp")
+    names = [c["name"] for c in data["layers"]]
+    assert "shared_again" in names or len(names) > len(set(names))
+
+
+def test_a_spec_and_its_python_twin_match_layer_for_layer(cli) -> None:
+    run = cli("diff", "lenet", "tests.reference_models:LeNet", "--allow-import", "--format", "json")
+    assert run.exit_code == 0, run.stdout
+    data = json.loads(run.stdout)
+    assert {c["change"] for c in data["layers"]} == {"same"}
+    assert [c["name"] for c in data["layers"]] == ["conv1", "conv2", "fc1", "fc2", "fc3"]
+    assert data["left_out"] == ["flatten", "max_pool2d", "relu"]
+    assert (
+        "not compared: flatten, max_pool2d, relu"
+        in cli("diff", "lenet", "tests.reference_models:LeNet", "--allow-import").stdout
     )

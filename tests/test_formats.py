@@ -24,7 +24,15 @@ FAILS = {"check"}  # one of its candidates does not fit: exit status 1 in every 
 def test_every_command_prints_every_format(cli, args: list[str], fmt: str) -> None:
     run = cli(*args, "--format", fmt)
     assert run.exit_code == (1 if args[0] in FAILS else 0), run.stderr
-    assert run.stdout.strip() and run.stderr == ""
+    assert run.stdout.strip()
+    if args[0] in FAILS:  # the failure is told on stderr in one line, whatever the format
+        assert run.stderr == (
+            "1x1x28x28: configs/lenet.yaml:15:5: fc1 (Linear) does not accept its input: Linear expects the last"
+            " dim to be in_features=576, got 400 (input 1x400) — set in_features: 400 to accept this input (or"
+            " leave it out: layerscope infers it)\n"
+        )
+    else:
+        assert run.stderr == ""
 
 
 def markdown_table(text: str) -> list[list[str]]:
@@ -56,14 +64,55 @@ def test_markdown_keeps_a_diagnosis_as_a_text_block(cli) -> None:
     assert "| fc | Linear | failed |" in run.stdout
 
 
-def test_csv_has_a_header_and_a_row_per_layer_or_parameter(cli) -> None:
+def test_csv_is_data_a_header_of_stable_names_then_raw_values(cli) -> None:
     data = json.loads(cli("params", "gpt2", "--format", "json").stdout)
     rows = list(csv.reader(io.StringIO(cli("params", "gpt2", "--format", "csv").stdout)))
-    assert rows[0] == ["Parameter", "Shape", "Numel", "Dtype", "Trainable", "Tied to"]
+    assert rows[0] == ["parameter", "shape", "numel", "dtype", "trainable", "tied_to"]
     assert [r[0] for r in rows[1:]] == [p["name"] for p in data["params"]]
-    assert rows[-1] == ["lm_head.weight", "50257x768", "(38,597,376)", "float32", "yes", "wte.weight"]
+    assert rows[1] == ["wte.weight", "50257x768", "38597376", "float32", "true", "lm_head.weight"]
+    assert rows[-1] == ["lm_head.weight", "50257x768", "38597376", "float32", "true", "wte.weight"]
     shapes = list(csv.DictReader(io.StringIO(cli("shapes", "lstm_tagger", "--format", "csv").stdout)))
-    assert shapes[3] == {"Layer": "lstm", "Type": "LSTM", "Input shape": "5x1x6", "Output shape": "5x1x6, 1x1x6, 1x1x6"}
+    assert shapes[3] == {"layer": "lstm", "type": "LSTM", "input_shape": "5x1x6", "output_shape": "5x1x6, 1x1x6, 1x1x6"}
+
+
+def test_csv_layers_match_the_json_report_number_for_number(cli) -> None:
+    data = json.loads(cli("inspect", "resnet18", "--format", "json").stdout)
+    rows = list(csv.DictReader(io.StringIO(cli("inspect", "resnet18", "--format", "csv").stdout)))
+    assert list(rows[0]) == ["layer", "type", "output_shape", "params", "percent_of_total", "flops"]
+    assert len(rows) == len(data["layers"])
+    for row, layer in zip(rows, data["layers"], strict=True):
+        assert row["layer"] == (layer["name"] or "ResNet18")
+        if layer["shared_with"] is None:
+            assert int(row["params"]) == layer["num_params"]
+            assert float(row["percent_of_total"]) == pytest.approx(100 * layer["num_params"] / data["total_params"], abs=1e-4)
+        else:
+            assert row["params"] == row["percent_of_total"] == ""
+        assert int(row["flops"]) == layer["flops"]
+
+
+def test_csv_of_a_failed_run_leaves_what_did_not_run_empty_and_says_why_on_stderr(cli) -> None:
+    run = cli("inspect", "lenet", "--input", "1x1x28x28", "--format", "csv")
+    assert run.exit_code == 1
+    rows = {r["layer"]: r for r in csv.DictReader(io.StringIO(run.stdout))}
+    assert rows["conv1"] == {
+        "layer": "conv1", "type": "Conv2d", "output_shape": "1x6x24x24", "params": "156",
+        "percent_of_total": "0.222", "flops": "172800",
+    }  # fmt: skip
+    assert rows["fc1"]["output_shape"] == rows["fc1"]["flops"] == "" and rows["fc1"]["params"] == "69240"
+    assert "failed" not in run.stdout and "-" not in {c for r in rows.values() for c in r.values()}
+    assert run.stderr.count("\n") == 1 and "fc1 (Linear) does not accept its input" in run.stderr
+
+
+@pytest.mark.parametrize("fmt", ["table", "json", "markdown"])
+def test_a_failed_run_is_one_line_on_stderr_in_every_format(cli, fmt: str) -> None:
+    run = cli("shapes", "classifier", "--input", "1x3x16x16", "--format", fmt)
+    assert run.exit_code == 1
+    assert run.stderr.endswith(
+        "classifier.yaml:18:5: fc (Linear) does not accept its input: Linear expects the last dim to be"
+        " in_features=3072, got 768 (input 1x768) — set in_features: 768 to accept this input (or leave it out:"
+        " layerscope infers it)\n"
+    )
+    assert run.stderr.count("\n") == 1
 
 
 def test_list_as_json_names_every_bundled_spec(cli) -> None:

@@ -50,12 +50,13 @@ def _run(
     export: Path | None = None,
 ) -> None:
     report = guarded(lambda: targets.inspect(targets.load(spec, options), inputs, options), debug)
-    from layerscope.render.text import to_json
+    from layerscope.render.text import failure_line, to_json
 
     if debug and report.failure is not None and report.failure.traceback:
         sys.stderr.write(report.failure.traceback)  # the model's own traceback, as Python printed it
 
-    emit(fmt, lambda: to_json(report), lambda: view(report), failed=report.failure is not None, export=export)
+    failure = failure_line(report.failure, report.model) if report.failure is not None else None
+    emit(fmt, lambda: to_json(report), lambda: view(report), failure=failure, export=export)
 
 
 def _layer_table_command(name: str, view_name: str, summary: str) -> None:
@@ -144,9 +145,10 @@ def check(
     debug: DebugOpt = False,
 ) -> None:
     """Which of several inputs the model accepts; exit status 1 when any does not fit."""
-    from layerscope.render.text import check_json
+    from layerscope.render.text import check_json, failure_line
     from layerscope.render.views import check_view
     from layerscope.report.model import CheckResult
+    from layerscope.spec.shapes import format_shapes
 
     options = Options(model, device, dtype, tuple(sets or ()), allow_import, tuple(args or ()))
 
@@ -164,7 +166,10 @@ def check(
         fmt,
         lambda: check_json(name, checked),
         lambda: check_view(name, checked),
-        failed=not all(r.fits for r in checked),
+        failure=(
+            "; ".join(f"{format_shapes(r.input_shapes)}: {failure_line(r.failure, name)}" for r in checked if r.failure)
+            or None
+        ),
         export=export,
     )
 
@@ -189,30 +194,55 @@ def diff(
     inputs: InputOpt = None,
     everything: Annotated[bool, typer.Option("--all", help="Show the unchanged layers too.")] = False,
     fmt: FormatOpt = Format.table,
+    sets: SetOpt = None,
+    sets_a: Annotated[
+        list[str] | None, typer.Option("--set-a", metavar="NAME=VALUE", help="Override a var of SPEC_A only.")
+    ] = None,
+    sets_b: Annotated[
+        list[str] | None, typer.Option("--set-b", metavar="NAME=VALUE", help="Override a var of SPEC_B only.")
+    ] = None,
+    model_a: Annotated[
+        str | None, typer.Option("--model-a", metavar="NAME", help="Which model of SPEC_A, when it holds several.")
+    ] = None,
+    model_b: Annotated[
+        str | None, typer.Option("--model-b", metavar="NAME", help="Which model of SPEC_B, when it holds several.")
+    ] = None,
     device: DeviceOpt = "auto",
     dtype: DtypeOpt = "float32",
     allow_import: AllowImportOpt = False,
     export: ExportOpt = None,
     debug: DebugOpt = False,
 ) -> None:
-    """What changed from SPEC_A to SPEC_B, layer by layer: added and removed layers, shapes, parameters."""
+    """What changed from SPEC_A to SPEC_B, layer by layer: added and removed layers, shapes,
+    parameters; exit status 1 when they differ, as diff's. SPEC_A and SPEC_B may be the same file
+    with other --set-a/--set-b values or --model-a/--model-b."""
     import json
 
     from layerscope.render import views as render
+    from layerscope.render.text import failure_line
     from layerscope.report.diff import compare
+    from layerscope.spec.model import ModelSpec
 
-    options = Options(None, device, dtype, (), allow_import)
+    def traced() -> tuple[Report, Report]:
+        sides = []
+        for spec, model, own in ((before, model_a, sets_a), (after, model_b, sets_b)):
+            options = Options(model, device, dtype, (*(sets or ()), *(own or ())), allow_import)
+            sides.append((targets.load(spec, options), options))
+        specs = [s for s, _ in sides if isinstance(s, ModelSpec)]
+        # a Python model compared with a spec runs on the spec's input, unless --input says otherwise
+        texts = inputs or (targets.input_texts(specs[0]) if specs else [])
+        a, b = (targets.inspect(s, [] if isinstance(s, ModelSpec) and not inputs else texts, o) for s, o in sides)
+        return a, b
 
-    def traced(spec: str) -> Report:
-        return targets.inspect(targets.load(spec, options), inputs or [], options)
-
-    changes = guarded(lambda: compare(traced(before), traced(after)), debug)
+    changes = guarded(lambda: compare(*traced()), debug)
+    failures = [failure_line(r.failure, r.model) for r in (changes.before, changes.after) if r.failure is not None]
     emit(
         fmt,
         lambda: json.dumps(changes.to_dict(), indent=2),
         lambda: render.diff_view(changes, everything),
-        failed=changes.before.failure is not None or changes.after.failure is not None,
+        failure="; ".join(failures) or None,
         export=export,
+        differs=changes.differs(),
     )
 
 

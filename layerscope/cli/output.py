@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -66,11 +67,13 @@ def emit(
     fmt: Format,
     as_json: Callable[[], str],
     as_view: Callable[[], RenderableType],
-    failed: bool = False,
+    failure: str | None = None,
     export: Path | None = None,
+    differs: bool = False,
 ) -> None:
-    """Print in the chosen format, after writing --export if asked; a model that rejected an input
-    makes the exit status 1."""
+    """Print in the chosen format, after writing --export if asked. A model that rejected an input
+    (`failure`, one line) is told on stderr too, whatever the format, and makes the exit status 1;
+    so does `differs` (diff found a difference), without a line."""
     from layerscope.render import files
     from layerscope.render.text import to_csv, to_markdown
 
@@ -84,8 +87,10 @@ def emit(
         text = guarded(lambda: to_csv(as_view()), debug=False)
     else:
         text = None
-    writing(lambda: typer.echo(text, nl=fmt is Format.json) if text is not None else console().print(as_view()))
-    if failed:
+    writing(lambda: typer.echo(text, nl=fmt is Format.json) if text is not None else show(as_view()))
+    if failure is not None:
+        typer.echo(inert(failure, newlines=False), err=True)
+    if failure is not None or differs:
         raise typer.Exit(1)
 
 
@@ -109,6 +114,18 @@ def writing(work: Callable[[], object]) -> None:
         if e.errno == errno.EPIPE:
             raise typer.Exit(141) from None
         fail(f"layerscope: error: cannot write the output: {e.strerror or e}", 74)
+
+
+_TRAILING = re.compile(r"[ \t]+((?:\x1b\[[0-9;]*m)*)$", re.MULTILINE)
+
+
+def show(view: RenderableType) -> None:
+    """Print a view on the console, without the spaces rich pads its lines with to the table's width."""
+    out = console()
+    with out.capture() as captured:
+        out.print(view)
+    out.file.write(_TRAILING.sub(r"\1", captured.get()))
+    out.file.flush()
 
 
 def console() -> Console:

@@ -59,6 +59,11 @@ def spec_inputs(spec: ModelSpec, input_texts: Sequence[str]) -> tuple[InputSpec,
     return with_shapes(spec, [parse_input(text) for text in input_texts])
 
 
+def input_texts(spec: ModelSpec) -> list[str]:
+    """A spec's own inputs as --input texts (`1x1x32x32:float32`), for a Python model compared with it."""
+    return ["x".join(map(str, i.shape)) + f":{i.dtype}" for i in spec.inputs]
+
+
 def inspect(
     subject: ModelSpec | nn.Module, input_texts: Sequence[str], options: Options, search: bool = True
 ) -> Report:

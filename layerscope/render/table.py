@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
+from typing import NamedTuple
 
 from rich import box
 from rich.cells import cell_len
@@ -44,24 +46,41 @@ def si(n: int) -> str:
 
 class LineTable:
     """A titled table with a rule under its header, as rich's Table draws it with SIMPLE_HEAD,
-    written line by line while every cell fits on one line within the console's width.
+    written line by line, made to fit the console's width without splitting a name or a shape.
 
     rich lays out and renders each cell on its own (~40 µs), which made a 10,000-layer model's
-    table take 4 s; writing the lines directly takes a tenth of that. Whatever rich would lay out
-    otherwise (a cell with a line break, a styled span, a row or title wider than the console)
-    is drawn by rich's Table itself (`rich_table`), so the output is the same either way (tested).
+    table take 4 s; writing the lines directly takes a tenth of that. rich would also fold a name
+    or a shape across lines where the console is narrow (`1x6x28x` / `28`). Too wide a table
+    leaves out the columns named in `drop`, in that order, then wraps the prose columns (`wrap`)
+    between words, then shortens names in the middle (`max_p…2d_1`), and says what it left out.
+    A cell with a line break or a styled span is laid out by rich's Table itself (`rich_table`).
     """
 
-    def __init__(self, title: str, columns: list[tuple[str, str]]):
+    def __init__(
+        self, title: str, columns: list[tuple[str, str]], drop: tuple[str, ...] = (), wrap: tuple[str, ...] = ()
+    ):
         self.title = inert(title, newlines=False)
         self.columns = columns  # (header, "left" or "right")
+        self.drop = drop  # headers of the columns left out, in this order, when the table is too wide
+        self.wrap = wrap  # headers of the columns of prose, wrapped between words when too wide
         self.rows: list[tuple[str | Text, ...]] = []
         self.keys: list[str | None] = []  # per row, what data formats write in the first column
+        self.raw: list[tuple[Raw, ...] | None] = []  # per row, its values as data (CSV)
 
-    def add_row(self, *cells: str | Text, key: str | None = None) -> None:
-        """A row; `key` (a layer's qualified name) stands for the first cell in markdown and csv."""
+    def add_row(self, *cells: str | Text, key: str | None = None, raw: tuple[Raw, ...] | None = None) -> None:
+        """A row; `key` (a layer's qualified name) stands for the first cell in markdown and csv;
+        `raw` holds the row's values as data, for CSV: numbers unformatted, None where there is none."""
         self.rows.append(tuple(cell(c) if isinstance(c, Text) else inert(c) for c in cells))
         self.keys.append(inert(key) if key is not None else None)
+        self.raw.append(raw)
+
+    def records(self) -> list[list[str]]:
+        """The table as data: a header of snake_case column names, then each row's raw values
+        (`81290`, `0.2`, `true`, an empty cell for none), else its text."""
+        rows = [[_data_name(h) for h, _ in self.columns]]
+        for text, raw in zip(self.data()[1:], self.raw, strict=True):
+            rows.append(text if raw is None else [_data_value(v) for v in raw])
+        return rows
 
     def data(self) -> list[list[str]]:
         """The header and the rows as plain text, each first cell its row's key where it has one."""
@@ -94,44 +113,157 @@ class LineTable:
                 n = cell_len(text)
                 if n > widths[i]:
                     widths[i] = n
-        # edges and dividers are one space each; cells are padded by one space but at the edges
-        width = 2 + sum(widths) + 3 * (len(widths) - 1)
-        if width > options.max_width or cell_len(self.title) > width:
-            yield self.rich_table()
-            return
-        blank, new_line = Segment(" " * width), Segment.line()
-        yield Segment(self.title + " " * (width - cell_len(self.title)), console.get_style("table.title"))
-        yield new_line
-        yield blank
-        yield new_line
-        yield from self._line(header, widths, console.get_style("table.header"))
-        rule = "-" if options.ascii_only else "─"  # as rich's own tables do where the encoding has no box drawing
-        yield Segment(" " + rule * (width - 2) + " ")
-        yield new_line
-        for row in self.rows:
-            yield from self._line(row, widths, None)
-        yield blank
-        yield new_line
-
-    def _line(self, cells: tuple[str | Text, ...], widths: list[int], style: Style | None) -> Iterator[Segment]:
-        """One row: an edge, then each cell padded by a space (but at the edges) in its own style."""
-        edge, last = Segment(" "), len(cells) - 1
-        yield edge
-        for i, (cell, (_, justify)) in enumerate(zip(cells, self.columns, strict=True)):
-            text, own = (cell.plain, cell.style) if isinstance(cell, Text) else (cell, None)
-            cell_style = Style.parse(own) if isinstance(own, str) and own else own or None
-            if style is not None:
-                cell_style = style + cell_style if cell_style else style
-            pad = Segment(" ", style)  # the padding takes the row's style (the header's), not the text's
-            if i:
-                yield edge  # the divider
-                yield pad
-            fill = " " * (widths[i] - cell_len(text))
-            yield Segment(fill + text if justify == "right" else text + fill, cell_style)
-            if i < last:
-                yield pad
-        yield edge
+        columns = [_Column(h, j, h in self.wrap) for h, j in self.columns]
+        shown, widths = fitted(columns, widths, self.drop, [self.rows], options.max_width)
+        title_style = console.get_style("table.title")
+        for line in Text(self.title).wrap(console, options.max_width):  # a long title wrapped between words
+            yield Segment(line.plain.rstrip(), title_style)
+            yield Segment.line()
         yield Segment.line()
+        picked = [columns[i] for i in shown]
+        yield from _lines(console, [header[i] for i in shown], picked, widths, console.get_style("table.header"))
+        rule = "-" if options.ascii_only else "─"  # as rich's own tables do where the encoding has no box drawing
+        yield Segment(" " + rule * (_width(widths) - 2))
+        yield Segment.line()
+        for row in self.rows:
+            yield from _lines(console, [row[i] for i in shown], picked, widths, None)
+        yield Segment.line()
+        hidden = [h for i, h in enumerate(header) if i not in shown]
+        if hidden:
+            note = Text(f"({', '.join(hidden)}: left out to fit {options.max_width} columns)")
+            for line in note.wrap(console, options.max_width):
+                yield Segment(line.plain.rstrip(), Style(dim=True))
+                yield Segment.line()
+
+
+Raw = str | int | float | bool | None
+
+
+def _data_name(header: str) -> str:
+    """A column's name in data formats: `Output shape` → `output_shape`, `% of total` → `percent_of_total`."""
+    words = re.findall(r"[a-z0-9]+", header.lower().replace("%", "percent").replace("δ", "delta"))
+    return "_".join(words)
+
+
+def _data_value(value: Raw) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return inert(str(value), newlines=False)
+
+
+class _Column(NamedTuple):
+    header: str
+    justify: str
+    prose: bool  # wrapped between words rather than shortened
+
+
+def _width(widths: list[int]) -> int:
+    """A table's width: edges and dividers are one space each; cells are padded by one space but at the edges."""
+    return 2 + sum(widths) + 3 * (len(widths) - 1)
+
+
+def fitted(
+    columns: list[_Column],
+    widths: list[int],
+    drop: tuple[str, ...],
+    rows: list[list[tuple[str | Text, ...]]],
+    max_width: int,
+) -> tuple[list[int], list[int]]:
+    """Which columns to show and how wide, to fit `max_width`: the columns named in `drop` left
+    out in that order; then prose narrowed (never below its longest word, up to 20 cells), then
+    the widest text column (never below its header); numbers never. Too narrow even then: any
+    column down to 6 cells, headers shortened too, and at last the rightmost columns left out."""
+    header = [c.header for c in columns]
+    shown = list(range(len(columns)))
+    for name in drop:
+        if _width([widths[i] for i in shown]) <= max_width:
+            break
+        if name in header and len(shown) > 1:
+            shown.remove(header.index(name))
+    sized = [widths[i] for i in shown]
+    floor = []
+    for i in shown:
+        c = columns[i]
+        if c.justify == "right":
+            floor.append(widths[i])
+        elif c.prose:
+            words = (w for table in rows for row in table for w in _plain(row[i]).split())
+            floor.append(max(cell_len(c.header), min(20, max((cell_len(w) for w in words), default=0))))
+        else:
+            floor.append(cell_len(c.header))
+    rank = [0 if columns[i].prose else 1 for i in shown]
+    for floors in (floor, [min(f, 6) for f in floor]):
+        while _width(sized) > max_width:  # the second pass, for a very narrow console, shortens headers too
+            room = [(-rank[k], sized[k], k) for k in range(len(sized)) if sized[k] > floors[k]]
+            if not room:
+                break
+            sized[max(room)[2]] -= 1  # prose first, then the widest text column
+    while _width(sized) > max_width and len(shown) > 1:  # narrower still: the last columns go
+        shown.pop()
+        sized.pop()
+    return shown, sized
+
+
+def _plain(cell: str | Text) -> str:
+    return cell.plain if isinstance(cell, Text) else cell
+
+
+def _lines(
+    console: Console, cells: list[str | Text], columns: list[_Column], widths: list[int], style: Style | None
+) -> Iterator[Segment]:
+    """One row, on as many lines as its prose needs: an edge, then each cell padded by a space (but
+    at the edges) in its own style; a name wider than its column shortened in the middle; no spaces
+    at the end of a line."""
+    texts: list[list[str]] = []
+    styles: list[Style | None] = []
+    for cell, column, width in zip(cells, columns, widths, strict=True):
+        text, own = (cell.plain, cell.style) if isinstance(cell, Text) else (cell, None)
+        cell_style = Style.parse(own) if isinstance(own, str) and own else own or None
+        if style is not None:
+            cell_style = style + cell_style if cell_style else style
+        styles.append(cell_style)
+        if column.prose and cell_len(text) > width:
+            texts.append([line.plain.rstrip() for line in Text(text).wrap(console, width)] or [""])
+        else:
+            texts.append([middle_ellipsis(text, width)])
+    edge, pad = Segment(" "), Segment(" ", style)
+    for n in range(max(len(t) for t in texts)):
+        line = [edge]
+        for i, (lines, column, width) in enumerate(zip(texts, columns, widths, strict=True)):
+            text = lines[n] if n < len(lines) else ""
+            if i:
+                line += [pad, edge, pad]  # the padding takes the row's style (the header's), not the text's
+            fill = " " * (width - cell_len(text))
+            line.append(Segment(fill + text if column.justify == "right" else text + fill, styles[i]))
+        while line and not line[-1].text.strip():
+            line.pop()
+        if line:
+            line[-1] = Segment(line[-1].text.rstrip(), line[-1].style)
+        yield from line
+        yield Segment.line()
+
+
+def middle_ellipsis(text: str, width: int) -> str:
+    """`text` within `width` cells: its start and end kept, the middle replaced by `…`."""
+    if cell_len(text) <= width:
+        return text
+    if width <= 1:
+        return "…"[:width]
+    head, tail, room = "", "", width - 1
+    chars = list(text)
+    while chars and room > 0:
+        take_head = cell_len(head) <= cell_len(tail)
+        char = chars[0] if take_head else chars[-1]
+        if cell_len(char) > room:
+            break
+        room -= cell_len(char)
+        if take_head:
+            head += chars.pop(0)
+        else:
+            tail = chars.pop() + tail
+    return head + "…" + tail
 
 
 class Totals:

@@ -12,7 +12,7 @@ from rich.console import Console, Group, RenderableType
 
 from layerscope.errors import inert
 from layerscope.render.table import LineTable, Totals
-from layerscope.report.model import CheckResult, Report
+from layerscope.report.model import CheckResult, Failure, Report
 
 
 def to_json(report: Report) -> str:
@@ -23,6 +23,19 @@ def to_json(report: Report) -> str:
 def check_json(model: str, results: list[CheckResult]) -> str:
     """The check results serialised."""
     return json.dumps({"model": model, "results": [asdict(r) for r in results]}, indent=2)
+
+
+def failure_line(failure: Failure, model: str) -> str:
+    """A failed run in one line, for stderr: where, what, and the first fix."""
+    where = failure.source or failure.raised_at or failure.called_at
+    layer = f"{failure.layer or model} ({failure.type})"
+    what = (
+        f"{layer}: the model's code raised {failure.error_type}: {failure.message}"
+        if failure.kind == "bug"
+        else f"{layer} does not accept its input: {failure.message}"
+    )
+    fix = f" — {failure.hints[0]}" if failure.hints else ""
+    return inert(f"{where + ': ' if where else model + ': '}{what}{fix}", newlines=False)
 
 
 def to_markdown(view: RenderableType) -> str:
@@ -48,10 +61,11 @@ def to_markdown(view: RenderableType) -> str:
 
 
 def to_csv(view: RenderableType) -> str:
-    """A view's main table as CSV: a header row, then one row per layer, parameter or candidate."""
+    """A view's main table as CSV, as data: a header row of snake_case names, then one row per
+    layer, parameter or candidate, numbers unformatted and empty cells where there is none."""
     table = next(p for p in _parts(view) if isinstance(p, LineTable))
     out = io.StringIO()
-    csv.writer(out, lineterminator="\n").writerows([[_spreadsheet_safe(c) for c in row] for row in table.data()])
+    csv.writer(out, lineterminator="\n").writerows([[_spreadsheet_safe(c) for c in row] for row in table.records()])
     return out.getvalue()
 
 

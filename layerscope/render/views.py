@@ -55,16 +55,36 @@ def _percent_cell(layer: LayerRecord, total: int) -> str:
     return f"{100 * layer.num_params / total:.1f}%"
 
 
+def _percent(layer: LayerRecord, total: int) -> float | None:
+    if layer.shared_with is not None or not total:
+        return None
+    return round(100 * layer.num_params / total, 4)
+
+
+def _params(layer: LayerRecord) -> int | None:
+    return None if layer.shared_with is not None else layer.num_params
+
+
+def _shapes(layer: LayerRecord) -> str | None:
+    return format_shapes(layer.output_shapes) if layer.completed else None
+
+
 def _output_cell(layer: LayerRecord) -> Text:
     if not layer.completed:
         return Text("failed", style="bold red")
     return Text(format_shapes(layer.output_shapes) or "-")
 
 
+# The columns a narrow terminal leaves out first, in this order (README "Tables in a narrow terminal").
+_DROP = ("% of total", "Type", "FLOPs", "Dtype", "Trainable", "Tied to", "Input shape", "Change", "Δ params")
+
+
 def _table(title: str, *columns: str) -> LineTable:
     return LineTable(
         title,
         [(c, "right" if c in ("Params", "% of total", "Numel", "FLOPs", "Δ params") else "left") for c in columns],
+        drop=_DROP,
+        wrap=("Why", "Description"),
     )
 
 
@@ -174,6 +194,7 @@ def inspect_view(report: Report, depth: int | None = None) -> Group:
                 _params_cell(layer),
                 _percent_cell(layer, report.total_params),
                 key=layer.name or report.model,
+                raw=(layer.name or report.model, layer.type, _params(layer), _percent(layer, report.total_params)),
             )
         return Group(table, _summary(report), *_tail(report))
     table = _table(f"{report.model} — layers", "Layer", "Type", "Output shape", "Params", "% of total", "FLOPs")
@@ -186,6 +207,14 @@ def inspect_view(report: Report, depth: int | None = None) -> Group:
             _percent_cell(layer, report.total_params),
             "?" if layer.flops is None else si(layer.flops) if layer.flops else "-",
             key=layer.name or report.model,
+            raw=(
+                layer.name or report.model,
+                layer.type,
+                _shapes(layer),
+                _params(layer),
+                _percent(layer, report.total_params),
+                layer.flops if layer.completed else None,
+            ),
         )
     return Group(table, _summary(report), *_tail(report))
 
@@ -200,6 +229,7 @@ def shapes_view(report: Report, depth: int | None = None) -> Group:
             format_shapes(layer.input_shapes) or "-",
             _output_cell(layer),
             key=layer.name or report.model,
+            raw=(layer.name or report.model, layer.type, format_shapes(layer.input_shapes) or None, _shapes(layer)),
         )
     return Group(table, *_tail(report))
 
@@ -216,6 +246,14 @@ def params_view(report: Report) -> Group:
             p.dtype,
             "yes" if p.trainable else "no",
             ", ".join(p.shared_with) or "-",
+            raw=(
+                p.name,
+                format_shape(p.shape),
+                p.numel,
+                p.dtype,
+                p.trainable,
+                " ".join(p.shared_with) or None,
+            ),
         )
     tied = sum(1 for p in report.params if not p.counted)
     footer = Totals(
@@ -234,10 +272,22 @@ def check_view(model: str, results: list[CheckResult]) -> Group:
     table = _table(f"{model} — which inputs fit", "Input", "Fits", "Output shape / failing layer", "Why")
     for r in results:
         if r.failure is None:
-            table.add_row(format_shapes(r.input_shapes), Text("yes", style="green"), format_shapes(r.output_shapes), "")
+            table.add_row(
+                format_shapes(r.input_shapes),
+                Text("yes", style="green"),
+                format_shapes(r.output_shapes),
+                "",
+                raw=(format_shapes(r.input_shapes), True, format_shapes(r.output_shapes), None),
+            )
         else:
             where = f"{r.failure.layer} ({r.failure.type})" + (f" at {r.failure.source}" if r.failure.source else "")
-            table.add_row(format_shapes(r.input_shapes), Text("no", style="bold red"), where, r.failure.message)
+            table.add_row(
+                format_shapes(r.input_shapes),
+                Text("no", style="bold red"),
+                where,
+                r.failure.message,
+                raw=(format_shapes(r.input_shapes), False, where, r.failure.message),
+            )
     fitting = sum(r.fits for r in results)
     return Group(table, Text(f"{fitting} of {len(results)} input(s) fit"))
 
@@ -285,9 +335,20 @@ def diff_view(diff: Diff, everything: bool = False) -> Group:
         ]
     )
     failed = [r for r in (before, after) if r.failure is not None]
+    left_out = (
+        [
+            Text(
+                f"not compared: {', '.join(diff.left_out)} — functional ops of one side, function calls in the other's Python",
+                style="dim",
+            )
+        ]
+        if diff.left_out
+        else []
+    )
     return Group(
         table,
         footer,
+        *left_out,
         *[
             cell(Text(f"{r.model} does not accept its input: {r.failure.message}", style="red"))
             for r in failed

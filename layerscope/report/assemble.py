@@ -45,7 +45,8 @@ def report(run: Trace, *, name: str | None = None, probe: diagnose.Probe | None 
         trainable_params=sum(p.numel for p in counted if p.trainable),
         param_bytes=sum(p.numel * _itemsize(p.dtype) for p in counted),
         input_bytes=nbytes(run.all_inputs),
-        activation_bytes=sum(r.output_bytes for r in run.records if r.is_leaf and r.completed),
+        # the outputs of layers, not of function calls: the same figure for a model in Python and in YAML
+        activation_bytes=sum(r.output_bytes for r in run.records if r.is_leaf and r.completed and not r.functional),
         total_flops=run.flops,
         device=run.device,
         failure=failure,

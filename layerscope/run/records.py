@@ -30,6 +30,7 @@ class LayerRecord:
         0  # by run.counting.OpCounter (torch's formulas) during this call, children included; None: unknown
     )
     output_bytes: int = 0
+    functional: bool = False  # a spec's functional op (relu, add, flatten): a module standing for a function call
 
 
 @dataclass

@@ -131,7 +131,9 @@ class _Recorder:
     ):
         self.before_leaf = before_leaf
         self.after_leaf = after_leaf
-        self.kinds: dict[int, tuple[str, bool]] = {}  # by module id: its type's name, and whether it is a leaf
+        self.kinds: dict[
+            int, tuple[str, bool, bool]
+        ] = {}  # by module id: its type's name, is it a leaf, a functional op
         self.names: dict[int, list[str]] = {}
         for qualname, module in model.named_modules(remove_duplicate=False):
             self.names.setdefault(id(module), []).append(qualname)
@@ -157,7 +159,11 @@ class _Recorder:
         total, trainable = self.counts.get(key) or _count(list(module.parameters()))
         kind = self.kinds.get(key)
         if kind is None:
-            kind = self.kinds[key] = (module_type_name(module), not any(True for _ in module.children()))
+            kind = self.kinds[key] = (
+                module_type_name(module),
+                not any(True for _ in module.children()),
+                bool(getattr(type(module), "functional", False)),  # spec/ops.py's FunctionalOp, duck-typed
+            )
         if kind[1] and self.before_leaf is not None:
             self.before_leaf(module, args)  # the CPU work budget: may stop the run before this layer
         record = LayerRecord(
@@ -168,6 +174,7 @@ class _Recorder:
             num_params=total,
             trainable_params=trainable,
             is_leaf=kind[1],
+            functional=kind[2],
             shared_with=self.first_call.get(key),
             source=str(self.sources[qualname]) if qualname in self.sources else None,
         )

@@ -171,6 +171,8 @@ MULTI_INPUT_OPS = frozenset({"add", "mul", "cat", "attention"})  # take every te
 class FunctionalOp(nn.Module):
     """A functional op with its keyword arguments bound, shown under the op's own name."""
 
+    functional = True  # a function call in Python: its output is not a layer's activation (run/trace.py)
+
     def __init__(self, op: str, **kwargs: Any):
         super().__init__()
         self.op = op
