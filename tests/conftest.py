@@ -31,10 +31,10 @@ def cli(monkeypatch: pytest.MonkeyPatch):
     """Run `layerscope ARGS` from the repository root, as a user would, at 120 columns without colour."""
     monkeypatch.chdir(ROOT)
 
-    def run(*args: str, cwd: Path | None = None) -> Run:
+    def run(*args: str, cwd: Path | None = None, width: int = int(WIDTH)) -> Run:
         if cwd is not None:
             monkeypatch.chdir(cwd)
-        result = CliRunner().invoke(app, list(args), env={"COLUMNS": WIDTH, "NO_COLOR": "1", "TERM": "dumb"})
+        result = CliRunner().invoke(app, list(args), env={"COLUMNS": str(width), "NO_COLOR": "1", "TERM": "dumb"})
         if result.exception and not isinstance(result.exception, SystemExit):
             raise result.exception
         return Run(result.exit_code, result.stdout, result.stderr)

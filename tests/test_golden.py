@@ -1,4 +1,5 @@
-"""Golden outputs: the tables users see, for every bundled spec, at 120 columns without colour.
+"""Golden outputs: the tables users see, for every bundled spec, at 120 columns without colour (and a
+few at 60, where columns are left out and names shortened).
 
 Regenerate after an intended change with:  python -m pytest tests/test_golden.py --update-golden
 """
@@ -28,7 +29,7 @@ CASES += [
     ("lenet_28x28.inspect", ["inspect", "configs/lenet.yaml", "--input", "1x1x28x28"], 1),
     ("transformer_encoder_depth2.inspect", ["inspect", "configs/transformer_encoder.yaml", "--depth", "2"], 0),
     ("list", ["list"], 0),
-    ("lenet_to_exercise_convnet.diff", ["diff", "configs/lenet.yaml", "configs/exercise_convnet.yaml"], 0),
+    ("lenet_to_exercise_convnet.diff", ["diff", "configs/lenet.yaml", "configs/exercise_convnet.yaml"], 1),
     ("tiny_blocks_depth2.inspect", ["inspect", "tests/specs/tiny_blocks.yaml", "--depth", "2"], 0),
     ("tiny_blocks.params", ["params", "tests/specs/tiny_blocks.yaml"], 0),
     ("resnet18_bfloat16.inspect", ["inspect", "configs/resnet18.yaml", "--depth", "1", "--dtype", "bfloat16"], 0),
@@ -44,11 +45,24 @@ CASES += [
 ]
 
 
+NARROW = [  # at 60 columns: the golden file's name ends in _60
+    ("lenet_60.inspect", ["inspect", "configs/lenet.yaml"], 0),
+    ("lenet_60.shapes", ["shapes", "configs/lenet.yaml"], 0),
+    ("lenet_60.params", ["params", "configs/lenet.yaml"], 0),
+    ("llama_7b_60_depth3.inspect", ["inspect", "configs/llama_7b.yaml", "--depth", "3"], 0),
+    ("classifier_60.check", ["check", "configs/classifier.yaml", "-i", "1x3x32x32", "-i", "1x3x16x16"], 1),
+    ("list_60", ["list"], 0),
+]
+CASES += NARROW
+
+
 @pytest.mark.parametrize(("golden", "args", "exit_code"), CASES, ids=[c[0] for c in CASES])
 def test_output_matches_golden(cli, update_golden: bool, golden: str, args: list[str], exit_code: int) -> None:
-    run = cli(*args)
+    run = cli(*args, width=60 if "_60" in golden else 120)
     assert run.exit_code == exit_code, run.stderr
-    assert run.stderr == ""
+    assert run.stderr.count("\n") == (exit_code == 1 and args[0] != "diff")  # a failure: one line on stderr
+    assert all(line == line.rstrip() for line in run.stdout.splitlines())
+    assert all(len(line) <= (60 if "_60" in golden else 120) for line in run.stdout.splitlines())
     path = GOLDEN / f"{golden}.txt"
     if update_golden:
         path.write_text(run.stdout, encoding="utf-8")

@@ -173,7 +173,7 @@ def fitted(
 ) -> tuple[list[int], list[int]]:
     """Which columns to show and how wide, to fit `max_width`: the columns named in `drop` left
     out in that order; then prose narrowed (never below its longest word, up to 20 cells), then
-    the widest text column (never below its header); numbers never. Too narrow even then: any
+    the widest text column (never below its header, or 12 cells); numbers never. Too narrow even then: any
     column down to 6 cells, headers shortened too, and at last the rightmost columns left out."""
     header = [c.header for c in columns]
     shown = list(range(len(columns)))
@@ -192,7 +192,7 @@ def fitted(
             words = (w for table in rows for row in table for w in _plain(row[i]).split())
             floor.append(max(cell_len(c.header), min(20, max((cell_len(w) for w in words), default=0))))
         else:
-            floor.append(cell_len(c.header))
+            floor.append(min(cell_len(c.header), 12))  # a long header is shortened before a short name
     rank = [0 if columns[i].prose else 1 for i in shown]
     for floors in (floor, [min(f, 6) for f in floor]):
         while _width(sized) > max_width:  # the second pass, for a very narrow console, shortens headers too
