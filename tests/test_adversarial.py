@@ -379,7 +379,7 @@ def test_every_stdout_encoding_works(encoding: str, tmp_path: Path) -> None:
     assert "Total params" in stdout and "\x1b" not in stdout
     if encoding != "utf-8":  # ASCII rules where the encoding has no box drawing, not escapes of it
         assert "─" not in stdout and "\\u2500" not in stdout
-        assert re.search(r"^ -{20,} $", stdout, flags=re.M)
+        assert re.search(r"^ -{20,}$", stdout, flags=re.M)
 
 
 def test_a_reader_gone_away_ends_quietly(tmp_path: Path) -> None:

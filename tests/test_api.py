@@ -51,11 +51,16 @@ def test_inspect_of_a_spec_is_the_clis_json(cli) -> None:
     assert layerscope.inspect("classifier", (1, 3, 16, 16)).failure.layer == "fc"
 
 
-def test_a_report_renders_as_the_inspect_table_in_a_terminal_and_in_jupyter() -> None:
+def test_a_report_renders_as_the_inspect_table_in_a_terminal_and_in_jupyter(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "120")  # the terminal's width, for str(report)
     report = layerscope.inspect(ROOT / "configs" / "lenet.yaml")
     out = io.StringIO()
     Console(file=out, width=120).print(report)
-    assert out.getvalue() == (ROOT / "tests" / "golden" / "lenet.inspect.txt").read_text()
+    lines = [line.rstrip() for line in out.getvalue().splitlines()]  # rich pads the totals grid's lines
+    assert lines == (ROOT / "tests" / "golden" / "lenet.inspect.txt").read_text().splitlines()
+    assert str(report).splitlines() == lines  # print(report): the same table, as wide as the terminal
+    assert repr(report) == "<InspectReport LeNet: 1x1x32x32 → 1x10, 81,290 params>"
+    assert repr(layerscope.inspect("classifier", (1, 3, 16, 16))).endswith(" params, failed>")
     bundle = report._repr_mimebundle_([], [])  # what Jupyter asks a rich object for
     assert "LeNet — layers" in bundle["text/plain"] and "<pre" in bundle["text/html"]
 
@@ -236,3 +241,12 @@ def test_a_dataclass_output_is_reported_as_its_tensors() -> None:
             return Out(h.softmax(-1), (h, h.sum()))
 
     assert layerscope.inspect(Net(), (2, 4)).output_shapes == [[2, 3], [2, 3], []]
+
+
+@pytest.mark.parametrize("config", ["lenet", "convnet"])
+def test_a_model_has_one_activation_figure_in_python_and_in_yaml(config: str) -> None:
+    """A spec's relu/add/flatten stand for function calls a Python model makes: neither counts them."""
+    factory, make_inputs = REFERENCES[config]
+    ours, theirs = layerscope.inspect(factory(), inputs=make_inputs()), layerscope.inspect(config)
+    assert ours.activation_bytes == theirs.activation_bytes > 0
+    assert ours.total_bytes == theirs.total_bytes

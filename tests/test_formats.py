@@ -84,7 +84,9 @@ def test_csv_layers_match_the_json_report_number_for_number(cli) -> None:
         assert row["layer"] == (layer["name"] or "ResNet18")
         if layer["shared_with"] is None:
             assert int(row["params"]) == layer["num_params"]
-            assert float(row["percent_of_total"]) == pytest.approx(100 * layer["num_params"] / data["total_params"], abs=1e-4)
+            assert float(row["percent_of_total"]) == pytest.approx(
+                100 * layer["num_params"] / data["total_params"], abs=1e-4
+            )
         else:
             assert row["params"] == row["percent_of_total"] == ""
         assert int(row["flops"]) == layer["flops"]

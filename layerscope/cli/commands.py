@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from layerscope.cli import targets
-from layerscope.cli.main import app
+from layerscope.cli.main import command as register
 from layerscope.cli.options import (
     AllowImportOpt,
     ArgOpt,
@@ -84,7 +84,7 @@ def _layer_table_command(name: str, view_name: str, summary: str) -> None:
         _run(lambda r: view(r, depth), spec, inputs or [], fmt, options, debug, export)
 
     command.__doc__ = summary
-    app.command(name)(command)
+    register(name)(command)
 
 
 _layer_table_command(
@@ -93,7 +93,7 @@ _layer_table_command(
 _layer_table_command("shapes", "shapes_view", "Input and output shape of every layer, in the order they run.")
 
 
-@app.command()
+@register()
 def params(
     spec: SpecArg = None,
     inputs: InputOpt = None,
@@ -122,7 +122,7 @@ def params(
     )
 
 
-@app.command()
+@register()
 def check(
     spec: SpecArg = None,
     inputs: Annotated[
@@ -174,7 +174,7 @@ def check(
     )
 
 
-@app.command("list")
+@register("list")
 def list_specs(fmt: FormatOpt = Format.table, export: ExportOpt = None) -> None:
     """The bundled specs, usable by name in place of a file."""
     import json
@@ -187,7 +187,7 @@ def list_specs(fmt: FormatOpt = Format.table, export: ExportOpt = None) -> None:
     emit(fmt, lambda: json.dumps(as_json, indent=2), lambda: bundled_view(specs), export=export)
 
 
-@app.command()
+@register()
 def diff(
     before: Annotated[str, typer.Argument(help="The spec (or bundled name) to compare from.", metavar="SPEC_A")],
     after: Annotated[str, typer.Argument(help="The spec to compare with it.", metavar="SPEC_B")],
@@ -213,9 +213,7 @@ def diff(
     export: ExportOpt = None,
     debug: DebugOpt = False,
 ) -> None:
-    """What changed from SPEC_A to SPEC_B, layer by layer: added and removed layers, shapes,
-    parameters; exit status 1 when they differ, as diff's. SPEC_A and SPEC_B may be the same file
-    with other --set-a/--set-b values or --model-a/--model-b."""
+    """What changed from SPEC_A to SPEC_B, layer by layer: layers, shapes, parameters; exit status 1 when they differ."""
     import json
 
     from layerscope.render import views as render
@@ -246,7 +244,7 @@ def diff(
     )
 
 
-@app.command("export")
+@register("export")
 def export_spec(
     spec: SpecArg = None,
     to: Annotated[
@@ -290,7 +288,7 @@ def export_spec(
         guarded(lambda: write_whole(output, text), debug)
 
 
-@app.command()
+@register()
 def schema() -> None:
     """The JSON Schema of spec files, for editors (the bundled configs point at it on their first line)."""
     import json

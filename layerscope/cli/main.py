@@ -8,11 +8,60 @@ import gc
 import io
 import os
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperCommand, TyperGroup
 
 from layerscope import __version__
+from layerscope.errors import first_line, inert
+
+# click's exceptions, as the typer in use raises them: typer 0.26+ carries its own copy of click
+_CLICK_ERRORS = {c.__name__: c for c in typer.BadParameter.__mro__}
+_UsageError, _ClickException = _CLICK_ERRORS["UsageError"], _CLICK_ERRORS["ClickException"]
+
+
+def _plain_flags(params: list[Any]) -> list[Any]:
+    """Flags shown in --help as `--debug`, not `--debug <bool>` (typer shows every option's type)."""
+    for param in params:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+    return params
+
+
+class Command(TyperCommand):
+    """A command whose --help shows flags without a type."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _plain_flags(super().get_params(ctx))
+
+
+class Group(TyperGroup):
+    """The app: flags without a type in --help, and every usage error one line on stderr, exit 2,
+    `layerscope: error: … — hint`, in place of click's boxed or three-line usage message."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _plain_flags(super().get_params(ctx))
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:  # type: ignore[override]
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except _UsageError as e:
+            where = e.ctx.command_path if e.ctx is not None else "layerscope"
+            if e.format_message():  # else the help was printed, for a command line without arguments
+                line = f"layerscope: error: {first_line(e.format_message())} — see '{where} --help'"
+                typer.echo(inert(line, newlines=False), err=True)
+            code = 2
+        except _ClickException as e:  # a bad file given to an option click opens itself
+            typer.echo(inert(f"layerscope: error: {first_line(e.format_message())}", newlines=False), err=True)
+            code = e.exit_code
+        except typer.Abort:  # Ctrl-C while click read the command line
+            typer.echo("layerscope: interrupted", err=True)
+            code = 130
+        if not standalone_mode:
+            return code
+        sys.exit(code if isinstance(code, int) else 0)
+
 
 app = typer.Typer(
     name="layerscope",
@@ -20,7 +69,13 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=True,
     pretty_exceptions_enable=False,
+    cls=Group,
 )
+
+
+def command(name: str | None = None) -> Any:
+    """`@command()`: register a command on the app, with flags shown plainly in its --help."""
+    return app.command(name, cls=Command)
 
 
 def _version(value: bool) -> None:
