@@ -55,7 +55,7 @@ def natural_width(table: LineTable) -> int:
 
 def laid_out_by_rich(table: LineTable) -> bool:
     return any(
-        isinstance(c, Text) and (c.spans or "\n" in c.plain) or "\n" in str(c) or str(c)[-1:].isspace()
+        (isinstance(c, Text) and (c.spans or "\n" in c.plain)) or "\n" in str(c) or str(c)[-1:].isspace()
         for row in table.rows
         for c in row
     )
