@@ -40,7 +40,7 @@ from layerscope.run.runner import run_module
 from layerscope.run.trace import untraced
 from layerscope.spec.bundled import resolve_spec
 from layerscope.spec.model import InputSpec, ModelSpec, load_spec
-from layerscope.spec.shapes import DTYPES, check_elements, dtype_hint, format_shapes
+from layerscope.spec.shapes import DTYPES, canonical_dtype, check_elements, dtype_hint, format_shapes
 
 Shape = Sequence[int]
 InputSize = Union[Shape, Sequence[Shape], None]  # noqa: UP007 - a runtime alias
@@ -121,6 +121,7 @@ def inspect_spec(
     spec: ModelSpec, inputs: Sequence[InputSpec], *, device: str = "auto", dtype: str = "float32", search: bool = True
 ) -> Report:
     """Build `spec` for `inputs` and trace it; `search` off skips looking for inputs that fit."""
+    dtype = canonical_dtype(dtype) or dtype  # fp16, half: float16 (an unknown one is the builder's error)
     built = build_spec(spec, inputs, device=device, dtype=dtype)
     probe = spec_probe(spec, inputs, dtype)
     report = run_and_report(
@@ -153,20 +154,12 @@ def inspect_module(
 def load_python(target: str, kwargs: Mapping[str, Any] | None = None) -> nn.Module:
     """The module named by `pkg.module:ClassOrFactory` (or an nn.Module instance there), made with
     `kwargs`. Importing runs the package's code: the CLI asks for --allow-import first."""
-    module_name, _, attr = target.partition(":")
-    if str(Path.cwd()) not in sys.path and "" not in sys.path:
-        sys.path.insert(0, str(Path.cwd()))  # as `python -m` does: modules beside the user
-    try:
-        found: Any = importlib.import_module(module_name)
-    except ImportError as e:
-        missing = getattr(e, "name", None)
-        if missing and module_name != missing and not module_name.startswith(missing + "."):
-            raise UsageError(f"importing {module_name!r} failed: {e}", hint=f"install {missing!r}") from None
-        raise UsageError(
-            f"cannot import {module_name!r}: {e}", hint="run from the directory that holds it, or install it"
-        ) from None
-    except Exception as e:  # noqa: BLE001 - the user's module failed while importing
-        raise UsageError(f"importing {module_name!r} raised {type(e).__name__}: {e}") from None
+    module_name, _, attr = target.rpartition(":")
+    if module_name.endswith(".py"):
+        found: Any = _import_file(Path(module_name))
+        module_name = Path(module_name).stem
+    else:
+        found = _import_module(module_name)
     for part in attr.split("."):
         if not hasattr(found, part):
             names = [n for n in dir(found) if not n.startswith("_")]
@@ -190,6 +183,50 @@ def load_python(target: str, kwargs: Mapping[str, Any] | None = None) -> nn.Modu
     if not isinstance(model, nn.Module):
         raise UsageError(f"{target} gave a {type(model).__name__}, not an nn.Module")
     return model
+
+
+def _import_file(path: Path) -> Any:
+    """A Python file imported as `python path/to/file.py` would see it: its folder first on
+    sys.path, so its own imports of the files beside it work; under its file name as a module."""
+    import importlib.util
+
+    if not path.is_file():
+        raise UsageError(f"{path}: no such file", hint="name a .py file, as path/to/models.py:Class")
+    folder = str(path.resolve().parent)
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    name = path.stem if path.stem.isidentifier() else "_layerscope_user_module"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise UsageError(f"{path}: cannot be imported as Python")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses and pickling look their module up by name
+    try:
+        spec.loader.exec_module(module)
+    except ImportError as e:
+        sys.modules.pop(name, None)
+        raise UsageError(f"importing {path} failed: {e}", hint=f"install {e.name!r}" if e.name else None) from None
+    except Exception as e:  # noqa: BLE001 - the user's file failed while importing
+        sys.modules.pop(name, None)
+        raise UsageError(f"importing {path} raised {type(e).__name__}: {e}") from None
+    return module
+
+
+def _import_module(module_name: str) -> Any:
+    """`pkg.module`, imported as `python -m` would find it: the current directory first."""
+    if str(Path.cwd()) not in sys.path and "" not in sys.path:
+        sys.path.insert(0, str(Path.cwd()))  # as `python -m` does: modules beside the user
+    try:
+        return importlib.import_module(module_name)
+    except ImportError as e:
+        missing = getattr(e, "name", None)
+        if missing and module_name != missing and not module_name.startswith(missing + "."):
+            raise UsageError(f"importing {module_name!r} failed: {e}", hint=f"install {missing!r}") from None
+        raise UsageError(
+            f"cannot import {module_name!r}: {e}", hint="run from the directory that holds it, or install it"
+        ) from None
+    except Exception as e:  # noqa: BLE001 - the user's module failed while importing
+        raise UsageError(f"importing {module_name!r} raised {type(e).__name__}: {e}") from None
 
 
 def _signature(obj: Any) -> str:

@@ -66,7 +66,93 @@ def test_omitted_spec_with_several_candidates_lists_them(cli, tmp_path: Path) ->
 
 def test_omitted_spec_in_an_empty_directory(cli, tmp_path: Path) -> None:
     run = cli("inspect", cwd=tmp_path)
-    assert run.exit_code == 2 and "no SPEC given and no .yaml spec in the current directory" in run.stderr
+    assert run.exit_code == 2 and "no SPEC given and no .yaml spec (a file with layers:) in the current" in run.stderr
+
+
+def test_spec_discovery_counts_only_specs_not_other_yaml(cli, tmp_path: Path) -> None:
+    shutil.copy(ROOT / "configs" / "lenet.yaml", tmp_path)
+    (tmp_path / ".pre-commit-config.yaml").write_text("repos:\n  - repo: local\n", encoding="utf-8")
+    (tmp_path / "docker-compose.yaml").write_text("services:\n  web: {image: x}\n", encoding="utf-8")
+    (tmp_path / "config.yml").write_text("layers_of_cake: 3\n", encoding="utf-8")
+    run = cli("params", cwd=tmp_path)
+    assert run.exit_code == 0 and "LeNet — parameters" in run.stdout
+
+
+USAGE_ERRORS = [
+    (["inspect", "lenet", "--bogus"], "No such option: --bogus", "layerscope inspect"),
+    (["inspect", "lenet", "--dept", "2"], "No such option: --dept (Possible options: --depth", "layerscope inspect"),
+    (["inspect", "lenet", "--depth", "x"], "Invalid value for '--depth'", "layerscope inspect"),
+    (["inspect", "lenet", "--depth", "-1"], "Invalid value for '--depth'", "layerscope inspect"),
+    (["inspect", "lenet", "-f", "xml"], "Invalid value for '--format'", "layerscope inspect"),
+    (["inspect", "lenet", "--input"], "Option '--input' requires an argument", "layerscope"),
+    (["bogus"], "No such command 'bogus'", "layerscope"),
+    (["diff", "lenet"], "Missing argument 'SPEC_B'", "layerscope diff"),
+    (["inspect", "a", "b"], "Got unexpected extra argument", "layerscope inspect"),
+]
+
+
+@pytest.mark.parametrize(("args", "message", "command"), USAGE_ERRORS, ids=[" ".join(a) for a, _, _ in USAGE_ERRORS])
+def test_every_usage_error_is_one_line_exit_2(cli, args: list[str], message: str, command: str) -> None:
+    run = cli(*args)
+    assert run.exit_code == 2 and run.stdout == ""
+    assert run.stderr.startswith(f"layerscope: error: {message}") and run.stderr.count("\n") == 1
+    assert run.stderr.endswith(f" — see '{command} --help'\n")
+    assert "╭" not in run.stderr and "Usage:" not in run.stderr
+
+
+def test_usage_errors_are_one_line_from_the_console_script_too(tmp_path: Path) -> None:
+    run = _run(sys.executable, "-m", "layerscope", "inspect", "lenet", "--bogus", cwd=tmp_path)
+    assert (run.returncode, run.stdout) == (2, "")
+    assert run.stderr == "layerscope: error: No such option: --bogus — see 'layerscope inspect --help'\n"
+
+
+def test_help_shows_flags_without_a_type(cli) -> None:
+    for args in (["--help"], ["inspect", "--help"], ["diff", "--help"], ["export", "--help"]):
+        text = cli(*args).stdout
+        assert "<bool>" not in text and "--help" in text, args
+    assert "--allow-import" in cli("inspect", "--help").stdout
+
+
+@pytest.mark.parametrize(
+    ("alias", "dtype"), [("fp16", "float16"), ("half", "float16"), ("bf16", "bfloat16"), ("torch.float64", "float64")]
+)
+def test_dtype_aliases_are_accepted(cli, alias: str, dtype: str) -> None:
+    data = json.loads(cli("inspect", "lenet", "--dtype", alias, "-f", "json").stdout)
+    assert {p["dtype"] for p in data["params"]} == {dtype}
+    shapes = cli("shapes", "lstm_tagger", "--input", "5:long")
+    assert shapes.exit_code == 0
+
+
+def test_an_unknown_dtype_gets_a_did_you_mean(cli) -> None:
+    run = cli("inspect", "lenet", "--dtype", "flaot16")
+    assert run.exit_code == 2
+    assert run.stderr.startswith("layerscope: error: unknown --dtype 'flaot16' — did you mean 'float16'")
+    run = cli("shapes", "lenet", "--input", "1x1x32x32:flaot32")
+    assert run.exit_code == 2 and "did you mean 'float32'?" in run.stderr
+
+
+def test_a_python_model_given_as_a_file_path(cli, tmp_path: Path) -> None:
+    (tmp_path / "py").mkdir()
+    (tmp_path / "py" / "helpers.py").write_text("def width():\n    return 3\n", encoding="utf-8")
+    (tmp_path / "py" / "models.py").write_text(
+        "import torch.nn as nn\nfrom helpers import width  # a file beside it, as python py/models.py finds it\n\n"
+        "class Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n        self.fc = nn.Linear(4, width())\n\n"
+        "    def forward(self, x):\n        return self.fc(x)\n",
+        encoding="utf-8",
+    )
+    run = cli("shapes", "py/models.py:Net", "--allow-import", "--input", "2x4", "-f", "json", cwd=tmp_path)
+    assert run.exit_code == 0, run.stderr
+    assert json.loads(run.stdout)["output_shapes"] == [[2, 3]]
+    absolute = cli("params", f"{tmp_path / 'py' / 'models.py'}:Net", "--allow-import", "-f", "json")
+    assert json.loads(absolute.stdout)["total_params"] == 15
+    refused = cli("shapes", "py/models.py:Net", "--input", "2x4", cwd=tmp_path)
+    assert refused.exit_code == 2 and "add --allow-import" in refused.stderr
+    missing = cli("shapes", "py/nope.py:Net", "--allow-import", cwd=tmp_path)
+    assert (
+        missing.stderr == "layerscope: error: py/nope.py: no such file — name a .py file, as path/to/models.py:Class\n"
+    )
+    typo = cli("shapes", "py/models.py:Nett", "--allow-import", cwd=tmp_path)
+    assert typo.exit_code == 2 and "did you mean 'Net'?" in typo.stderr
 
 
 def test_depth_limits_the_tree(cli) -> None:

@@ -30,6 +30,7 @@ from layerscope.run.counting import OpCounter
 from layerscope.run.trace import nbytes
 from layerscope.spec.layer_spec import LayerSpec
 from layerscope.spec.model import InputSpec, ModelSpec
+from layerscope.spec.shapes import canonical_dtype
 
 __all__ = ["build", "spec_probe"]
 
@@ -48,10 +49,10 @@ def build(
     `initialise`: weights as torch.nn initialises them (to train), not uninitialised storage (to
     inspect); only on a named device, since auto may start again on meta.
     """
+    dtype = canonical_dtype(dtype) or dtype  # fp16, half, torch.float16: float16
     if dtype not in FLOAT_DTYPES:
-        raise UsageError(
-            f"unknown --dtype {dtype!r}", hint=did_you_mean(dtype, FLOAT_DTYPES) or ", ".join(FLOAT_DTYPES)
-        )
+        hint = did_you_mean(dtype, FLOAT_DTYPES) or f"{', '.join(FLOAT_DTYPES)} (or fp32, fp16, bf16, half)"
+        raise UsageError(f"unknown --dtype {dtype!r}", hint=hint)
     inputs = tuple(inputs) if inputs is not None else spec.inputs
     if not inputs:
         raise SpecError(

@@ -101,10 +101,10 @@ SeedOpt = Annotated[
 
 def complete_spec(incomplete: str) -> list[str]:
     """Shell completion for SPEC: bundled names and the .yaml files here that start with `incomplete`."""
-    from layerscope.spec.bundled import SPEC_SUFFIXES, bundled_specs
+    from layerscope.spec.bundled import bundled_specs, looks_like_spec
 
     names = {b.name for b in bundled_specs()}
-    names |= {p.name for p in Path.cwd().iterdir() if p.suffix in SPEC_SUFFIXES and p.is_file()}
+    names |= {p.name for p in Path.cwd().iterdir() if looks_like_spec(p)}
     return sorted(n for n in names if n.startswith(incomplete))
 
 

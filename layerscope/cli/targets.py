@@ -24,7 +24,8 @@ if TYPE_CHECKING:
     from layerscope.run.inputs import Example
     from layerscope.spec.model import InputSpec, ModelSpec
 
-PYTHON_TARGET = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")  # pkg.module:ClassOrFactory
+# pkg.module:ClassOrFactory, or path/to/file.py:ClassOrFactory
+PYTHON_TARGET = re.compile(r"(?:[A-Za-z_][\w.]*|[^:]+\.py):[A-Za-z_][\w.]*")
 imported_user_code = False  # set once a Python-defined model is imported: the process then ends normally
 
 

@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from layerscope.errors import UsageError, did_you_mean
 
 SPEC_SUFFIXES = (".yaml", ".yml")
+_SPEC_KEY = re.compile(rb"^(layers|blocks)[ \t]*:", re.MULTILINE)  # a spec's own top-level keys
+_SNIFF_BYTES = 1 << 20
+
+
+def looks_like_spec(path: Path) -> bool:
+    """Whether a .yaml file here is a layerscope spec (a top-level `layers:` or `blocks:`), not
+    .pre-commit-config.yaml or docker-compose.yaml; reads at most 1 MiB of a regular file."""
+    try:
+        if not path.is_file() or path.suffix not in SPEC_SUFFIXES:
+            return False
+        with path.open("rb") as f:
+            return _SPEC_KEY.search(f.read(_SNIFF_BYTES)) is not None
+    except OSError:
+        return False
 
 
 def bundled_dir() -> Path:
@@ -43,12 +58,12 @@ def resolve_spec(arg: str | None, cwd: Path | None = None) -> Path:
     """The spec file meant by a SPEC argument: a path, a bundled name, or the only spec in `cwd`."""
     cwd = cwd or Path.cwd()
     if arg is None:
-        candidates = sorted(p.name for p in cwd.iterdir() if p.suffix in SPEC_SUFFIXES and p.is_file())
+        candidates = sorted(p.name for p in cwd.iterdir() if looks_like_spec(p))
         if len(candidates) == 1:
             return cwd / candidates[0]
         if not candidates:
             raise UsageError(
-                "no SPEC given and no .yaml spec in the current directory",
+                "no SPEC given and no .yaml spec (a file with layers:) in the current directory",
                 hint="name a file, or a bundled spec such as 'lenet' (see `layerscope list`)",
             )
         raise UsageError(

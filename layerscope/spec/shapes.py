@@ -13,14 +13,32 @@ from layerscope import limits
 from layerscope.errors import Source, UsageError, did_you_mean
 
 DTYPES = ("float32", "float64", "float16", "bfloat16", "int64", "int32", "int16", "int8", "uint8", "bool")
-_DTYPE_ALIASES = {
+_DTYPE_ALIASES = {  # torch's own names (torch.half) and the field's shorthands (fp16, bf16)
     "float": "float32",
     "double": "float64",
     "half": "float16",
     "long": "int64",
     "int": "int32",
     "short": "int16",
+    "fp32": "float32",
+    "fp64": "float64",
+    "fp16": "float16",
+    "bf16": "bfloat16",
+    "f32": "float32",
+    "f64": "float64",
+    "f16": "float16",
+    "i64": "int64",
+    "i32": "int32",
 }
+
+
+def canonical_dtype(name: str) -> str | None:
+    """A dtype's name as layerscope writes it (`fp16`, `half`, `torch.float16` → `float16`), or None."""
+    name = name.strip().lower().removeprefix("torch.")
+    name = _DTYPE_ALIASES.get(name, name)
+    return name if name in DTYPES else None
+
+
 INPUT_HINT = "write sizes joined by x, e.g. --input 1x3x32x32 or --input 5:int64"
 
 
@@ -40,8 +58,9 @@ def parse_input(text: str) -> tuple[tuple[int, ...], str | None]:
         raise UsageError(f"--input {text!r}: not a shape", hint=INPUT_HINT) from None
     if any(d <= 0 for d in shape):
         raise UsageError(f"--input {text!r}: every size must be a positive integer", hint=INPUT_HINT)
-    if dtype and dtype not in DTYPES:
+    if dtype and canonical_dtype(dtype) is None:
         raise UsageError(f"--input {text!r}: unknown dtype {dtype!r}", hint=dtype_hint(dtype))
+    dtype = canonical_dtype(dtype) if dtype else dtype
     check_elements(shape, f"--input {text[:40]!r}")
     return shape, dtype or None
 
