@@ -492,8 +492,8 @@ ARGUMENT_ERRORS = [
         "layerscope: error: --input '1x0x32x32': every size must be a positive integer — write sizes joined by x, e.g. --input 1x3x32x32 or --input 5:int64",
     ),
     (
-        ["shapes", "lenet", "--input", "5:long"],
-        "layerscope: error: --input '5:long': unknown dtype 'long' — did you mean 'int64'?",
+        ["shapes", "lenet", "--input", "5:int46"],
+        "layerscope: error: --input '5:int46': unknown dtype 'int46' — did you mean 'int64' or 'int16' or 'int8'?",
     ),
     (
         ["inspect", "lenet", "--set", "clases=3"],
@@ -505,7 +505,7 @@ ARGUMENT_ERRORS = [
     ),
     (
         ["inspect", "lenet", "--dtype", "int8"],
-        "layerscope: error: unknown --dtype 'int8' — float32, float64, float16, bfloat16",
+        "layerscope: error: unknown --dtype 'int8' — float32, float64, float16, bfloat16 (or fp32, fp16, bf16, half)",
     ),
     (
         ["params", "lenet", "--device", "tpu"],
