@@ -14,6 +14,7 @@ from rich.text import Text
 from layerscope.render.table import LineTable, Totals, cell, human_bytes, si
 from layerscope.report.diff import Diff
 from layerscope.report.model import CheckResult, LayerRecord, Report
+from layerscope.report.weights import STATUSES, WeightsCheck
 from layerscope.spec.bundled import Bundled
 from layerscope.spec.shapes import format_shape, format_shapes
 
@@ -240,6 +241,35 @@ def check_view(model: str, results: list[CheckResult]) -> Group:
             table.add_row(format_shapes(r.input_shapes), Text("no", style="bold red"), where, r.failure.message)
     fitting = sum(r.fits for r in results)
     return Group(table, Text(f"{fitting} of {len(results)} input(s) fit"))
+
+
+def weights_view(check: WeightsCheck, everything: bool = False) -> Group:
+    """The keys `load_state_dict(strict=True)` would refuse (every key with `everything`), then the counts."""
+    table = _table(f"{check.model} ← {check.checkpoint}", "Key", "Status", "Model shape", "Checkpoint shape")
+    styles = {"ok": "green", "missing": "bold red", "unexpected": "bold red", "shape mismatch": "bold red"}
+    for row in check.rows:
+        if row.status != "ok" or everything:
+            table.add_row(
+                row.key,
+                Text(row.status, style=styles[row.status]),
+                "-" if row.expected is None else format_shape(row.expected),
+                "-" if row.found is None else format_shape(row.found),
+            )
+    found = sum(row.found is not None for row in check.rows)
+    totals = Totals(
+        [
+            ("Model keys", f"{len(check.rows) - check.count('unexpected'):,}"),
+            ("Checkpoint keys", f"{found:,}"),
+            *((status.capitalize(), f"{check.count(status):,}") for status in ("ok", *STATUSES[:3])),
+        ]
+    )
+    if check.matches:
+        verdict = Text("✓ loads with load_state_dict(strict=True)", style="green")
+    else:
+        wrong = ", ".join(f"{check.count(s)} {s}" for s in STATUSES[:3] if check.count(s))
+        verdict = Text(f"✗ load_state_dict(strict=True) would refuse it: {wrong}", style="bold red")
+    notes = [Text(f"note: {note}", style="yellow") for note in check.notes]
+    return Group(*([table] if table.rows else []), totals, *notes, Text(""), verdict)
 
 
 def bundled_view(specs: list[Bundled]) -> LineTable:
