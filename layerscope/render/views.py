@@ -260,7 +260,8 @@ def weights_view(check: WeightsCheck, everything: bool = False) -> Group:
         [
             ("Model keys", f"{len(check.rows) - check.count('unexpected'):,}"),
             ("Checkpoint keys", f"{found:,}"),
-            *((status.capitalize(), f"{check.count(status):,}") for status in ("ok", *STATUSES[:3])),
+            ("Matching", f"{check.count('ok'):,}"),
+            *((status.capitalize(), f"{check.count(status):,}") for status in STATUSES[:3]),
         ]
     )
     if check.matches:
@@ -268,8 +269,9 @@ def weights_view(check: WeightsCheck, everything: bool = False) -> Group:
     else:
         wrong = ", ".join(f"{check.count(s)} {s}" for s in STATUSES[:3] if check.count(s))
         verdict = Text(f"✗ load_state_dict(strict=True) would refuse it: {wrong}", style="bold red")
-    notes = [Text(f"note: {note}", style="yellow") for note in check.notes]
-    return Group(*([table] if table.rows else []), totals, *notes, Text(""), verdict)
+    notes = [cell(Text(f"note: {note}", style="yellow")) for note in check.notes]
+    head = table if table.rows else Text(f"{table.title}\n", style="table.title")  # the title is inert
+    return Group(head, totals, *notes, verdict)
 
 
 def bundled_view(specs: list[Bundled]) -> LineTable:
