@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -191,3 +192,21 @@ def test_an_exported_spec_with_calls_again_computes_the_same(tmp_path: Path, tex
     inputs = example_inputs()
     with torch.no_grad():
         assert torch.equal(ours(*inputs), theirs.eval()(*inputs))
+
+
+def test_a_second_call_that_fails_is_placed_at_its_use(cli, tmp_path: Path) -> None:
+    text = """input: {shape: [2, 4]}
+layers:
+  - {name: fc, op: Linear, out_features: 4}
+  - {name: wide, op: Linear, out_features: 6}
+  - {use: fc}
+"""
+    (tmp_path / "model.yaml").write_text(text, encoding="utf-8")
+    run = cli("shapes", "model.yaml", "--format", "json", cwd=tmp_path)
+    data = json.loads(run.stdout)
+    assert run.exit_code == 1
+    assert (data["failure"]["layer"], data["failure"]["source"]) == ("fc", "model.yaml:5:5")
+    assert [(r["name"], r["source"]) for r in data["layers"][1:3]] == [
+        ("fc", "model.yaml:3:5"),
+        ("wide", "model.yaml:4:5"),
+    ]

@@ -113,6 +113,7 @@ class _Builder:
         self.initialise = initialise
         self.registry = Registry()
         self.sources: dict[str, Source] = {}
+        self.calls_again: dict[str, int] = {}  # a module's qualified name → its calls by a `use:` without a name
         self.stopped_at: str | None = None
         self.skipped: list[str] = []
 
@@ -180,6 +181,8 @@ class _Builder:
         else:
             module.add_call(layer.name, path, layer.inputs)
             self.registry.add(prefix + layer.name, child, prefix + path)
+            calls = self.calls_again[prefix + path] = self.calls_again.get(prefix + path, 0) + 1
+            self.sources[f"{prefix}{path}#{calls}"] = layer.source  # where the run stage looks for this call
         return child
 
     def _run_layer(self, child: nn.Module, args: list[Any], qualname: str) -> Any:

@@ -67,7 +67,8 @@ class Built:
 
     model: nn.Module
     inputs: tuple[Tensor, ...]
-    sources: dict[str, Source] = field(default_factory=dict)  # qualified module name → spec position
+    # qualified module name → spec position; `name#k` → where the k-th call again (`use:`) of `name` was
+    sources: dict[str, Source] = field(default_factory=dict)
     stopped_at: str | None = None  # the layer whose forward failed while building
     skipped: list[str] = field(default_factory=list)  # spec layers after it, never built
     # id of each torch module built → (op, the arguments it was constructed with, inferred ones included)
