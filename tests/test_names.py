@@ -158,6 +158,10 @@ layers:
             "  - name: seq\n    layers:\n      - {op: Linear, out_features: 4}\n      - {name: 0, op: ReLU}\n",
             "model.yaml:5:9: error: this unnamed layer is named '0' by its position, but the layer at line 6 is called that",
         ),
+        (
+            "  - {op: Linear, out_features: 4}\n  - {op: add, from: [linear, input]}\n",
+            "model.yaml:4:21: error: from: refers to unknown layer 'linear' — unnamed layers here are named by position",
+        ),
         ("  - {name: -1, op: ReLU}\n", "model.yaml:3:12: error: layer name -1 must be letters, digits or _"),
         ("  - {name: true, op: ReLU}\n", "model.yaml:3:12: error: layer name True must be letters, digits or _"),
         (

@@ -27,6 +27,8 @@ from layerscope.spec.layer_spec import (
 from layerscope.spec.op_layers import op_layer, unknown_op
 from layerscope.spec.source import YList, YMap
 
+POSITION_HINT = "unnamed layers here are named by position, as nn.Sequential names them: 0, 1, 2, …"
+
 
 class LayerParser:
     """Parses layer lists, expanding blocks and repeats; one per model."""
@@ -69,7 +71,7 @@ class LayerParser:
         previous = "input"  # what a layer without from: reads
         for item in raw:
             head = resolve_keys(item, scope, ("name", "when", "repeat", "from"))
-            inputs = tuple(aliases.get(n, n) for n in _parse_from(head, input_names, defined, later))
+            inputs = tuple(aliases.get(n, n) for n in _parse_from(head, input_names, defined, later, indexed))
             if not _enabled(head):
                 previous = _switch_off(head, inputs, previous, defined, aliases)
                 continue
@@ -170,7 +172,7 @@ def _check_list(raw: Any, where: Source) -> None:
 
 
 def _parse_from(
-    item: YMap, input_names: set[str], defined: dict[str, Source], later: dict[str, Source]
+    item: YMap, input_names: set[str], defined: dict[str, Source], later: dict[str, Source], indexed: bool = False
 ) -> tuple[str, ...]:
     if "from" not in item:
         return ()
@@ -190,7 +192,7 @@ def _parse_from(
                 f"from: refers to unknown layer {ref!r}",
                 source=item.where("from"),
                 hint=did_you_mean(ref, [*defined, *input_names])
-                or "layers may only take inputs from layers above them",
+                or (POSITION_HINT if indexed else "layers may only take inputs from layers above them"),
             )
     return tuple(names)
 
