@@ -168,15 +168,18 @@ def check_module_weights(model: nn.Module, checkpoint: str | Path) -> WeightsChe
 
 def _compared(name: str, model: nn.Module, checkpoint: str | Path) -> WeightsCheck:
     found, notes = read_shapes(Path(checkpoint))
-    check = compare(name, str(checkpoint), _state_shapes(model), found)
+    state = model.state_dict(keep_vars=True)
+    first: dict[int, str] = {}
+    aliases = {key: first.setdefault(id(value), key) for key, value in state.items()}
+    check = compare(name, str(checkpoint), _state_shapes(state), found, {k: v for k, v in aliases.items() if k != v})
     check.notes.extend(notes)
     return check
 
 
-def _state_shapes(model: nn.Module) -> dict[str, list[int] | None]:
+def _state_shapes(state: Mapping[str, Any]) -> dict[str, list[int] | None]:
     """Each state_dict key's shape; None for a lazy module's parameter not made yet (any shape loads)."""
     shapes: dict[str, list[int] | None] = {}
-    for key, value in model.state_dict(keep_vars=True).items():
+    for key, value in state.items():
         uninitialised = isinstance(value, nn.parameter.UninitializedTensorMixin)
         shapes[key] = None if uninitialised or not isinstance(value, torch.Tensor) else list(value.shape)
     return shapes

@@ -228,3 +228,28 @@ def test_the_7b_spec_is_checked_on_meta(cli, tmp_path: Path) -> None:
         torch.save({"tok_embeddings.weight": torch.empty(32000, 4096)}, tmp_path / "ckpt.pt")
     code, data = weights(cli, "configs/llama_7b.yaml", str(tmp_path / "ckpt.pt"))
     assert code == 1 and data["counts"]["missing"] > 200
+
+
+class TiedMLP(nn.Module):  # configs/tied_mlp.yaml as Python usually writes it: one module, called twice
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc_in = nn.Linear(4, 8)
+        self.shared = nn.Linear(8, 8)
+        self.fc_out = nn.Linear(8, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc_out(torch.relu(self.shared(torch.relu(self.shared(torch.relu(self.fc_in(x)))))))
+
+
+def test_a_module_called_twice_loads_into_a_use_without_a_name(cli, tmp_path: Path) -> None:
+    saved(TiedMLP(), tmp_path / "ckpt.pt")
+    code, data = weights(cli, "configs/tied_mlp.yaml", str(tmp_path / "ckpt.pt"))  # `name: shared_again` on its use:
+    assert code == 1 and [r["key"] for r in data["rows"] if r["status"] == "missing"] == [
+        "shared_again.weight",
+        "shared_again.bias",
+    ]
+    assert "(shared_again.weight is shared.weight, shared_again.bias is shared.bias)" in data["notes"][0]
+    text = (ROOT / "configs" / "tied_mlp.yaml").read_text(encoding="utf-8")
+    (tmp_path / "tied.yaml").write_text(text.replace("{name: shared_again, use: shared}", "{use: shared}"))
+    code, data = weights(cli, str(tmp_path / "tied.yaml"), str(tmp_path / "ckpt.pt"))
+    assert code == 0 and data["counts"]["ok"] == 6

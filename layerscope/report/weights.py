@@ -50,9 +50,16 @@ class WeightsCheck:
 STATUSES = ("missing", "unexpected", "shape mismatch", "ok")
 
 
-def compare(model: str, checkpoint: str, expected: dict[str, Shape | None], found: dict[str, Shape]) -> WeightsCheck:
+def compare(
+    model: str,
+    checkpoint: str,
+    expected: dict[str, Shape | None],
+    found: dict[str, Shape],
+    aliases: dict[str, str] | None = None,
+) -> WeightsCheck:
     """The model's keys and shapes (`expected`; None: a lazy parameter, any shape) against the
-    checkpoint's (`found`), as torch's strict load sees them."""
+    checkpoint's (`found`), as torch's strict load sees them; `aliases` maps a key whose tensor is
+    an earlier key's (a module or parameter under a second name) to that key."""
     rows = []
     for key, shape in expected.items():
         if key not in found:
@@ -61,7 +68,19 @@ def compare(model: str, checkpoint: str, expected: dict[str, Shape | None], foun
             same = shape is None or found[key] == shape
             rows.append(WeightRow(key, "ok" if same else "shape mismatch", shape, found[key]))
     rows += [WeightRow(key, "unexpected", None, shape) for key, shape in found.items() if key not in expected]
-    return WeightsCheck(model, checkpoint, rows, _renamed(rows))
+    return WeightsCheck(model, checkpoint, rows, _renamed(rows) + _second_names(rows, aliases or {}, found))
+
+
+def _second_names(rows: list[WeightRow], aliases: dict[str, str], found: dict[str, Shape]) -> list[str]:
+    """A note on missing keys that are second names of tensors the checkpoint has under their first."""
+    pairs = [(r.key, aliases[r.key]) for r in rows if r.status == "missing" and aliases.get(r.key) in found]
+    if not pairs:
+        return []
+    shown = ", ".join(f"{key} is {first}" for key, first in pairs[:3]) + (", …" if len(pairs) > 3 else "")
+    return [
+        f"{len(pairs)} missing key(s) are second names of tensors the checkpoint has ({shown}): "
+        "one module under a second name (a use: with a name:) or one tensor (tie:), which a strict load wants too"
+    ]
 
 
 def _renamed(rows: list[WeightRow]) -> list[str]:
