@@ -1,6 +1,6 @@
 """layerscope: look inside a PyTorch model before you train it.
 
-`load`, `build` and `inspect` (layerscope/api.py) import torch on first use, so the CLI's
+`load`, `build`, `inspect` and `check_weights` (layerscope/api.py) import torch on first use, so the CLI's
 `--help` does not.
 """
 
@@ -9,11 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["__version__", "build", "inspect", "load"]
+__all__ = ["__version__", "build", "check_weights", "inspect", "load"]
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("load", "build", "inspect"):
+    if name in ("load", "build", "inspect", "check_weights"):
         import random
 
         state = random.getstate()  # rich draws from Python's random when first imported (rich/style.py)

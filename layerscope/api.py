@@ -29,11 +29,13 @@ from torch import nn
 
 from layerscope.builder.builder import build as build_spec
 from layerscope.builder.builder import spec_probe
-from layerscope.errors import Source, UsageError, did_you_mean
+from layerscope.errors import RejectedInput, Source, UsageError, did_you_mean
 from layerscope.render.text import plain_text
 from layerscope.render.views import inspect_view
 from layerscope.report.assemble import report, run_and_report, unbuilt_notes
+from layerscope.report.checkpoint import read_shapes
 from layerscope.report.model import Report
+from layerscope.report.weights import WeightsCheck, compare
 from layerscope.run.inputs import Example, Inputs, as_inputs
 from layerscope.run.inputs import make as make_inputs
 from layerscope.run.runner import run_module
@@ -149,6 +151,53 @@ def inspect_module(
         size = sum(e.nbytes for e in wanted)
         make = partial(make_inputs, wanted, model, seed=seed)
     return report(run_module(model, make, size, device), search=search)
+
+
+def check_weights(
+    model: nn.Module | ModelSpec | str | Path, checkpoint: str | Path, input_size: InputSize = None
+) -> WeightsCheck:
+    """A checkpoint file's keys and shapes against `model`'s state_dict, as `load_state_dict(strict=True)`
+    sees them: missing, unexpected and shape-mismatched keys. Nothing is allocated: a spec is built
+    on the meta device (for `input_size`, default its input:), the checkpoint read without its data."""
+    if isinstance(model, nn.Module):
+        return check_module_weights(model, checkpoint)
+    spec = _spec(model)
+    return check_spec_weights(spec, with_shapes(spec, _shapes(input_size)), checkpoint)
+
+
+def check_spec_weights(spec: ModelSpec, inputs: Sequence[InputSpec], checkpoint: str | Path) -> WeightsCheck:
+    """`check_weights` for a spec built on meta for `inputs`."""
+    built = build_spec(spec, inputs, device="meta")
+    if built.stopped_at is not None:
+        raise RejectedInput(
+            f"{spec.name} does not accept its input at {built.stopped_at}, so the names and shapes of its later layers are unknown",
+            hint="run `layerscope inspect` on it for the diagnosis",
+        )
+    return _compared(spec.name, built.model, checkpoint)
+
+
+def check_module_weights(model: nn.Module, checkpoint: str | Path) -> WeightsCheck:
+    """`check_weights` for a user's module: its state_dict is read, never changed."""
+    return _compared(type(model).__name__, model, checkpoint)
+
+
+def _compared(name: str, model: nn.Module, checkpoint: str | Path) -> WeightsCheck:
+    found, notes = read_shapes(Path(checkpoint))
+    state = model.state_dict(keep_vars=True)
+    first: dict[int, str] = {}
+    aliases = {key: first.setdefault(id(value), key) for key, value in state.items()}
+    check = compare(name, str(checkpoint), _state_shapes(state), found, {k: v for k, v in aliases.items() if k != v})
+    check.notes.extend(notes)
+    return check
+
+
+def _state_shapes(state: Mapping[str, Any]) -> dict[str, list[int] | None]:
+    """Each state_dict key's shape; None for a lazy module's parameter not made yet (any shape loads)."""
+    shapes: dict[str, list[int] | None] = {}
+    for key, value in state.items():
+        uninitialised = isinstance(value, nn.parameter.UninitializedTensorMixin)
+        shapes[key] = None if uninitialised or not isinstance(value, torch.Tensor) else list(value.shape)
+    return shapes
 
 
 def load_python(target: str, kwargs: Mapping[str, Any] | None = None) -> nn.Module:
@@ -305,4 +354,4 @@ def _torch_dtype(kind: Any) -> torch.dtype:
     return getattr(torch, name)
 
 
-__all__ = ["build", "inspect", "load"]
+__all__ = ["build", "check_weights", "inspect", "load"]

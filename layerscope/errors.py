@@ -50,6 +50,12 @@ class UsageError(LayerscopeError):
     """The command line is not valid: missing spec, malformed --input, unknown model."""
 
 
+class RejectedInput(LayerscopeError):
+    """The model does not accept its input, so what a command needs of it is unknown: a result, exit 1."""
+
+    exit_code = 1
+
+
 def inert(text: str, newlines: bool = True) -> str:
     """Untrusted text made safe to print: each control character (a terminal escape's ESC among
     them) and each invisible reordering mark shown as its Python escape, `\\x1b`; a lone

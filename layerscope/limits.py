@@ -58,6 +58,7 @@ VAR_DEPTH = Limit("LAYERSCOPE_MAX_VAR_DEPTH", 32, "levels")  # vars defined thro
 INPUT_ELEMENTS = Limit("LAYERSCOPE_MAX_INPUT_ELEMENTS", 1 << 32, "elements")  # any one input tensor, any device
 CPU_BYTES = Limit("LAYERSCOPE_MAX_CPU_BYTES", 8 << 30, "bytes")  # weights and tensors of a run on the CPU
 EXPORT_BYTES = Limit("LAYERSCOPE_MAX_EXPORT_BYTES", 8 << 20, "bytes")  # an exported Python file
+CHECKPOINT_HEADER = Limit("LAYERSCOPE_MAX_CHECKPOINT_HEADER", 100 << 20, "bytes")  # as safetensors' own cap
 
 
 def check_cpu_bytes(nbytes: int) -> None:

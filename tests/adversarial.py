@@ -450,7 +450,7 @@ CODEGEN = [
     ),
     (
         "inputs named x_linear and F",
-        "name: m\ninput:\n  - {name: x_linear, shape: [1, 4]}\n  - {name: F, shape: [1, 4]}\nlayers:\n  - {op: Linear, out_features: 4, from: x_linear}\n  - {op: add, from: [linear, F]}\n",
+        "name: m\ninput:\n  - {name: x_linear, shape: [1, 4]}\n  - {name: F, shape: [1, 4]}\nlayers:\n  - {op: Linear, out_features: 4, from: x_linear}\n  - {op: add, from: [linear, F], name: total}\n",
     ),
     (
         "blocks named nn, F, tuple and make_model",

@@ -39,6 +39,19 @@ CASES += [
         1,
     ),
 ]
+CASES += [  # checkpoints of Python twins (tests/checkpoints/make_checkpoints.py writes them)
+    ("lenet_mismatch.weights", ["weights", "configs/lenet.yaml", "tests/checkpoints/lenet_mismatch.pt"], 1),
+    (
+        "resnet18_torchvision.weights",
+        ["weights", "configs/resnet18.yaml", "tests/checkpoints/resnet18_torchvision.pt"],
+        0,
+    ),
+    (
+        "bn_convnet_sequential.weights",
+        ["weights", "configs/bn_convnet.yaml", "tests/checkpoints/bn_convnet_sequential.pt"],
+        1,
+    ),
+]
 CASES += [
     (f"{spec.stem}.shapes", ["shapes", f"tests/specs/{spec.name}"], 1)
     for spec in sorted((ROOT / "tests" / "specs").glob("bad_*.yaml"))

@@ -114,6 +114,7 @@ class _Builder:
         self.initialise = initialise
         self.registry = Registry()
         self.sources: dict[str, Source] = {}
+        self.calls_again: dict[str, int] = {}  # a module's qualified name → its calls by a `use:` without a name
         self.stopped_at: str | None = None
         self.skipped: list[str] = []
 
@@ -150,15 +151,16 @@ class _Builder:
             qualname = prefix + layer.name
             args = [env[i] for i in layer.inputs] if layer.inputs else [out]
             if layer.use is not None:
-                child = self.registry.shared(layer, prefix)
-            elif layer.is_container:
-                child, out = self.container(
-                    layer.op, layer.layers, layer.input_names, args, qualname + ".", layer.output
-                )
+                child = self._call_again(module, layer, prefix)
             else:
-                child = self.registry.tie(self.constructor.construct(layer, args), layer, prefix)
-            module.add_node(layer.name, child, layer.inputs)
-            self.registry.add(qualname, child)
+                if layer.is_container:
+                    child, out = self.container(
+                        layer.op, layer.layers, layer.input_names, args, qualname + ".", layer.output
+                    )
+                else:
+                    child = self.registry.tie(self.constructor.construct(layer, args), layer, prefix)
+                module.add_node(layer.name, child, layer.inputs)
+                self.registry.add(qualname, child)
             self.sources[qualname] = layer.source
             if self.stopped_at is not None:
                 continue  # a nested Sequential stopped inside; the loop records what is left
@@ -169,6 +171,20 @@ class _Builder:
                 out = result
             env[layer.name] = out
         return module, (out if output is None else env[output])
+
+    def _call_again(self, module: SpecModule, layer: LayerSpec, prefix: str) -> nn.Module:
+        """A `use:` layer's module, added to `module`: under a second name when the spec gives one, or
+        when the module is registered outside `module` (which must then hold it, as Python would)."""
+        child, path = self.registry.shared(layer, prefix)
+        if layer.alias or path is None:
+            module.add_node(layer.name, child, layer.inputs)
+            self.registry.add(prefix + layer.name, child)
+        else:
+            module.add_call(layer.name, path, layer.inputs)
+            self.registry.add(prefix + layer.name, child, prefix + path)
+            calls = self.calls_again[prefix + path] = self.calls_again.get(prefix + path, 0) + 1
+            self.sources[f"{prefix}{path}#{calls}"] = layer.source  # where the run stage looks for this call
+        return child
 
     def _run_layer(self, child: nn.Module, args: list[Any], qualname: str) -> Any:
         """`child`'s output on `args`, or None with the build stopped at `qualname` when its forward fails."""

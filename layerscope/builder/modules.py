@@ -21,11 +21,22 @@ class SpecModule(nn.Module):
         self.input_names = tuple(input_names)
         self.output = output  # the name whose value is returned, when not the last layer's
         self.nodes: list[tuple[str, tuple[str, ...]]] = []
+        # a `use:` without a name of its own → the path of the module it calls again, registered once
+        self.calls: dict[str, str] = {}
 
     def add_node(self, name: str, module: nn.Module, inputs: Sequence[str]) -> None:
         """Append a layer; registering a module under a second name shares its weights."""
         self.add_module(name, module)
         self.nodes.append((name, tuple(inputs)))
+
+    def add_call(self, name: str, path: str, inputs: Sequence[str]) -> None:
+        """Append a call of the submodule at `path` again, as `name`, without registering a second name."""
+        self.calls[name] = path
+        self.nodes.append((name, tuple(inputs)))
+
+    def callee(self, name: str) -> nn.Module:
+        """The module the layer called `name` runs."""
+        return self.get_submodule(self.calls.get(name, name))
 
     def forward(self, *args: Any) -> Any:
         """Run the layers in order, each on the outputs its `from:` names, else on the previous one's."""
@@ -37,7 +48,7 @@ class SpecModule(nn.Module):
         out = args[0]
         for name, inputs in self.nodes:
             xs = [env[i] for i in inputs] if inputs else [out]
-            out = getattr(self, name)(*xs)
+            out = (self.get_submodule(self.calls[name]) if name in self.calls else getattr(self, name))(*xs)
             env[name] = out
         return out if self.output is None else env[self.output]
 
@@ -56,7 +67,8 @@ class Built:
 
     model: nn.Module
     inputs: tuple[Tensor, ...]
-    sources: dict[str, Source] = field(default_factory=dict)  # qualified module name → spec position
+    # qualified module name → spec position; `name#k` → where the k-th call again (`use:`) of `name` was
+    sources: dict[str, Source] = field(default_factory=dict)
     stopped_at: str | None = None  # the layer whose forward failed while building
     skipped: list[str] = field(default_factory=list)  # spec layers after it, never built
     # id of each torch module built → (op, the arguments it was constructed with, inferred ones included)

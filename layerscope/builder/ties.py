@@ -13,17 +13,22 @@ class Registry:
 
     def __init__(self) -> None:
         self.modules: dict[str, nn.Module] = {}
+        self.paths: dict[str, str] = {}  # a `use:` registered under no name of its own → where its module is
 
-    def add(self, qualname: str, module: nn.Module) -> None:
-        """Record `module`, built for the layer at `qualname`."""
+    def add(self, qualname: str, module: nn.Module, path: str | None = None) -> None:
+        """Record `module`, built for the layer at `qualname` (or registered at `path`, for a call again)."""
         self.modules[qualname] = module
+        if path is not None:
+            self.paths[qualname] = path
 
-    def shared(self, layer: LayerSpec, prefix: str) -> nn.Module:
-        """The module a `use:` layer calls again: by name in the current block, else from the model's top."""
+    def shared(self, layer: LayerSpec, prefix: str) -> tuple[nn.Module, str | None]:
+        """The module a `use:` layer calls again (by name in the current block, else from the model's
+        top), and its path from the current block, or None when it is registered outside it."""
         assert layer.use is not None
         for candidate in (prefix + layer.use, layer.use):
             if candidate in self.modules:
-                return self.modules[candidate]
+                path = self.paths.get(candidate, candidate)
+                return self.modules[candidate], (path[len(prefix) :] if path.startswith(prefix) else None)
         raise SpecError(
             f"use: refers to unknown layer {layer.use!r}",
             source=layer.source,

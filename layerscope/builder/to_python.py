@@ -141,7 +141,7 @@ class _Writer:
         """Python that constructs `module`."""
         if isinstance(module, SpecModule):
             if _is_chain(module):
-                items = ", ".join(self.expression(module.get_submodule(n), n) for n, _ in module.nodes)
+                items = ", ".join(self.expression(module.callee(n), n) for n, _ in module.nodes)
                 return f"nn.Sequential({items})"
             return f"{self.container_class(module, _class_name(module.type_name, attribute))}()"
         op, arguments = self.recipes[id(module)]
@@ -167,15 +167,19 @@ class _Writer:
         env = {"input": params[0], **{n: local(n) for n in module.input_names}}
         out = params[0]
         for node, inputs in module.nodes:
-            child = module.get_submodule(node)
+            child = module.callee(node)
             args = ", ".join(env[i] for i in inputs) if inputs else out
             target = local(f"x_{node}")
             if isinstance(child, FunctionalOp):
                 self.functions.add(child.op)
                 kwargs = "".join(f", {k}={v}" for k, v in _keywords(child.kwargs, self.value))
                 forward.append(f"{target} = {FUNCTIONAL_OPS[child.op].__name__}({args}{kwargs})")
+            elif node in module.calls:  # `use:` without a name of its own: the module, called again
+                path = module.calls[node]
+                callee = f"self.get_submodule({path!r})" if "." in path else attribute_of(path)
+                forward.append(f"{target} = {callee}({args})")
             else:
-                if id(child) in first_name:  # `use:` — the same module again, its weights shared
+                if id(child) in first_name:  # `use:` under a second name — the same module, its weights shared
                     init.append(_set(node, attribute_of(first_name[id(child)])))
                 else:
                     first_name[id(child)] = node
@@ -225,6 +229,7 @@ def _is_chain(module: SpecModule) -> bool:
         module.type_name == "Sequential"
         and module.output is None
         and len(module.input_names) == 1
+        and not module.calls
         and all(not inputs and not isinstance(module.get_submodule(n), FunctionalOp) for n, inputs in module.nodes)
         and len({id(module.get_submodule(n)) for n, _ in module.nodes}) == len(module.nodes)
         and [n for n, _ in module.nodes] == [str(i) for i in range(len(module.nodes))]  # nn.Sequential's names

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from rich.console import RenderableType
 
     from layerscope.report.model import Report
+    from layerscope.report.weights import WeightsCheck
 
 
 def _run(
@@ -286,6 +287,65 @@ def export_spec(
         writing(lambda: typer.echo(text, nl=False))
     else:
         guarded(lambda: write_whole(output, text), debug)
+
+
+@register()
+def weights(
+    spec: Annotated[
+        str,
+        typer.Argument(
+            help="Spec file, or a bundled spec's name; with --allow-import, a Python model pkg.module:Class.",
+            metavar="SPEC",
+            show_default=False,
+        ),
+    ],
+    checkpoint: Annotated[
+        Path,
+        typer.Argument(
+            help="A state_dict torch.save wrote (.pt, .bin; read with weights_only=True, never its code), or a .safetensors file.",
+            metavar="CHECKPOINT",
+            show_default=False,
+        ),
+    ],
+    inputs: InputOpt = None,
+    everything: Annotated[bool, typer.Option("--all", help="List the matching keys too.")] = False,
+    fmt: FormatOpt = Format.table,
+    model: ModelOpt = None,
+    sets: SetOpt = None,
+    allow_import: AllowImportOpt = False,
+    args: ArgOpt = None,
+    export: ExportOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Whether CHECKPOINT loads into the model: its missing, unexpected and shape-mismatched keys; exit 1 on any."""
+    import json
+
+    from layerscope.render.views import weights_view
+
+    options = Options(model, "meta", "float32", tuple(sets or ()), allow_import, tuple(args or ()))
+
+    def compared() -> WeightsCheck:
+        from layerscope import api
+        from layerscope.spec.model import ModelSpec
+
+        loaded = targets.load(spec, options)
+        if isinstance(loaded, ModelSpec):
+            return api.check_spec_weights(loaded, targets.spec_inputs(loaded, inputs or []), checkpoint)
+        if inputs:
+            raise UsageError("--input is for specs here", hint="a Python model's state_dict needs no input")
+        return api.check_module_weights(loaded, checkpoint)
+
+    check = guarded(compared, debug)
+    emit(
+        fmt,
+        lambda: json.dumps(check.to_dict(), indent=2),
+        lambda: weights_view(check, everything),
+        failure=None
+        if check.matches
+        else f"{check.checkpoint}: does not load into {check.model}: "
+        + ", ".join(f"{check.count(k)} {k}" for k in ("missing", "unexpected", "shape mismatch") if check.count(k)),
+        export=export,
+    )
 
 
 @register()

@@ -14,6 +14,7 @@ from rich.text import Text
 from layerscope.render.table import LineTable, Totals, cell, human_bytes, si
 from layerscope.report.diff import Diff
 from layerscope.report.model import CheckResult, LayerRecord, Report
+from layerscope.report.weights import STATUSES, WeightsCheck
 from layerscope.spec.bundled import Bundled
 from layerscope.spec.shapes import format_shape, format_shapes
 
@@ -290,6 +291,37 @@ def check_view(model: str, results: list[CheckResult]) -> Group:
             )
     fitting = sum(r.fits for r in results)
     return Group(table, Text(f"{fitting} of {len(results)} input(s) fit"))
+
+
+def weights_view(check: WeightsCheck, everything: bool = False) -> Group:
+    """The keys `load_state_dict(strict=True)` would refuse (every key with `everything`), then the counts."""
+    table = _table(f"{check.model} ← {check.checkpoint}", "Key", "Status", "Model shape", "Checkpoint shape")
+    styles = {"ok": "green", "missing": "bold red", "unexpected": "bold red", "shape mismatch": "bold red"}
+    for row in check.rows:
+        if row.status != "ok" or everything:
+            table.add_row(
+                row.key,
+                Text(row.status, style=styles[row.status]),
+                "-" if row.expected is None else format_shape(row.expected),
+                "-" if row.found is None else format_shape(row.found),
+            )
+    found = sum(row.found is not None for row in check.rows)
+    totals = Totals(
+        [
+            ("Model keys", f"{len(check.rows) - check.count('unexpected'):,}"),
+            ("Checkpoint keys", f"{found:,}"),
+            ("Matching", f"{check.count('ok'):,}"),
+            *((status.capitalize(), f"{check.count(status):,}") for status in STATUSES[:3]),
+        ]
+    )
+    if check.matches:
+        verdict = Text("✓ loads with load_state_dict(strict=True)", style="green")
+    else:
+        wrong = ", ".join(f"{check.count(s)} {s}" for s in STATUSES[:3] if check.count(s))
+        verdict = Text(f"✗ load_state_dict(strict=True) would refuse it: {wrong}", style="bold red")
+    notes = [cell(Text(f"note: {note}", style="yellow")) for note in check.notes]
+    head = table if table.rows else Text(f"{table.title}\n", style="table.title")  # the title is inert
+    return Group(head, totals, *notes, verdict)
 
 
 def bundled_view(specs: list[Bundled]) -> LineTable:

@@ -176,11 +176,18 @@ class _Recorder:
             is_leaf=kind[1],
             functional=kind[2],
             shared_with=self.first_call.get(key),
-            source=str(self.sources[qualname]) if qualname in self.sources else None,
+            source=self._source(qualname, n),
         )
         self.first_call.setdefault(key, qualname)
         self.records.append(record)
         self.stack.append((record, module, args, self.counter.flops, len(self.counter.uncounted)))
+
+    def _source(self, qualname: str, call: int) -> str | None:
+        """Where the call was written: `name#k` for the k-th call again of a module under one name (a
+        spec's `use:`), else where the module was."""
+        where = self.sources.get(f"{qualname}#{call}") if call else None
+        where = where if where is not None else self.sources.get(qualname)
+        return None if where is None else str(where)
 
     def post_hook(self, module: nn.Module, args: Any, kwargs: Any, output: Any) -> None:
         record, _, _, flops_before, uncounted_before = self.stack.pop()
@@ -235,7 +242,8 @@ def trace(
 ) -> Trace:
     """Run `model(*inputs, **kwargs)` once in eval mode without gradients and record every module call.
 
-    `sources` maps qualified names to where they were written (a spec's file:line:col);
+    `sources` maps qualified names to where they were written (a spec's file:line:col), and
+    `name#k` to where the k-th call again of the module `name` was (a spec's `use:`);
     `weights` (shadow.stand_ins) run the model on other tensors than its own, e.g. on meta;
     `before_leaf(module, args)` is called before each leaf layer runs and `after_leaf(module,
     output bytes)` after (devices.WorkBudget's charge and hold); an op about to write a storage in

@@ -20,7 +20,18 @@ LAYER_NAME_HINT = "dots are added by nesting"
 # what a submodule name would shadow: every attribute of an nn.Module (methods, and instance state
 # such as training and _modules) and of the container a spec builds
 MODULE_ATTRS = frozenset(
-    {*dir(nn.Module()), *vars(nn.Module()), "input_names", "nodes", "output", "type_name", "add_node"}
+    {
+        *dir(nn.Module()),
+        *vars(nn.Module()),
+        "input_names",
+        "nodes",
+        "output",
+        "type_name",
+        "add_node",
+        "add_call",
+        "callee",
+        "calls",
+    }
 )
 
 
@@ -48,6 +59,7 @@ class LayerSpec:
     input_names: tuple[str, ...] = ("input",)  # what a container's children may name in `from:`
     output: str | None = None  # a container's result when it is not its last layer's (see `when:`)
     ties: tuple[Tie, ...] = ()
+    alias: bool = False  # a `use:` that registers the module under this layer's name as well
 
     @property
     def is_container(self) -> bool:
@@ -75,6 +87,13 @@ def identifier(value: Any, what: str, where: Source, hint: str | None = None) ->
     """`value` when it is a name of letters, digits and _; else an error at `where`."""
     if not isinstance(value, str) or not NAME.fullmatch(value):
         raise SpecError(f"{what} {value!r} must be letters, digits or _", source=where, hint=yaml_hint(value) or hint)
+    return value
+
+
+def layer_name(value: Any) -> Any:
+    """A name as torch writes it: YAML reads `name: 0` as the number 0, which names child `0`."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return str(value)
     return value
 
 

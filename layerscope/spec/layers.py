@@ -21,10 +21,13 @@ from layerscope.spec.layer_spec import (
     LayerSpec,
     check_keys,
     identifier,
+    layer_name,
     resolve_keys,
 )
 from layerscope.spec.op_layers import op_layer, unknown_op
 from layerscope.spec.source import YList, YMap
+
+POSITION_HINT = "unnamed layers here are named by position, as nn.Sequential names them: 0, 1, 2, …"
 
 
 class LayerParser:
@@ -40,22 +43,27 @@ class LayerParser:
         self.block_sizes: dict[str, int] = {}  # layers a block expanded to when last used
 
     def parse_list(
-        self, raw: Any, where: Source, input_names: set[str], scope: Resolver
+        self, raw: Any, where: Source, input_names: set[str], scope: Resolver, sequential: bool = False
     ) -> tuple[tuple[LayerSpec, ...], str | None]:
-        """A `layers:` list → its layers and, when its last layer is switched off, the name that is its output."""
+        """A `layers:` list → its layers and, when its last layer is switched off, the name that is its output.
+
+        As torch's nn.Sequential names its children, an unnamed layer of a `sequential` list, or of
+        a list that names none of its layers, is named by its position among the layers built.
+        """
         _check_list(raw, where)
         self._within(self.count + len(raw), where, "this list takes the spec past")  # switched off or not
         limits.NESTING.check(self.depth + 1, f"layers nest more than {limits.NESTING.value} levels deep", where)
         self.depth += 1
         try:
-            return self._parse_list(raw, where, input_names, scope)
+            indexed = sequential or all(item.get("name") is None for item in raw)
+            return self._parse_list(raw, where, input_names, scope, indexed)
         finally:
             self.depth -= 1
 
     def _parse_list(
-        self, raw: Any, where: Source, input_names: set[str], scope: Resolver
+        self, raw: Any, where: Source, input_names: set[str], scope: Resolver, indexed: bool
     ) -> tuple[tuple[LayerSpec, ...], str | None]:
-        later = {item["name"]: item.source for item in raw if isinstance(item.get("name"), str)}
+        later = {layer_name(item["name"]): item.source for item in raw if isinstance(layer_name(item.get("name")), str)}
         defined: dict[str, Source] = {}
         counters: dict[str, int] = {}
         aliases: dict[str, str] = {}  # a switched-off layer → the name whose output stands for it
@@ -63,11 +71,12 @@ class LayerParser:
         previous = "input"  # what a layer without from: reads
         for item in raw:
             head = resolve_keys(item, scope, ("name", "when", "repeat", "from"))
-            inputs = tuple(aliases.get(n, n) for n in _parse_from(head, input_names, defined, later))
+            inputs = tuple(aliases.get(n, n) for n in _parse_from(head, input_names, defined, later, indexed))
             if not _enabled(head):
                 previous = _switch_off(head, inputs, previous, defined, aliases)
                 continue
-            layer = self.parse_layer(item, head, input_names, defined, counters, scope)
+            position = _position(head, len(layers), later) if indexed else None
+            layer = self.parse_layer(item, head, input_names, defined, counters, scope, position)
             layer = replace(layer, inputs=inputs or (() if previous == _last(layers) else (previous,)))
             defined[layer.name] = layer.source
             layers.append(layer)
@@ -84,22 +93,24 @@ class LayerParser:
         defined: dict[str, Source],
         counters: dict[str, int],
         scope: Resolver,
+        position: str | None = None,
     ) -> LayerSpec:
-        """One enabled layer; `head` is `item` with name/when/repeat/from resolved."""
+        """One enabled layer; `head` is `item` with name/when/repeat/from resolved; `position`, its name if it has none."""
         self.count += 1
         self._within(self.count, item.source)
         reuse = "use" in item  # decided by the key: `op: use` is just an unknown op
         op = "use" if reuse else _read_op(item, self.blocks)
-        base = item["use"] if reuse and isinstance(item["use"], str) else op
-        name = _layer_name(head, base, input_names, defined, counters)
+        use = layer_name(item["use"]) if reuse else None
+        base = use.replace(".", "_") if isinstance(use, str) else op
+        name = _layer_name(head, position or base, input_names, defined, counters, auto=position is None)
         if "repeat" in head:
             return self._repeat(item, head, name, scope)
         resolved = resolve_keys(item, scope, set(item) - {"layers", "name", "when", "repeat", "from"})
         if reuse:
-            return _use(resolved, name)
+            return _use(resolved, name, alias=head.get("name") is not None or position is not None)
         if op == "Sequential":
             check_keys(resolved, ("name", "op", "from", "layers", "when"), "Sequential")
-            children, output = self.parse_list(resolved.get("layers"), resolved.source, {"input"}, scope)
+            children, output = self.parse_list(resolved.get("layers"), resolved.source, {"input"}, scope, True)
             return LayerSpec(name, op, resolved.source, layers=children, output=output)
         if "layers" in resolved:
             raise SpecError(f"layers: goes with op: Sequential, not {op}", source=resolved.key_sources["layers"])
@@ -161,13 +172,13 @@ def _check_list(raw: Any, where: Source) -> None:
 
 
 def _parse_from(
-    item: YMap, input_names: set[str], defined: dict[str, Source], later: dict[str, Source]
+    item: YMap, input_names: set[str], defined: dict[str, Source], later: dict[str, Source], indexed: bool = False
 ) -> tuple[str, ...]:
     if "from" not in item:
         return ()
     raw = item["from"]
-    names = [raw] if isinstance(raw, str) else raw
-    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+    names = [layer_name(n) for n in raw] if isinstance(raw, list) else [layer_name(raw)]
+    if not names or not all(isinstance(n, str) for n in names):
         raise SpecError("from: must be a layer name or a list of them", source=item.where("from"))
     for ref in names:
         if ref not in defined and ref in later:
@@ -181,7 +192,7 @@ def _parse_from(
                 f"from: refers to unknown layer {ref!r}",
                 source=item.where("from"),
                 hint=did_you_mean(ref, [*defined, *input_names])
-                or "layers may only take inputs from layers above them",
+                or (POSITION_HINT if indexed else "layers may only take inputs from layers above them"),
             )
     return tuple(names)
 
@@ -207,7 +218,7 @@ def _switch_off(
             source=head.where("from"),
         )
     passed = inputs[0] if inputs else previous
-    name = head.get("name")
+    name = layer_name(head.get("name"))
     if name is not None:
         defined[identifier(name, "layer name", head.where("name"), LAYER_NAME_HINT)] = head.source
         aliases[name] = passed
@@ -229,13 +240,32 @@ def _read_op(item: YMap, blocks: dict[str, BlockDef]) -> str:
     return op
 
 
+def _position(head: YMap, index: int, later: dict[str, Source]) -> str | None:
+    """The name an unnamed layer takes in a list named by position: `index`, unless written on another layer."""
+    if head.get("name") is not None:
+        return None
+    name = str(index)
+    if name in later:
+        raise SpecError(
+            f"this unnamed layer is named {name!r} by its position, but the layer at line {later[name].line} is called that",
+            source=head.source,
+            hint="name one of them otherwise",
+        )
+    return name
+
+
 def _layer_name(
-    head: YMap, base: str, input_names: set[str], defined: dict[str, Source], counters: dict[str, int]
+    head: YMap,
+    base: str,
+    input_names: set[str],
+    defined: dict[str, Source],
+    counters: dict[str, int],
+    auto: bool = True,
 ) -> str:
-    """The name written under name:, else one made from `base` (the op, or the layer a use: calls)."""
-    name = head.get("name")
+    """The name written under name:, else `base` (a position), or one made from it (the op, or the layer a use: calls)."""
+    name = layer_name(head.get("name"))
     if name is None:
-        name = _auto_name(base, defined, counters)
+        name = _auto_name(base, defined, counters) if auto else base
     identifier(name, "layer name", head.where("name"), LAYER_NAME_HINT)
     if name in MODULE_ATTRS or (name.startswith("__") and name.endswith("__")) or name in input_names:
         why = "an input's name" if name in input_names else "an attribute every torch module has"
@@ -257,7 +287,7 @@ def _auto_name(op: str, defined: dict[str, Source], counters: dict[str, int]) ->
             return name
 
 
-def _use(item: YMap, name: str) -> LayerSpec:
+def _use(item: YMap, name: str, alias: bool) -> LayerSpec:
     extra = [k for k in item if k not in ("use", "name", "from", "when")]
     if extra:
         raise SpecError(
@@ -265,9 +295,10 @@ def _use(item: YMap, name: str) -> LayerSpec:
             source=item.key_sources[extra[0]],
             hint="`use:` calls an existing layer again with its own arguments",
         )
-    if not isinstance(item["use"], str):
+    use = layer_name(item["use"])
+    if not isinstance(use, str):
         raise SpecError("use: must name a layer defined earlier", source=item.where("use"))
-    return LayerSpec(name, "use", item.source, use=item["use"])
+    return LayerSpec(name, "use", item.source, use=use, alias=alias)
 
 
 def _repeat_count(head: YMap) -> int:

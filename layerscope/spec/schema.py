@@ -54,23 +54,24 @@ def _op_arguments() -> list[dict[str, Any]]:
 
 
 _NAME = {"type": "string", "pattern": NAME.pattern}
+_LAYER_NAME = {"anyOf": [_NAME, {"type": "integer", "minimum": 0}]}  # `name: 0`, as torch names children
 _LAYER_LIST = {"type": "array", "items": {"$ref": "#/$defs/layer"}}
 
 
 def _layer() -> dict[str, Any]:
     """A layer: the keys every layer takes, then each op's own arguments."""
-    names = {"anyOf": [_NAME, {"type": "array", "items": _NAME}]}
+    names = {"anyOf": [_LAYER_NAME, {"type": "array", "items": _LAYER_NAME}]}
     layer = {
         "type": "object",
         "properties": {
-            "name": _NAME,
+            "name": _LAYER_NAME,
             "op": {
                 "anyOf": [{"enum": op_names()}, _NAME],
                 "description": "a torch.nn class, a functional op, or a block",
             },
             "args": {"type": "array", "description": "positional arguments of the op"},
             "from": {**names, "description": "the layer(s) or input(s) this one reads; default: the one above"},
-            "use": {**_NAME, "description": "call an earlier layer again: one set of weights"},
+            "use": {**_LAYER_NAME, "description": "call an earlier layer again: one set of weights"},
             "layers": {**_LAYER_LIST, "description": "a nested Sequential"},
             "repeat": _value({"type": "integer", "minimum": 0}),
             "when": _value({"type": "boolean"}),
