@@ -167,6 +167,22 @@ def expected_kinds(param: inspect.Parameter) -> set[str]:
     return {kind for kind in ("int", "float", "bool", "str") if re.search(rf"\b{kind}\b", text)}
 
 
+def _wrong_kind(value: Any, expects: set[str]) -> str | None:
+    """What `value` (or an item of its list) is when the annotation rules it out: text where only
+    numbers or booleans are due, a boolean where only numbers are, a fraction where only whole numbers."""
+    if not expects:  # no annotation to go by: torch checks it when the layer is made
+        return None
+    if isinstance(value, (list, tuple)):
+        return next((w for w in (_wrong_kind(item, expects) for item in value) if w), None)
+    if isinstance(value, str) and "str" not in expects:
+        return f"{value!r} is text"
+    if isinstance(value, bool) and not expects & {"bool", "str"}:
+        return f"{value!r} is a boolean"
+    if isinstance(value, float) and not expects & {"float", "str"}:
+        return f"{value!r} is not a whole number"
+    return None
+
+
 def check_argument(op: str, param: inspect.Parameter, value: Any) -> str | None:
     """Why `value` cannot be `param` of `op`, or None when it can."""
     name, expects = param.name, expected_kinds(param)
@@ -179,4 +195,7 @@ def check_argument(op: str, param: inspect.Parameter, value: Any) -> str | None:
             if isinstance(item, bool) or not isinstance(item, int) or item <= 0:
                 whole = "positive whole numbers" if isinstance(value, (list, tuple)) else "a positive whole number"
                 return f"{op} {name} must be {whole}, got {value!r}"
+    wrong = _wrong_kind(value, expects)
+    if wrong:
+        return f"{op} {name}: {wrong}, but it takes {' or '.join(sorted(expects))}"
     return None

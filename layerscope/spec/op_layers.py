@@ -12,6 +12,9 @@ from layerscope.spec.layer_spec import LAYER_KEYS, LayerSpec, Tie, reject_unknow
 from layerscope.spec.ops import MULTI_INPUT_OPS
 from layerscope.spec.source import YList, YMap
 
+TWO_OR_MORE = frozenset({"matmul"})  # multi-input ops that mean nothing with one input
+DOCS_OPS = '"Functional ops"'  # the section of docs/spec.md that lists them
+
 # parses a layer given as an argument's value (e.g. TransformerEncoder's encoder_layer:) in the model's scope
 ArgumentLayer = Callable[[YMap], LayerSpec]
 
@@ -33,6 +36,12 @@ def op_layer(item: YMap, name: str, op: str, head: YMap, argument_layer: Argumen
             f"{op} takes one input, but from: names {len(sources)}",
             source=head.where("from"),
             hint="merge first with add, mul or cat",
+        )
+    if op in TWO_OR_MORE and not (isinstance(sources, list) and len(sources) > 1):
+        raise SpecError(
+            f"{op} multiplies two or more tensors: name them in from:",
+            source=head.where("from") if "from" in head else item.where("op"),
+            hint=f"e.g. from: [hidden, weight] for hidden @ weight; see docs/spec.md, {DOCS_OPS}",
         )
     ties = _parse_ties(item, op, info)
     return LayerSpec(name, op, item.source, tuple(args_raw), kwargs, ties=ties)
