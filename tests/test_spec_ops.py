@@ -81,3 +81,35 @@ def test_misused_ops_are_spec_errors(cli, tmp_path: Path, layer: str, message: s
     run = cli("inspect", str(path))
     assert run.exit_code == 2
     assert run.stderr.startswith(f"{path}:3:") and message in run.stderr
+
+
+@pytest.mark.parametrize(
+    ("op", "first_guess"),
+    [("mm", "matmul"), ("einsum", "matmul"), ("dense", "Linear"), ("fc", "Linear"), ("bn", "BatchNorm2d"),
+     ("concatenate", "cat"), ("layer_norm", "LayerNorm"), ("avgpool", "avg_pool2d"), ("Conv2D", "Conv2d")],
+)  # fmt: skip
+def test_unknown_ops_are_suggested_by_meaning_then_spelling(cli, tmp_path: Path, op: str, first_guess: str) -> None:
+    path = write(tmp_path, f"input: {{shape: [2, 3]}}\nlayers:\n  - {{op: {op}}}\n")
+    run = cli("inspect", str(path))
+    assert run.exit_code == 2
+    assert f"error: unknown op {op!r} — did you mean {first_guess!r}" in run.stderr
+    assert run.stderr.endswith('functional ops (docs/spec.md, "Functional ops")\n')
+
+
+def test_the_unknown_op_hint_names_the_files_blocks_and_dangles_nothing(cli, tmp_path: Path) -> None:
+    path = write(
+        tmp_path, "input: {shape: [2, 3]}\nblocks:\n  Head: {layers: [{op: relu}]}\nlayers:\n  - {op: Frobnicate}\n"
+    )
+    run = cli("inspect", str(path))
+    assert run.exit_code == 2
+    assert run.stderr == (
+        f"{path}:5:10: error: unknown op 'Frobnicate' — ops are torch.nn class names, functional ops "
+        '(docs/spec.md, "Functional ops") or this file\'s blocks: Head\n'
+    )
+
+
+def test_softmax_dim_as_text_is_refused_before_anything_runs(cli, tmp_path: Path) -> None:
+    path = write(tmp_path, "input: {shape: [2, 3]}\nlayers:\n  - {op: softmax, dim: one}\n")
+    run = cli("shapes", str(path))
+    assert (run.exit_code, run.stdout) == (2, "")
+    assert run.stderr == f"{path}:3:24: error: softmax dim: 'one' is text, but it takes int\n"

@@ -143,6 +143,37 @@ def lookup(op: str) -> OpInfo | None:
     return OpInfo(op, "module", cls, sig, INFERENCES.get(op))
 
 
+# What people call an op in other libraries and papers → its name here: unknown ops are suggested
+# by meaning first, then by spelling. Keys are lower case without _ (see `synonym`).
+SYNONYMS = {
+    **dict.fromkeys(("mm", "bmm", "einsum", "dot", "matmult", "matrixmultiply", "at"), "matmul"),
+    **dict.fromkeys(("dense", "fc", "fullyconnected", "affine", "linearlayer"), "Linear"),
+    **dict.fromkeys(("conv", "convolution", "conv2", "convolution2d"), "Conv2d"),
+    **dict.fromkeys(("deconv", "convtranspose", "upconv"), "ConvTranspose2d"),
+    **dict.fromkeys(("drop", "dropout"), "Dropout"),
+    **dict.fromkeys(("bn", "batchnorm", "batchnormalization", "norm2d"), "BatchNorm2d"),
+    **dict.fromkeys(("ln", "layernorm", "layernormalization"), "LayerNorm"),
+    **dict.fromkeys(("concat", "concatenate", "stack", "join"), "cat"),
+    **dict.fromkeys(("avgpool", "averagepool", "avgpooling", "averagepooling"), "avg_pool2d"),
+    **dict.fromkeys(("maxpool", "maxpooling"), "max_pool2d"),
+    **dict.fromkeys(("gap", "globalavgpool", "globalaveragepooling"), "adaptive_avg_pool2d"),
+    **dict.fromkeys(("reducesum", "total"), "sum"),
+    **dict.fromkeys(("reducemean", "average", "avg"), "mean"),
+    **dict.fromkeys(("max", "reducemax"), "amax"),
+    **dict.fromkeys(("plus", "residual", "skip", "sum2"), "add"),
+    **dict.fromkeys(("multiply", "times", "prod", "hadamard"), "mul"),
+    **dict.fromkeys(("swish",), "silu"),
+    **dict.fromkeys(("embed", "lookup"), "Embedding"),
+    **dict.fromkeys(("attn", "selfattention", "mha", "multiheadattention"), "attention"),
+    **dict.fromkeys(("identity", "noop", "passthrough"), "Identity"),
+}
+
+
+def synonym(op: str) -> str | None:
+    """The op `op` means, when it is another library's name for one (dense → Linear, mm → matmul)."""
+    return SYNONYMS.get(op.lower().replace("_", "").replace("-", ""))
+
+
 # Arguments that are sizes or counts: a spec must give positive whole numbers.
 POSITIVE_ARGS = frozenset(
     "in_features out_features in1_features in2_features in_channels out_channels num_features num_channels "

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
 from layerscope.errors import Source, SpecError, did_you_mean
-from layerscope.spec.catalog import RESERVED_ARGS, check_argument, lookup, op_names, yaml_hint
+from layerscope.spec.catalog import RESERVED_ARGS, check_argument, lookup, op_names, synonym, yaml_hint
 from layerscope.spec.expr import MAX_INT
 from layerscope.spec.layer_spec import LAYER_KEYS, LayerSpec, Tie, reject_unknown
 from layerscope.spec.ops import MULTI_INPUT_OPS
@@ -48,7 +49,8 @@ def op_layer(item: YMap, name: str, op: str, head: YMap, argument_layer: Argumen
 
 
 def unknown_op(op: str, where: Source, blocks: Any) -> SpecError:
-    """The error for an op that is no torch.nn class, functional op, Sequential or one of `blocks`."""
+    """The error for an op that is no torch.nn class, functional op, Sequential or one of `blocks`:
+    a suggestion by meaning (dense → Linear), then by spelling, and where the ops are listed."""
     known = [*op_names(), "Sequential", *blocks]
     if "." in op:  # a module path: specs import nothing, but the class name alone may be an op
         name = {k.lower(): k for k in known}.get(op.rsplit(".", 1)[-1].lower())
@@ -57,9 +59,25 @@ def unknown_op(op: str, where: Source, blocks: Any) -> SpecError:
             if name
             else "a spec imports nothing: ops are torch.nn class names or functional ops"
         )
-    else:
-        hint = did_you_mean(op, known) or "ops are torch.nn class names, functional ops such as relu, or blocks:"
-    return SpecError(f"unknown op {op!r}", source=where, hint=hint)
+        return SpecError(f"unknown op {op!r}", source=where, hint=hint)
+    meant = [m for m in (synonym(op),) if m is not None]
+    spelt = did_you_mean(op, known)
+    close = [*meant, *(c for c in _quoted(spelt) if c not in meant)][:3]
+    guess = f"did you mean {' or '.join(map(repr, close))}? " if close else ""
+    listed = f"functional ops (docs/spec.md, {DOCS_OPS})"
+    names = list(blocks)
+    where_to_look = (
+        f"ops are torch.nn class names, {listed} or this file's blocks: {', '.join(names[:5])}"
+        + (", …" if len(names) > 5 else "")
+        if names
+        else f"ops are torch.nn class names or {listed}"
+    )
+    return SpecError(f"unknown op {op!r}", source=where, hint=guess + where_to_look)
+
+
+def _quoted(text: str | None) -> list[str]:
+    """The names a did_you_mean hint suggests, in its order."""
+    return re.findall(r"'([^']*)'", text or "")
 
 
 def _keyword_args(item: YMap, op: str, argument_layer: ArgumentLayer) -> dict[str, Any]:
