@@ -27,6 +27,14 @@ class SpecModule(nn.Module):
         self.add_module(name, module)
         self.nodes.append((name, tuple(inputs)))
 
+    def add_tensor(self, name: str, value: Tensor, persistent: bool = True) -> None:
+        """Append a free tensor (`param:` / `buffer:`): a node that reads nothing and yields `value`."""
+        if isinstance(value, nn.Parameter):
+            self.register_parameter(name, value)
+        else:
+            self.register_buffer(name, value, persistent=persistent)
+        self.nodes.append((name, ()))
+
     def forward(self, *args: Any) -> Any:
         """Run the layers in order, each on the outputs its `from:` names, else on the previous one's."""
         if len(args) != len(self.input_names):
@@ -37,7 +45,8 @@ class SpecModule(nn.Module):
         out = args[0]
         for name, inputs in self.nodes:
             xs = [env[i] for i in inputs] if inputs else [out]
-            out = getattr(self, name)(*xs)
+            node = getattr(self, name)
+            out = node if isinstance(node, Tensor) else node(*xs)  # a free tensor is its own output
             env[name] = out
         return out if self.output is None else env[self.output]
 

@@ -25,6 +25,7 @@ from layerscope.spec.layer_spec import (
 )
 from layerscope.spec.op_layers import op_layer, unknown_op
 from layerscope.spec.source import YList, YMap
+from layerscope.spec.tensors import TENSOR_KINDS, tensor_layer
 
 
 class LayerParser:
@@ -88,6 +89,9 @@ class LayerParser:
         """One enabled layer; `head` is `item` with name/when/repeat/from resolved."""
         self.count += 1
         self._within(self.count, item.source)
+        if any(kind in item for kind in TENSOR_KINDS):  # decided by the key, like use:
+            name = _layer_name(head, next(k for k in TENSOR_KINDS if k in item), input_names, defined, counters)
+            return tensor_layer(resolve_keys(item, scope, set(item) - {"name", "when"}), name)
         reuse = "use" in item  # decided by the key: `op: use` is just an unknown op
         op = "use" if reuse else _read_op(item, self.blocks)
         base = item["use"] if reuse and isinstance(item["use"], str) else op

@@ -223,4 +223,16 @@ class ClassToken(nn.Module):
         return torch.cat([self.token.expand(x.shape[0], -1, -1), x], dim=1)
 
 
+def free_tensor(shape: Sequence[int], init: str, seed: int = 0, dtype: Any = None) -> Tensor:
+    """A spec's `param:` or `buffer:` value on the default device: zeros, ones, or uniform [0, 1) or
+    normal N(0, 1) draws from a generator of its own seeded with `seed`, so a spec means one set of
+    values and torch's global RNG is left alone. On meta, shape only."""
+    like = torch.empty(0, dtype=dtype)  # the default device and dtype in force
+    if like.is_meta or init in ("zeros", "ones"):
+        return torch.full(tuple(shape), float(init == "ones"), dtype=like.dtype, device=like.device)
+    generator = torch.Generator().manual_seed(seed)
+    draw = torch.rand if init == "uniform" else torch.randn
+    return draw(tuple(shape), generator=generator, device="cpu").to(like)
+
+
 LAYERSCOPE_MODULES: dict[str, type[nn.Module]] = {"ClassToken": ClassToken}
