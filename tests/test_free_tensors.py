@@ -156,3 +156,39 @@ def test_fixed_hidden_mlp_computes_the_books_forward_up_to_its_loop() -> None:
         while before_sum.abs().sum() > 1:  # the book's loop, which the spec leaves out
             before_sum /= 2
         assert torch.allclose(before_sum.sum(), twin(x))
+
+
+def test_buffers_are_listed_marked_and_in_memory_but_in_no_parameter_total(cli) -> None:
+    run = cli("params", "configs/bn_convnet.yaml", "--format", "json")
+    assert run.exit_code == 0, run.stderr
+    data = json.loads(run.stdout)
+    buffers = {b["name"]: b for b in data["buffers"]}
+    assert list(buffers) == [
+        f"bn{i}.{n}" for i in (1, 2) for n in ("running_mean", "running_var", "num_batches_tracked")
+    ]
+    assert buffers["bn2.running_var"]["shape"] == [32] and buffers["bn2.running_var"]["buffer"] is True
+    assert (buffers["bn1.num_batches_tracked"]["dtype"], buffers["bn1.num_batches_tracked"]["trainable"]) == (
+        "int64",
+        False,
+    )
+    assert not any(p["buffer"] for p in data["params"])
+    assert data["total_params"] == 25_674  # parameters only, as before
+    assert data["buffer_bytes"] == (16 + 16 + 32 + 32) * 4 + 2 * 8
+    assert (
+        data["total_bytes"]
+        == data["input_bytes"] + data["param_bytes"] + data["buffer_bytes"] + data["activation_bytes"]
+    )
+    table = cli("params", "configs/bn_convnet.yaml").stdout
+    assert " bn1.running_mean          16              16   float32   no (buffer)   - " in table
+    assert "Buffers (not params)  98 (400 B)" in table
+    assert "  Buffers                   400 B" in cli("inspect", "configs/bn_convnet.yaml").stdout
+
+
+def test_a_python_models_buffers_are_listed_too() -> None:
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.BatchNorm1d(4))
+    model.register_buffer("mask", torch.ones(4, dtype=torch.bool), persistent=False)
+    report = layerscope.inspect(model, (2, 4))
+    assert [(b.name, b.dtype) for b in report.buffers] == [
+        ("mask", "bool"), ("1.running_mean", "float32"), ("1.running_var", "float32"), ("1.num_batches_tracked", "int64"),
+    ]  # fmt: skip
+    assert report.total_params == 20 + 8 and report.buffer_bytes == 4 + 16 + 16 + 8

@@ -31,7 +31,7 @@ from torch import Tensor, nn
 from layerscope import limits
 from layerscope.builder.modules import Built, SpecModule
 from layerscope.errors import UsageError
-from layerscope.run.trace import param_names
+from layerscope.run.tensors import param_names
 from layerscope.spec.layer_spec import MODULE_ATTRS
 from layerscope.spec.model import InputSpec, ModelSpec
 from layerscope.spec.ops import FUNCTIONAL_OPS, LAYERSCOPE_MODULES, FunctionalOp, free_tensor
