@@ -113,3 +113,32 @@ def test_softmax_dim_as_text_is_refused_before_anything_runs(cli, tmp_path: Path
     run = cli("shapes", str(path))
     assert (run.exit_code, run.stdout) == (2, "")
     assert run.stderr == f"{path}:3:24: error: softmax dim: 'one' is text, but it takes int\n"
+
+
+def test_a_matmul_that_does_not_fit_is_explained_in_its_own_terms(cli, tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "input: {shape: [2, 20]}\nlayers:\n  - {name: w, param: {shape: [30, 20]}}\n"
+        "  - {name: mm, op: matmul, from: [input, w]}\n",
+    )
+    data = json.loads(cli("shapes", str(path), "--format", "json").stdout)
+    failure = data["failure"]
+    assert (failure["layer"], failure["type"], failure["got"]) == ("mm", "matmul", [[2, 20], [30, 20]])
+    assert failure["message"] == (
+        "matmul: 2x20 @ 30x20: the last dim of the first (20) must equal the second's second-to-last dim (30)"
+    )
+    assert cli("shapes", str(path)).exit_code == 1  # the model rejecting its input is a result, not a spec error
+
+
+def test_a_list_where_one_number_is_due_is_a_spec_error(cli, tmp_path: Path) -> None:
+    # LazyLinear(out_features=[]) used to reach torch and end as an internal error (found by tests/fuzz.py)
+    path = write(tmp_path, "input: {shape: [2, 4]}\nlayers:\n  - {op: LazyLinear, out_features: []}\n")
+    run = cli("inspect", str(path))
+    assert (run.exit_code, run.stderr) == (
+        2,
+        f"{path}:3:36: error: LazyLinear out_features: [] is a list, but it takes int\n",
+    )
+    fine = write(
+        tmp_path, "input: {shape: [1, 2, 8, 8]}\nlayers:\n  - {op: Conv2d, out_channels: 2, kernel_size: [3, 1]}\n"
+    )
+    assert cli("inspect", str(fine)).exit_code == 0  # kernel_size takes an int or a tuple

@@ -198,13 +198,15 @@ def expected_kinds(param: inspect.Parameter) -> set[str]:
     return {kind for kind in ("int", "float", "bool", "str") if re.search(rf"\b{kind}\b", text)}
 
 
-def _wrong_kind(value: Any, expects: set[str]) -> str | None:
+def _wrong_kind(value: Any, expects: set[str], takes_sequence: bool) -> str | None:
     """What `value` (or an item of its list) is when the annotation rules it out: text where only
     numbers or booleans are due, a boolean where only numbers are, a fraction where only whole numbers."""
     if not expects:  # no annotation to go by: torch checks it when the layer is made
         return None
     if isinstance(value, (list, tuple)):
-        return next((w for w in (_wrong_kind(item, expects) for item in value) if w), None)
+        if not takes_sequence:
+            return f"{list(value)!r} is a list"
+        return next((w for w in (_wrong_kind(item, expects, True) for item in value) if w), None)
     if isinstance(value, str) and "str" not in expects:
         return f"{value!r} is text"
     if isinstance(value, bool) and not expects & {"bool", "str"}:
@@ -212,6 +214,13 @@ def _wrong_kind(value: Any, expects: set[str]) -> str | None:
     if isinstance(value, float) and not expects & {"float", "str"}:
         return f"{value!r} is not a whole number"
     return None
+
+
+def _takes_sequence(param: inspect.Parameter) -> bool:
+    """Whether the annotation allows a list or tuple (kernel_size: [3, 3]); without one, assume so."""
+    if param.annotation is param.empty:
+        return param.default is param.empty or param.default is None or isinstance(param.default, (list, tuple))
+    return re.search(r"tuple|list|sequence|size|iterable|any", str(param.annotation), re.IGNORECASE) is not None
 
 
 def check_argument(op: str, param: inspect.Parameter, value: Any) -> str | None:
@@ -226,7 +235,7 @@ def check_argument(op: str, param: inspect.Parameter, value: Any) -> str | None:
             if isinstance(item, bool) or not isinstance(item, int) or item <= 0:
                 whole = "positive whole numbers" if isinstance(value, (list, tuple)) else "a positive whole number"
                 return f"{op} {name} must be {whole}, got {value!r}"
-    wrong = _wrong_kind(value, expects)
+    wrong = _wrong_kind(value, expects, _takes_sequence(param))
     if wrong:
         return f"{op} {name}: {wrong}, but it takes {' or '.join(sorted(expects))}"
     return None
