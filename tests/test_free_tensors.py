@@ -192,3 +192,19 @@ def test_a_python_models_buffers_are_listed_too() -> None:
         ("mask", "bool"), ("1.running_mean", "float32"), ("1.running_var", "float32"), ("1.num_batches_tracked", "int64"),
     ]  # fmt: skip
     assert report.total_params == 20 + 8 and report.buffer_bytes == 4 + 16 + 16 + 8
+
+
+def test_a_param_layer_can_be_tied_to_but_not_called(cli, tmp_path: Path) -> None:
+    tied = write(
+        tmp_path,
+        "input: {shape: [2, 4]}\nlayers:\n  - {name: w, param: {shape: [4, 4], init: normal}}\n"
+        "  - {name: fc, op: Linear, in_features: 4, out_features: 4, tie: {weight: w}}\n",
+    )
+    model = layerscope.build(tied)
+    assert model.fc.weight is model.w
+    assert layerscope.inspect(tied).total_params == 16 + 4
+    assert exported_namespace(tied)["make_model"]().fc.weight.shape == (4, 4)
+    called = write(tmp_path, "input: {shape: [2, 4]}\nlayers:\n  - {name: w, param: {shape: [4, 4]}}\n  - {use: w}\n")
+    run = cli("inspect", str(called))
+    assert run.exit_code == 2
+    assert "error: use: 'w' is a tensor (param: or buffer:), not a layer to call — name it in from:" in run.stderr

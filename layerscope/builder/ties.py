@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from torch import nn
+from torch import Tensor, nn
 
 from layerscope.errors import Source, SpecError, did_you_mean
 from layerscope.spec.layer_spec import LayerSpec
@@ -13,10 +13,15 @@ class Registry:
 
     def __init__(self) -> None:
         self.modules: dict[str, nn.Module] = {}
+        self.tensors: dict[str, Tensor] = {}  # the free tensors (`param:`, `buffer:`) by qualified name
 
     def add(self, qualname: str, module: nn.Module) -> None:
         """Record `module`, built for the layer at `qualname`."""
         self.modules[qualname] = module
+
+    def add_tensor(self, qualname: str, tensor: Tensor) -> None:
+        """Record the free tensor of the `param:` or `buffer:` layer at `qualname`."""
+        self.tensors[qualname] = tensor
 
     def shared(self, layer: LayerSpec, prefix: str) -> nn.Module:
         """The module a `use:` layer calls again: by name in the current block, else from the model's top."""
@@ -24,6 +29,12 @@ class Registry:
         for candidate in (prefix + layer.use, layer.use):
             if candidate in self.modules:
                 return self.modules[candidate]
+            if candidate in self.tensors:
+                raise SpecError(
+                    f"use: {layer.use!r} is a tensor (param: or buffer:), not a layer to call",
+                    source=layer.source,
+                    hint=f"name it in from: to use its value, e.g. from: [x, {layer.use}]",
+                )
         raise SpecError(
             f"use: refers to unknown layer {layer.use!r}",
             source=layer.source,
@@ -55,6 +66,8 @@ class Registry:
     def parameter(self, name: str, prefix: str, where: Source) -> nn.Parameter:
         """The parameter called `name` (relative to the current block, else from the model's top)."""
         for qualname in (prefix + name, name):
+            if isinstance(self.tensors.get(qualname), nn.Parameter):  # a `param:` layer
+                return self.tensors[qualname]  # type: ignore[return-value]
             owner, _, rest = qualname.rpartition(".")
             while owner and owner not in self.modules:
                 owner, _, head = owner.rpartition(".")
@@ -65,6 +78,7 @@ class Registry:
                 except AttributeError:
                     pass
         known = [f"{q}.{n}" for q, m in self.modules.items() for n, _ in m.named_parameters()]
+        known += [q for q, t in self.tensors.items() if isinstance(t, nn.Parameter)]
         raise SpecError(
             f"tie: no parameter {name!r} is defined above",
             source=where,
