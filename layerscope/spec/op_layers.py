@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any
 
-from layerscope.errors import Source, SpecError, did_you_mean
+from layerscope.errors import Source, SpecError, close_matches
 from layerscope.spec.catalog import RESERVED_ARGS, check_argument, lookup, op_names, synonym, yaml_hint
 from layerscope.spec.expr import MAX_INT
 from layerscope.spec.layer_spec import LAYER_KEYS, LayerSpec, Tie, reject_unknown
@@ -61,8 +60,7 @@ def unknown_op(op: str, where: Source, blocks: Any) -> SpecError:
         )
         return SpecError(f"unknown op {op!r}", source=where, hint=hint)
     meant = [m for m in (synonym(op),) if m is not None]
-    spelt = did_you_mean(op, known)
-    close = [*meant, *(c for c in _quoted(spelt) if c not in meant)][:3]
+    close = [*meant, *(c for c in close_matches(op, known) if c not in meant)][:3]
     guess = f"did you mean {' or '.join(map(repr, close))}? " if close else ""
     listed = f"functional ops (docs/spec.md, {DOCS_OPS})"
     names = list(blocks)
@@ -73,11 +71,6 @@ def unknown_op(op: str, where: Source, blocks: Any) -> SpecError:
         else f"ops are torch.nn class names or {listed}"
     )
     return SpecError(f"unknown op {op!r}", source=where, hint=guess + where_to_look)
-
-
-def _quoted(text: str | None) -> list[str]:
-    """The names a did_you_mean hint suggests, in its order."""
-    return re.findall(r"'([^']*)'", text or "")
 
 
 def _keyword_args(item: YMap, op: str, argument_layer: ArgumentLayer) -> dict[str, Any]:
