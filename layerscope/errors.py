@@ -89,15 +89,21 @@ def first_line(text: str) -> str:
     return lines[0] + (" …" if len(lines) > 1 else "")
 
 
-def did_you_mean(word: str, candidates: Iterable[str]) -> str | None:
-    """A 'did you mean X?' hint for a misspelt name, or None when nothing is close."""
+def close_matches(word: str, candidates: Iterable[str]) -> list[str]:
+    """Up to three of `candidates` spelt like `word`: the same name in other case first."""
     pool = list(candidates)
     by_lower = {c.lower(): c for c in pool}
     if word.lower() in by_lower:
-        return f"did you mean {by_lower[word.lower()]!r}?"
+        return [by_lower[word.lower()]]
     close = difflib.get_close_matches(word, pool, n=3, cutoff=0.6)
     if not close:
         close = [by_lower[c] for c in difflib.get_close_matches(word.lower(), list(by_lower), n=3, cutoff=0.6)]
+    return close
+
+
+def did_you_mean(word: str, candidates: Iterable[str]) -> str | None:
+    """A 'did you mean X?' hint for a misspelt name, or None when nothing is close."""
+    close = close_matches(word, candidates)
     if not close:
         return None
     return "did you mean " + " or ".join(repr(c) for c in close) + "?"

@@ -86,6 +86,28 @@ class NestMLP(nn.Module):  # Dive into Deep Learning, 6.1
         return self.linear(self.net(x))
 
 
+class FixedHiddenMLP(nn.Module):  # Dive into Deep Learning, 6.1, as the book writes it
+    def __init__(self) -> None:
+        super().__init__()
+        # Random weight parameters that will not compute gradients and therefore keep constant during training
+        self.rand_weight = torch.rand((20, 20))
+        self.linear = nn.LazyLinear(20)
+
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        X = self.linear(X)
+        X = F.relu(X @ self.rand_weight + 1)
+        # Reuse the fully connected layer. This is equivalent to sharing parameters with two fully connected layers
+        X = self.linear(X)
+        # Control flow
+        while X.abs().sum() > 1:
+            X /= 2
+        return X.sum()
+
+
+def chimera() -> nn.Module:  # Dive into Deep Learning, 6.1
+    return nn.Sequential(NestMLP(), nn.LazyLinear(20), FixedHiddenMLP())
+
+
 def lazy_mlp() -> nn.Module:  # Dive into Deep Learning, 6.1
     return nn.Sequential(nn.LazyLinear(256), nn.ReLU(), nn.LazyLinear(10))
 
@@ -178,6 +200,8 @@ REFERENCES = {
     "convnet": (ConvNet, lambda: [torch.rand(1, 3, 32, 32)]),
     "classifier": (Classifier, lambda: [torch.rand(1, 3, 32, 32)]),
     "nest_mlp": (NestMLP, lambda: [torch.rand(2, 20)]),
+    "fixed_hidden_mlp": (FixedHiddenMLP, lambda: [torch.rand(2, 20)]),
+    "chimera": (chimera, lambda: [torch.rand(2, 20)]),
     "lazy_mlp": (lazy_mlp, lambda: [torch.rand(2, 20)]),
     "tied_mlp": (tied_mlp, lambda: [torch.rand(2, 4)]),
     "three_layer_mlp": (lambda: three_layer_mlp(False), lambda: [torch.rand(1, 784)]),

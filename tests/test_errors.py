@@ -30,17 +30,17 @@ SPECS = [
     (
         "op_named_use",
         "input: {shape: [1, 3]}\nlayers:\n  - {name: a, op: use, hidden_size: 4}\n",
-        "bad.yaml:3:19: error: unknown op 'use' — ops are torch.nn class names, functional ops such as relu, or blocks:",
+        "bad.yaml:3:19: error: unknown op 'use' — ops are torch.nn class names or functional ops (docs/spec.md, \"Functional ops\")",
     ),
     (
         "unknown_op",
         "input: {shape: [1, 3]}\nlayers:\n  - {op: Conv2D, out_channels: 3}\n",
-        "bad.yaml:3:10: error: unknown op 'Conv2D' — did you mean 'Conv2d'?",
+        "bad.yaml:3:10: error: unknown op 'Conv2D' — did you mean 'Conv2d'? ops are torch.nn class names or functional ops (docs/spec.md, \"Functional ops\")",
     ),
     (
         "unknown_op_far",
         "input: {shape: [1, 3]}\nlayers:\n  - {op: Frobnicate}\n",
-        "bad.yaml:3:10: error: unknown op 'Frobnicate' — ops are torch.nn class names, functional ops such as relu, or blocks:",
+        "bad.yaml:3:10: error: unknown op 'Frobnicate' — ops are torch.nn class names or functional ops (docs/spec.md, \"Functional ops\")",
     ),
     (
         "unknown_argument",

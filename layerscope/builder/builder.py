@@ -149,6 +149,11 @@ class _Builder:
                 self.skipped.extend(prefix + later.name for later in layers[index:])
                 return module, None
             qualname = prefix + layer.name
+            if layer.tensor is not None:  # a free tensor: reads nothing, yields itself
+                out = env[layer.name] = self.constructor.free_tensor(layer)
+                module.add_tensor(layer.name, out, persistent=layer.tensor.flag)
+                self.registry.add_tensor(qualname, out)
+                continue
             args = [env[i] for i in layer.inputs] if layer.inputs else [out]
             if layer.use is not None:
                 child = self._call_again(module, layer, prefix)

@@ -9,6 +9,7 @@ under one seed both hold the same weights.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,7 +21,7 @@ from layerscope.builder.budget import Budget
 from layerscope.errors import SpecError, first_line
 from layerscope.spec.catalog import lookup
 from layerscope.spec.layer_spec import LayerSpec
-from layerscope.spec.ops import FunctionalOp
+from layerscope.spec.ops import FunctionalOp, free_tensor
 
 
 class Constructor:
@@ -31,7 +32,8 @@ class Constructor:
         self.dtype = dtype
         self.budget = budget
         self.initialise = initialise
-        # id of each torch module built → (op, the arguments it was constructed with, inferred ones included)
+        # id of each torch module (and free tensor) built → (op, the arguments it was constructed with, inferred
+        # ones included)
         self.recipes: dict[int, tuple[str, dict[str, Any]]] = {}
         self._lazy: dict[int, tuple[Any, Any]] = {}  # id of each lazy module → (its op's info, bound arguments)
 
@@ -62,6 +64,22 @@ class Constructor:
         if self.initialise:
             return module if self.dtype == torch.float32 else module.to(self.dtype)
         return self._place(module)
+
+    def free_tensor(self, layer: LayerSpec) -> Tensor:
+        """The tensor of a `param:` or `buffer:` layer on the device in the model's dtype, its bytes
+        charged to the budget before they are allocated (on meta, none are)."""
+        spec = layer.tensor
+        assert spec is not None
+        self.budget.charge(math.prod(spec.shape) * self.dtype.itemsize)
+        with torch.device(self.device):
+            value = free_tensor(spec.shape, spec.init, spec.seed, self.dtype)
+        tensor = nn.Parameter(value, requires_grad=spec.flag) if spec.kind == "param" else value
+        flag = "requires_grad" if spec.kind == "param" else "persistent"
+        self.recipes[id(tensor)] = (
+            spec.kind,
+            {"shape": spec.shape, "init": spec.init, "seed": spec.seed, flag: spec.flag},
+        )
+        return tensor
 
     def _make(self, info: Any, bound: Any) -> nn.Module:
         """The torch module itself, as torch.nn constructs it: lazy ones on the device in the model's

@@ -38,6 +38,14 @@ class SpecModule(nn.Module):
         """The module the layer called `name` runs."""
         return self.get_submodule(self.calls.get(name, name))
 
+    def add_tensor(self, name: str, value: Tensor, persistent: bool = True) -> None:
+        """Append a free tensor (`param:` / `buffer:`): a node that reads nothing and yields `value`."""
+        if isinstance(value, nn.Parameter):
+            self.register_parameter(name, value)
+        else:
+            self.register_buffer(name, value, persistent=persistent)
+        self.nodes.append((name, ()))
+
     def forward(self, *args: Any) -> Any:
         """Run the layers in order, each on the outputs its `from:` names, else on the previous one's."""
         if len(args) != len(self.input_names):
@@ -48,7 +56,8 @@ class SpecModule(nn.Module):
         out = args[0]
         for name, inputs in self.nodes:
             xs = [env[i] for i in inputs] if inputs else [out]
-            out = (self.get_submodule(self.calls[name]) if name in self.calls else getattr(self, name))(*xs)
+            node = self.get_submodule(self.calls[name]) if name in self.calls else getattr(self, name)
+            out = node if isinstance(node, Tensor) else node(*xs)  # a free tensor is its own output
             env[name] = out
         return out if self.output is None else env[self.output]
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from torch import nn
+from torch import Tensor, nn
 
 from layerscope.errors import Source, SpecError, did_you_mean
 from layerscope.spec.layer_spec import LayerSpec
@@ -14,12 +14,17 @@ class Registry:
     def __init__(self) -> None:
         self.modules: dict[str, nn.Module] = {}
         self.paths: dict[str, str] = {}  # a `use:` registered under no name of its own → where its module is
+        self.tensors: dict[str, Tensor] = {}  # the free tensors (`param:`, `buffer:`) by qualified name
 
     def add(self, qualname: str, module: nn.Module, path: str | None = None) -> None:
         """Record `module`, built for the layer at `qualname` (or registered at `path`, for a call again)."""
         self.modules[qualname] = module
         if path is not None:
             self.paths[qualname] = path
+
+    def add_tensor(self, qualname: str, tensor: Tensor) -> None:
+        """Record the free tensor of the `param:` or `buffer:` layer at `qualname`."""
+        self.tensors[qualname] = tensor
 
     def shared(self, layer: LayerSpec, prefix: str) -> tuple[nn.Module, str | None]:
         """The module a `use:` layer calls again (by name in the current block, else from the model's
@@ -29,6 +34,12 @@ class Registry:
             if candidate in self.modules:
                 path = self.paths.get(candidate, candidate)
                 return self.modules[candidate], (path[len(prefix) :] if path.startswith(prefix) else None)
+            if candidate in self.tensors:
+                raise SpecError(
+                    f"use: {layer.use!r} is a tensor (param: or buffer:), not a layer to call",
+                    source=layer.source,
+                    hint=f"name it in from: to use its value, e.g. from: [x, {layer.use}]",
+                )
         raise SpecError(
             f"use: refers to unknown layer {layer.use!r}",
             source=layer.source,
@@ -60,6 +71,8 @@ class Registry:
     def parameter(self, name: str, prefix: str, where: Source) -> nn.Parameter:
         """The parameter called `name` (relative to the current block, else from the model's top)."""
         for qualname in (prefix + name, name):
+            if isinstance(self.tensors.get(qualname), nn.Parameter):  # a `param:` layer
+                return self.tensors[qualname]  # type: ignore[return-value]
             owner, _, rest = qualname.rpartition(".")
             while owner and owner not in self.modules:
                 owner, _, head = owner.rpartition(".")
@@ -70,6 +83,7 @@ class Registry:
                 except AttributeError:
                     pass
         known = [f"{q}.{n}" for q, m in self.modules.items() for n, _ in m.named_parameters()]
+        known += [q for q, t in self.tensors.items() if isinstance(t, nn.Parameter)]
         raise SpecError(
             f"tie: no parameter {name!r} is defined above",
             source=where,

@@ -26,15 +26,15 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from layerscope import limits
 from layerscope.builder.modules import Built, SpecModule
 from layerscope.errors import UsageError
-from layerscope.run.trace import param_names
+from layerscope.run.tensors import param_names
 from layerscope.spec.layer_spec import MODULE_ATTRS
 from layerscope.spec.model import InputSpec, ModelSpec
-from layerscope.spec.ops import FUNCTIONAL_OPS, LAYERSCOPE_MODULES, FunctionalOp
+from layerscope.spec.ops import FUNCTIONAL_OPS, LAYERSCOPE_MODULES, FunctionalOp, free_tensor
 
 HEADER = '''"""A model exported by layerscope. Needs only torch.
 
@@ -54,6 +54,7 @@ from torch import Tensor, nn"""
 # every name the file defines or imports at module level: no spec name may become one of these
 GLOBALS = frozenset(
     {"annotations", "Sequence", "Any", "torch", "F", "Tensor", "nn", "make_model", "example_inputs", "self"}
+    | {"free_tensor"}
     | set(FUNCTIONAL_OPS)
     | set(LAYERSCOPE_MODULES)
 )
@@ -66,6 +67,8 @@ def to_python(spec: ModelSpec, built: Built, source: str) -> str:
     parts = [HEADER, f"# model: {spec.name!r}\n# from: {source!r}", IMPORTS]
     parts += [textwrap.dedent(inspect.getsource(FUNCTIONAL_OPS[op])) for op in sorted(writer.functions)]
     parts += [textwrap.dedent(inspect.getsource(LAYERSCOPE_MODULES[op])) for op in sorted(writer.own_modules)]
+    if writer.free_tensors:
+        parts.append(textwrap.dedent(inspect.getsource(free_tensor)))
     parts += list(writer.classes.values())
     parts.append(_make_functions(root, spec.inputs))
     return "\n\n\n".join(p.strip("\n") for p in parts) + "\n"
@@ -134,6 +137,7 @@ class _Writer:
         self.by_body: dict[tuple[str, ...], str] = {}  # a class's lines after its first → its name
         self.functions: set[str] = set()
         self.own_modules: set[str] = set()
+        self.free_tensors = False  # whether a container holds a `param:` or `buffer:`
         self.size = 0
         self.max_size = limits.EXPORT_BYTES.value  # read once: the check runs for every line
 
@@ -167,10 +171,16 @@ class _Writer:
         env = {"input": params[0], **{n: local(n) for n in module.input_names}}
         out = params[0]
         for node, inputs in module.nodes:
-            child = module.callee(node)
+            child = module.callee(node) if node in module.calls else getattr(module, node)
             args = ", ".join(env[i] for i in inputs) if inputs else out
             target = local(f"x_{node}")
-            if isinstance(child, FunctionalOp):
+            if isinstance(child, Tensor):  # `param:` / `buffer:`: made in __init__, read in forward
+                init.append(self._free_tensor(node, child))
+                forward.append(
+                    f"{target} = {attribute_of(node) if _is_attribute(node) else f'getattr(self, {node!r})'}"
+                )
+                self._charge(init[-1])
+            elif isinstance(child, FunctionalOp):
                 self.functions.add(child.op)
                 kwargs = "".join(f", {k}={v}" for k, v in _keywords(child.kwargs, self.value))
                 forward.append(f"{target} = {FUNCTIONAL_OPS[child.op].__name__}({args}{kwargs})")
@@ -206,6 +216,17 @@ class _Writer:
         self.classes[unique] = "\n".join((f"class {unique}(nn.Module):{comment}", *lines))
         return unique
 
+    def _free_tensor(self, node: str, tensor: Tensor) -> str:
+        """The line of __init__ that registers the free tensor `node`, made as the builder made it."""
+        self.free_tensors = True
+        kind, recipe = self.recipes[id(tensor)]
+        arguments = dict(recipe)
+        flag = arguments.pop("requires_grad" if kind == "param" else "persistent")
+        make = f"free_tensor({_arguments(arguments, self.value)})"
+        if kind == "param":
+            return f"self.register_parameter({node!r}, nn.Parameter({make}, requires_grad={literal(flag)}))"
+        return f"self.register_buffer({node!r}, {make}, persistent={literal(flag)})"
+
     def _charge(self, line: str) -> None:
         self.size += len(line) + 9  # indent and newline
         if self.size > self.max_size:
@@ -230,7 +251,7 @@ def _is_chain(module: SpecModule) -> bool:
         and module.output is None
         and len(module.input_names) == 1
         and not module.calls
-        and all(not inputs and not isinstance(module.get_submodule(n), FunctionalOp) for n, inputs in module.nodes)
+        and all(not inputs and not isinstance(getattr(module, n), (FunctionalOp, Tensor)) for n, inputs in module.nodes)
         and len({id(module.get_submodule(n)) for n, _ in module.nodes}) == len(module.nodes)
         and [n for n, _ in module.nodes] == [str(i) for i in range(len(module.nodes))]  # nn.Sequential's names
     )

@@ -107,6 +107,7 @@ def _summary(report: Report) -> Totals:
                 ("Trainable params", f"{report.trainable_params:,}"),
                 ("Non-trainable params", f"{report.non_trainable_params:,}"),
                 (f"Parameter memory ({_dtypes(report)})", human_bytes(report.param_bytes)),
+                *_buffer_memory(report, "Buffer memory"),
             ]
         )
     return Totals(
@@ -121,10 +122,16 @@ def _summary(report: Report) -> Totals:
             (f"Memory ({_dtypes(report)})", ""),
             ("  Input", human_bytes(report.input_bytes)),
             ("  Parameters", human_bytes(report.param_bytes)),
+            *_buffer_memory(report, "  Buffers"),
             ("  Forward activations", human_bytes(report.activation_bytes) if done else "-"),
             ("  Total", human_bytes(report.total_bytes) if done else "-"),
         ]
     )
+
+
+def _buffer_memory(report: Report, label: str) -> list[tuple[str, str]]:
+    """The memory line of the buffers (BatchNorm's running statistics), for models that have any."""
+    return [(label, human_bytes(report.buffer_bytes))] if report.buffers else []
 
 
 def _failure(report: Report) -> RenderableType:
@@ -236,33 +243,42 @@ def shapes_view(report: Report, depth: int | None = None) -> Group:
 
 
 def params_view(report: Report) -> Group:
-    """Every parameter: name, shape, count, dtype, trainable, and what it is tied to."""
+    """Every parameter, then every buffer (marked so in the Trainable column): name, shape, count,
+    dtype, trainable, and what it is tied to. Buffers are in no parameter total; their own line says
+    how many elements and bytes they hold."""
     table = _table(f"{report.model} — parameters", "Parameter", "Shape", "Numel", "Dtype", "Trainable", "Tied to")
-    for p in report.params:
+    for p in [*report.params, *report.buffers]:
         numel = f"{p.numel:,}" if p.counted else f"({p.numel:,})"
+        trainable = "no (buffer)" if p.buffer else "yes" if p.trainable else "no"
         table.add_row(
             p.name,
             format_shape(p.shape),
             numel,
             p.dtype,
-            "yes" if p.trainable else "no",
+            trainable,
             ", ".join(p.shared_with) or "-",
             raw=(
                 p.name,
                 format_shape(p.shape),
                 p.numel,
                 p.dtype,
-                p.trainable,
+                "buffer" if p.buffer else p.trainable,
                 " ".join(p.shared_with) or None,
             ),
         )
     tied = sum(1 for p in report.params if not p.counted)
+    buffered = sum(b.numel for b in report.buffers if b.counted)
     footer = Totals(
         [
             ("Total params", f"{report.total_params:,}"),
             *([("Tied names (counted once)", f"{tied}")] if tied else []),
             ("Trainable params", f"{report.trainable_params:,}"),
             ("Param memory", human_bytes(report.param_bytes)),
+            *(
+                [("Buffers (not params)", f"{buffered:,} ({human_bytes(report.buffer_bytes)})")]
+                if report.buffers
+                else []
+            ),
         ]
     )
     return Group(table, footer, *_tail(report))

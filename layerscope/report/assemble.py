@@ -44,6 +44,8 @@ def report(run: Trace, *, name: str | None = None, probe: diagnose.Probe | None 
         total_params=sum(p.numel for p in counted),
         trainable_params=sum(p.numel for p in counted if p.trainable),
         param_bytes=sum(p.numel * _itemsize(p.dtype) for p in counted),
+        buffers=run.buffers,
+        buffer_bytes=sum(b.numel * _itemsize(b.dtype) for b in run.buffers if b.counted),
         input_bytes=nbytes(run.all_inputs),
         # the outputs of layers, not of function calls: the same figure for a model in Python and in YAML
         activation_bytes=sum(r.output_bytes for r in run.records if r.is_leaf and r.completed and not r.functional),

@@ -228,6 +228,27 @@ def _broadcast(op: str) -> Callable[[dict[str, Any], tuple[Any, ...]], Mismatch 
     return explain
 
 
+def _matmul(kwargs: dict[str, Any], args: tuple[Any, ...]) -> Mismatch | None:
+    """torch.matmul's rule, step by step: each product's inner sizes must agree (a 1-d tensor is a
+    row on the left, a column on the right)."""
+    shapes = [list(a.shape) for a in args if isinstance(a, Tensor)]
+    if len(shapes) < 2 or not all(shapes):
+        return None
+    left = shapes[0]
+    for right in shapes[1:]:
+        inner = right[0] if len(right) == 1 else right[-2]
+        if left[-1] != inner:
+            which = "size" if len(right) == 1 else "second-to-last dim"
+            return Mismatch(
+                "the first tensor's last dim equal to the second's second-to-last",
+                f"matmul: {format_shape(left)} @ {format_shape(right)}: the last dim of the first ({left[-1]}) "
+                f"must equal the second's {which} ({inner})",
+                kind="merge",
+            )
+        left = [*left[:-1], *right[-1:]] if len(right) > 1 else left[:-1]
+    return None
+
+
 def _cat(kwargs: dict[str, Any], args: tuple[Any, ...]) -> Mismatch | None:
     shapes = [list(a.shape) for a in args if isinstance(a, Tensor)]
     dim = kwargs.get("dim", 0)
@@ -279,6 +300,7 @@ _FUNCTIONAL: dict[str, Callable[[dict[str, Any], tuple[Any, ...]], Mismatch | No
     "add": _broadcast("add"),
     "mul": _broadcast("mul"),
     "cat": _cat,
+    "matmul": _matmul,
     "max_pool2d": _pool_functional,
     "avg_pool2d": _pool_functional,
     "reshape": _reshape,

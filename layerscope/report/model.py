@@ -64,6 +64,8 @@ class Report:
     failure: Failure | None = None
     notes: list[Note] = field(default_factory=list)
     ran: bool = True  # False when no forward ran (a Python model without input, TorchScript): parameters only
+    buffers: list[ParamRecord] = field(default_factory=list)  # BatchNorm's running statistics, a spec's buffer:
+    buffer_bytes: int = 0  # in the memory figure, in no parameter total
 
     @property
     def non_trainable_params(self) -> int:
@@ -79,8 +81,8 @@ class Report:
 
     @property
     def total_bytes(self) -> int:
-        """The memory estimate: inputs, parameters and forward activations."""
-        return self.input_bytes + self.param_bytes + self.activation_bytes
+        """The memory estimate: inputs, parameters, buffers and forward activations."""
+        return self.input_bytes + self.param_bytes + self.buffer_bytes + self.activation_bytes
 
 
 @dataclass

@@ -35,7 +35,7 @@ class LayerRecord:
 
 @dataclass
 class ParamRecord:
-    """One named parameter; tied parameters appear under each name and are counted once."""
+    """One named parameter or buffer; tied parameters appear under each name and are counted once."""
 
     name: str
     shape: Shape
@@ -44,6 +44,9 @@ class ParamRecord:
     trainable: bool
     shared_with: list[str] = field(default_factory=list)  # the other names of the same tensor
     counted: bool = True  # False for every name of a tied tensor but the first
+    buffer: bool = (
+        False  # a buffer (BatchNorm's running_mean, a spec's buffer:), not a parameter: in no parameter total
+    )
 
 
 @dataclass

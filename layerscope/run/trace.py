@@ -28,6 +28,7 @@ from layerscope._torch_compat import module_type_name
 from layerscope.run.counting import OpCounter
 from layerscope.run.devices import Restart
 from layerscope.run.records import LayerRecord, Note, ParamRecord, Shape
+from layerscope.run.tensors import buffer_records, count_params, param_records, subtree_counts
 
 
 def tensors_in(value: Any) -> list[Tensor]:
@@ -111,6 +112,7 @@ class Trace:
     failed: Failed | None = None
     kwargs: dict[str, Any] = field(default_factory=dict)  # its keyword arguments
     ran: bool = True  # False when no forward ran (untraced): no shapes, FLOPs or activations
+    buffers: list[ParamRecord] = field(default_factory=list)  # running statistics and the like: no parameters
 
     @property
     def all_inputs(self) -> list[Any]:
@@ -156,7 +158,7 @@ class _Recorder:
         # a module registered under several names (a spec's `use:`) takes them in turn, call by call
         options = self.names.get(key, ["?"])
         qualname = options[n % len(options)]
-        total, trainable = self.counts.get(key) or _count(list(module.parameters()))
+        total, trainable = self.counts.get(key) or count_params(list(module.parameters()))
         kind = self.kinds.get(key)
         if kind is None:
             kind = self.kinds[key] = (
@@ -277,6 +279,7 @@ def trace(
         inputs=list(inputs),
         records=recorder.records,
         params=param_records(model),
+        buffers=buffer_records(model),
         notes=recorder.notes(),
         output=output,
         flops=None if counter.uncounted else counter.flops,
@@ -312,6 +315,7 @@ def untraced(model: nn.Module, inputs: Sequence[Any], why: str) -> Trace:
         inputs=list(inputs),
         records=records,
         params=param_records(model),
+        buffers=buffer_records(model),
         notes=[Note("", why)],
         output=None,
         flops=None,
@@ -402,56 +406,3 @@ def _place(frame: FrameType, line: int) -> str:
     function = getattr(frame.f_code, "co_qualname", frame.f_code.co_name)
     source = linecache.getline(str(path), line).strip()
     return f"{shown}:{line} in {function}" + (f": {source}" if source else "")
-
-
-def subtree_counts(model: nn.Module) -> dict[int, tuple[int, int]]:
-    """(parameters, trainable parameters) of every module of `model` with its children, each tensor
-    counted once, by module id: one walk up the tree, not one walk down per module."""
-    found: dict[int, dict[int, nn.Parameter]] = {}
-
-    def unique(module: nn.Module) -> dict[int, nn.Parameter]:
-        if id(module) not in found:
-            own = {id(p): p for p in module.parameters(recurse=False)}
-            for child in module.children():
-                own.update(unique(child))
-            found[id(module)] = own
-        return found[id(module)]
-
-    unique(model)
-    return {key: _count(list(params.values())) for key, params in found.items()}
-
-
-def _count(params: Sequence[nn.Parameter]) -> tuple[int, int]:
-    unique = {id(p): p for p in params if not isinstance(p, nn.parameter.UninitializedParameter)}
-    total = sum(p.numel() for p in unique.values())
-    return total, sum(p.numel() for p in unique.values() if p.requires_grad)
-
-
-def param_names(model: nn.Module) -> dict[int, list[str]]:
-    """Every name of each parameter tensor, by the tensor's id, in the model's order: a tied or
-    shared parameter has several."""
-    by_tensor: dict[int, list[str]] = {}
-    for qualname, p in model.named_parameters(remove_duplicate=False):
-        by_tensor.setdefault(id(p), []).append(qualname)
-    return by_tensor
-
-
-def param_records(model: nn.Module) -> list[ParamRecord]:
-    """A record per parameter name; a tied tensor is counted under its first name only."""
-    by_tensor = param_names(model)
-    records = []
-    for qualname, p in model.named_parameters(remove_duplicate=False):
-        lazy = isinstance(p, nn.parameter.UninitializedParameter)
-        aliases = by_tensor[id(p)]
-        records.append(
-            ParamRecord(
-                name=qualname,
-                shape=[] if lazy else list(p.shape),
-                numel=0 if lazy else p.numel(),
-                dtype=str(p.dtype).removeprefix("torch."),
-                trainable=p.requires_grad,
-                shared_with=[a for a in aliases if a != qualname],
-                counted=aliases[0] == qualname,
-            )
-        )
-    return records

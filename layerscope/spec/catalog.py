@@ -143,6 +143,37 @@ def lookup(op: str) -> OpInfo | None:
     return OpInfo(op, "module", cls, sig, INFERENCES.get(op))
 
 
+# What people call an op in other libraries and papers → its name here: unknown ops are suggested
+# by meaning first, then by spelling. Keys are lower case without _ (see `synonym`).
+SYNONYMS = {
+    **dict.fromkeys(("mm", "bmm", "einsum", "dot", "matmult", "matrixmultiply"), "matmul"),
+    **dict.fromkeys(("dense", "fc", "fullyconnected", "affine", "linearlayer"), "Linear"),
+    **dict.fromkeys(("conv", "convolution", "convolution2d"), "Conv2d"),
+    **dict.fromkeys(("deconv", "convtranspose", "upconv"), "ConvTranspose2d"),
+    **dict.fromkeys(("drop", "dropout"), "Dropout"),
+    **dict.fromkeys(("bn", "batchnorm", "batchnormalization"), "BatchNorm2d"),
+    **dict.fromkeys(("ln", "layernorm", "layernormalization"), "LayerNorm"),
+    **dict.fromkeys(("concat", "concatenate"), "cat"),
+    **dict.fromkeys(("avgpool", "averagepool", "avgpooling", "averagepooling"), "avg_pool2d"),
+    **dict.fromkeys(("maxpool", "maxpooling"), "max_pool2d"),
+    **dict.fromkeys(("gap", "globalavgpool", "globalaveragepooling"), "adaptive_avg_pool2d"),
+    **dict.fromkeys(("reducesum",), "sum"),
+    **dict.fromkeys(("reducemean", "average", "avg"), "mean"),
+    **dict.fromkeys(("max", "reducemax"), "amax"),
+    **dict.fromkeys(("plus", "residual"), "add"),
+    **dict.fromkeys(("multiply", "times", "prod", "hadamard"), "mul"),
+    **dict.fromkeys(("swish",), "silu"),
+    **dict.fromkeys(("embed",), "Embedding"),
+    **dict.fromkeys(("attn", "selfattention", "mha", "multiheadattention"), "attention"),
+    **dict.fromkeys(("identity", "noop", "passthrough"), "Identity"),
+}
+
+
+def synonym(op: str) -> str | None:
+    """The op `op` means, when it is another library's name for one (dense → Linear, mm → matmul)."""
+    return SYNONYMS.get(op.lower().replace("_", "").replace("-", ""))
+
+
 # Arguments that are sizes or counts: a spec must give positive whole numbers.
 POSITIVE_ARGS = frozenset(
     "in_features out_features in1_features in2_features in_channels out_channels num_features num_channels "
@@ -167,6 +198,31 @@ def expected_kinds(param: inspect.Parameter) -> set[str]:
     return {kind for kind in ("int", "float", "bool", "str") if re.search(rf"\b{kind}\b", text)}
 
 
+def _wrong_kind(value: Any, expects: set[str], takes_sequence: bool) -> str | None:
+    """What `value` (or an item of its list) is when the annotation rules it out: text where only
+    numbers or booleans are due, a boolean where only numbers are, a fraction where only whole numbers."""
+    if not expects:  # no annotation to go by: torch checks it when the layer is made
+        return None
+    if isinstance(value, (list, tuple)):
+        if not takes_sequence:
+            return f"{list(value)!r} is a list"
+        return next((w for w in (_wrong_kind(item, expects, True) for item in value) if w), None)
+    if isinstance(value, str) and "str" not in expects:
+        return f"{value!r} is text"
+    if isinstance(value, bool) and not expects & {"bool", "str"}:
+        return f"{value!r} is a boolean"
+    if isinstance(value, float) and not expects & {"float", "str"}:
+        return f"{value!r} is not a whole number"
+    return None
+
+
+def _takes_sequence(param: inspect.Parameter) -> bool:
+    """Whether the annotation allows a list or tuple (kernel_size: [3, 3]); without one, assume so."""
+    if param.annotation is param.empty:
+        return param.default is param.empty or param.default is None or isinstance(param.default, (list, tuple))
+    return re.search(r"tuple|list|sequence|size|iterable|any", str(param.annotation), re.IGNORECASE) is not None
+
+
 def check_argument(op: str, param: inspect.Parameter, value: Any) -> str | None:
     """Why `value` cannot be `param` of `op`, or None when it can."""
     name, expects = param.name, expected_kinds(param)
@@ -179,4 +235,7 @@ def check_argument(op: str, param: inspect.Parameter, value: Any) -> str | None:
             if isinstance(item, bool) or not isinstance(item, int) or item <= 0:
                 whole = "positive whole numbers" if isinstance(value, (list, tuple)) else "a positive whole number"
                 return f"{op} {name} must be {whole}, got {value!r}"
+    wrong = _wrong_kind(value, expects, _takes_sequence(param))
+    if wrong:
+        return f"{op} {name}: {wrong}, but it takes {' or '.join(sorted(expects))}"
     return None

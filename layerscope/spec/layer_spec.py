@@ -13,7 +13,7 @@ from layerscope.spec.catalog import yaml_hint
 from layerscope.spec.expr import Resolver
 from layerscope.spec.source import YMap
 
-LAYER_KEYS = ("name", "op", "args", "from", "use", "layers", "repeat", "when", "tie")
+LAYER_KEYS = ("name", "op", "args", "from", "use", "layers", "repeat", "when", "tie", "param", "buffer")
 BLOCK_KEYS = ("description", "params", "inputs", "layers")
 NAME = re.compile(r"^[A-Za-z0-9_]+$")
 LAYER_NAME_HINT = "dots are added by nesting"
@@ -45,6 +45,17 @@ class Tie:
 
 
 @dataclass(frozen=True)
+class TensorSpec:
+    """A free tensor, `param: {...}` or `buffer: {...}` (spec/tensors.py): what the builder makes."""
+
+    kind: str  # "param" or "buffer"
+    shape: tuple[int, ...]
+    init: str  # zeros, ones, uniform, normal
+    seed: int  # of the tensor's own generator, for uniform and normal
+    flag: bool  # a param's requires_grad, a buffer's persistent
+
+
+@dataclass(frozen=True)
 class LayerSpec:
     """One layer of a spec: an op with its arguments, a container of layers, or a reuse of a layer."""
 
@@ -60,6 +71,7 @@ class LayerSpec:
     output: str | None = None  # a container's result when it is not its last layer's (see `when:`)
     ties: tuple[Tie, ...] = ()
     alias: bool = False  # a `use:` that registers the module under this layer's name as well
+    tensor: TensorSpec | None = None  # a `param:` or `buffer:` layer: its output is this tensor
 
     @property
     def is_container(self) -> bool:

@@ -26,6 +26,7 @@ from layerscope.spec.layer_spec import (
 )
 from layerscope.spec.op_layers import op_layer, unknown_op
 from layerscope.spec.source import YList, YMap
+from layerscope.spec.tensors import TENSOR_KINDS, tensor_layer
 
 POSITION_HINT = "unnamed layers here are named by position, as nn.Sequential names them: 0, 1, 2, …"
 
@@ -98,6 +99,9 @@ class LayerParser:
         """One enabled layer; `head` is `item` with name/when/repeat/from resolved; `position`, its name if it has none."""
         self.count += 1
         self._within(self.count, item.source)
+        if any(kind in item for kind in TENSOR_KINDS):  # decided by the key, like use:
+            name = _layer_name(head, next(k for k in TENSOR_KINDS if k in item), input_names, defined, counters)
+            return tensor_layer(resolve_keys(item, scope, set(item) - {"name", "when"}), name)
         reuse = "use" in item  # decided by the key: `op: use` is just an unknown op
         op = "use" if reuse else _read_op(item, self.blocks)
         use = layer_name(item["use"]) if reuse else None

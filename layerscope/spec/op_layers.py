@@ -5,12 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from layerscope.errors import Source, SpecError, did_you_mean
-from layerscope.spec.catalog import RESERVED_ARGS, check_argument, lookup, op_names, yaml_hint
+from layerscope.errors import Source, SpecError, close_matches
+from layerscope.spec.catalog import RESERVED_ARGS, check_argument, lookup, op_names, synonym, yaml_hint
 from layerscope.spec.expr import MAX_INT
 from layerscope.spec.layer_spec import LAYER_KEYS, LayerSpec, Tie, reject_unknown
 from layerscope.spec.ops import MULTI_INPUT_OPS
 from layerscope.spec.source import YList, YMap
+
+TWO_OR_MORE = frozenset({"matmul"})  # multi-input ops that mean nothing with one input
+DOCS_OPS = '"Functional ops"'  # the section of docs/spec.md that lists them
 
 # parses a layer given as an argument's value (e.g. TransformerEncoder's encoder_layer:) in the model's scope
 ArgumentLayer = Callable[[YMap], LayerSpec]
@@ -34,12 +37,19 @@ def op_layer(item: YMap, name: str, op: str, head: YMap, argument_layer: Argumen
             source=head.where("from"),
             hint="merge first with add, mul or cat",
         )
+    if op in TWO_OR_MORE and not (isinstance(sources, list) and len(sources) > 1):
+        raise SpecError(
+            f"{op} multiplies two or more tensors: name them in from:",
+            source=head.where("from") if "from" in head else item.where("op"),
+            hint=f"e.g. from: [hidden, weight] for hidden @ weight; see docs/spec.md, {DOCS_OPS}",
+        )
     ties = _parse_ties(item, op, info)
     return LayerSpec(name, op, item.source, tuple(args_raw), kwargs, ties=ties)
 
 
 def unknown_op(op: str, where: Source, blocks: Any) -> SpecError:
-    """The error for an op that is no torch.nn class, functional op, Sequential or one of `blocks`."""
+    """The error for an op that is no torch.nn class, functional op, Sequential or one of `blocks`:
+    a suggestion by meaning (dense → Linear), then by spelling, and where the ops are listed."""
     known = [*op_names(), "Sequential", *blocks]
     if "." in op:  # a module path: specs import nothing, but the class name alone may be an op
         name = {k.lower(): k for k in known}.get(op.rsplit(".", 1)[-1].lower())
@@ -48,9 +58,19 @@ def unknown_op(op: str, where: Source, blocks: Any) -> SpecError:
             if name
             else "a spec imports nothing: ops are torch.nn class names or functional ops"
         )
-    else:
-        hint = did_you_mean(op, known) or "ops are torch.nn class names, functional ops such as relu, or blocks:"
-    return SpecError(f"unknown op {op!r}", source=where, hint=hint)
+        return SpecError(f"unknown op {op!r}", source=where, hint=hint)
+    meant = [m for m in (synonym(op),) if m is not None]
+    close = [*meant, *(c for c in close_matches(op, known) if c not in meant)][:3]
+    guess = f"did you mean {' or '.join(map(repr, close))}? " if close else ""
+    listed = f"functional ops (docs/spec.md, {DOCS_OPS})"
+    names = list(blocks)
+    where_to_look = (
+        f"ops are torch.nn class names, {listed} or this file's blocks: {', '.join(names[:5])}"
+        + (", …" if len(names) > 5 else "")
+        if names
+        else f"ops are torch.nn class names or {listed}"
+    )
+    return SpecError(f"unknown op {op!r}", source=where, hint=guess + where_to_look)
 
 
 def _keyword_args(item: YMap, op: str, argument_layer: ArgumentLayer) -> dict[str, Any]:

@@ -124,6 +124,16 @@ def mean(x: Tensor, dim: int | Sequence[int] | None = None, keepdim: bool = Fals
     )
 
 
+def sum(x: Tensor, dim: int | Sequence[int] | None = None, keepdim: bool = False) -> Tensor:  # noqa: A001 - torch's name
+    return x.sum() if dim is None else x.sum(dim=tuple(dim) if isinstance(dim, (list, tuple)) else dim, keepdim=keepdim)
+
+
+def amax(x: Tensor, dim: int | Sequence[int] | None = None, keepdim: bool = False) -> Tensor:
+    return (
+        x.amax() if dim is None else x.amax(dim=tuple(dim) if isinstance(dim, (list, tuple)) else dim, keepdim=keepdim)
+    )
+
+
 def max_pool2d(
     x: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0, dilation: Any = 1, ceil_mode: bool = False
 ) -> Tensor:
@@ -138,17 +148,29 @@ def adaptive_avg_pool2d(x: Tensor, output_size: Any) -> Tensor:
     return F.adaptive_avg_pool2d(x, output_size)
 
 
-def add(*xs: Tensor) -> Tensor:
+def add(*xs: Tensor, constant: float = 0) -> Tensor:
+    """The sum of every input, plus `constant` (`X @ W + 1` is a matmul, then add with constant 1)."""
     out = xs[0]
     for x in xs[1:]:
         out = out + x
-    return out
+    return out + constant if constant else out
 
 
-def mul(*xs: Tensor) -> Tensor:
+def mul(*xs: Tensor, constant: float = 1) -> Tensor:
+    """The product of every input, times `constant`."""
     out = xs[0]
     for x in xs[1:]:
         out = out * x
+    return out * constant if constant != 1 else out
+
+
+def matmul(*xs: Tensor) -> Tensor:
+    """`xs[0] @ xs[1] @ ...`, with torch.matmul's broadcasting."""
+    if len(xs) < 2:
+        raise ValueError(f"matmul multiplies two or more tensors; got {len(xs)}")
+    out = xs[0]
+    for x in xs[1:]:
+        out = torch.matmul(out, x)
     return out
 
 
@@ -161,11 +183,11 @@ FUNCTIONAL_OPS: dict[str, Callable[..., Any]] = {
     for f in (
         relu, gelu, silu, sigmoid, tanh, softmax, log_softmax,
         flatten, reshape, view, permute, transpose, unsqueeze, squeeze, contiguous,
-        select, getitem, mean, max_pool2d, avg_pool2d, adaptive_avg_pool2d,
-        add, mul, cat, positions, attention,
+        select, getitem, mean, sum, amax, max_pool2d, avg_pool2d, adaptive_avg_pool2d,
+        add, mul, matmul, cat, positions, attention,
     )
 }  # fmt: skip
-MULTI_INPUT_OPS = frozenset({"add", "mul", "cat", "attention"})  # take every tensor named in `from:`
+MULTI_INPUT_OPS = frozenset({"add", "mul", "matmul", "cat", "attention"})  # take every tensor named in `from:`
 
 
 class FunctionalOp(nn.Module):
@@ -201,6 +223,18 @@ class ClassToken(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return torch.cat([self.token.expand(x.shape[0], -1, -1), x], dim=1)
+
+
+def free_tensor(shape: Sequence[int], init: str, seed: int = 0, dtype: Any = None) -> Tensor:
+    """A spec's `param:` or `buffer:` value on the default device: zeros, ones, or uniform [0, 1) or
+    normal N(0, 1) draws from a generator of its own seeded with `seed`, so a spec means one set of
+    values and torch's global RNG is left alone. On meta, shape only."""
+    like = torch.empty(0, dtype=dtype)  # the default device and dtype in force
+    if like.is_meta or init in ("zeros", "ones"):
+        return torch.full(tuple(shape), float(init == "ones"), dtype=like.dtype, device=like.device)
+    generator = torch.Generator().manual_seed(seed)
+    draw = torch.rand if init == "uniform" else torch.randn
+    return draw(tuple(shape), generator=generator, device="cpu").to(like)
 
 
 LAYERSCOPE_MODULES: dict[str, type[nn.Module]] = {"ClassToken": ClassToken}

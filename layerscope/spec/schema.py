@@ -15,6 +15,7 @@ from layerscope.spec.catalog import expected_kinds, lookup, op_names
 from layerscope.spec.layer_spec import BLOCK_KEYS, LAYER_KEYS, NAME
 from layerscope.spec.model import INPUT_KEYS, MODEL_KEYS
 from layerscope.spec.shapes import DTYPES
+from layerscope.spec.tensors import INITS
 
 SCHEMA_ID = "https://layerscope.dev/spec.schema.json"
 EXPRESSION = {"type": "string", "pattern": r"\$\{", "description": "an expression, e.g. ${2 * width}"}
@@ -58,6 +59,22 @@ _LAYER_NAME = {"anyOf": [_NAME, {"type": "integer", "minimum": 0}]}  # `name: 0`
 _LAYER_LIST = {"type": "array", "items": {"$ref": "#/$defs/layer"}}
 
 
+def _tensor(flag: str, description: str) -> dict[str, Any]:
+    """A free tensor's mapping: `param:` (with requires_grad) or `buffer:` (with persistent)."""
+    return {
+        "type": "object",
+        "description": description,
+        "properties": {
+            "shape": {"type": "array", "items": _value({"type": "integer", "minimum": 1})},
+            "init": _value({"enum": list(INITS)}),
+            "seed": _value({"type": "integer", "minimum": 0}),
+            flag: _value({"type": "boolean"}),
+        },
+        "required": ["shape"],
+        "additionalProperties": False,
+    }
+
+
 def _layer() -> dict[str, Any]:
     """A layer: the keys every layer takes, then each op's own arguments."""
     names = {"anyOf": [_LAYER_NAME, {"type": "array", "items": _LAYER_NAME}]}
@@ -76,6 +93,10 @@ def _layer() -> dict[str, Any]:
             "repeat": _value({"type": "integer", "minimum": 0}),
             "when": _value({"type": "boolean"}),
             "tie": {"type": "object", "additionalProperties": {"type": "string"}},
+            "param": _tensor("requires_grad", "a learned tensor of its own, e.g. {shape: [20, 20], init: uniform}"),
+            "buffer": _tensor(
+                "persistent", "a tensor that is not learned; persistent: false keeps it out of the state_dict"
+            ),
         },
         "allOf": _op_arguments(),
     }
