@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from layerscope.report import fit
 from layerscope.report.explain import Mismatch, explain
 from layerscope.report.model import ChainStep, Failure, LayerRecord
 from layerscope.run import devices
@@ -25,6 +26,7 @@ MAX_PROBES = 64  # candidate inputs tried per failure: what bounds the search, s
 MIN_PROBES = 8
 PROBE_CALLS = 50_000  # module calls all probes together may run: fewer probes for a deep model, never a clock
 MAX_FITS = 3
+FLOAT_DTYPES = ("float32", "float64", "float16", "bfloat16")  # what a spec's --dtype may ask for
 
 # probe(first input's shape, failing layer's name) → (the whole model ran, that layer finished)
 Probe = Callable[[list[int], str], tuple[bool, bool]]
@@ -66,19 +68,24 @@ def failure(
             **where_in_python,
         )
     mismatch = explain(module, args) if module is not None else None
-    budget = probe_budget(len(records))
-    hints = (
-        _hints(probe or module_probe(model, inputs, kwargs), inputs, where, mismatch, search, budget)
-        if mismatch
-        else []
-    )
+    merged = _merged_batch(records, where, mismatch, inputs) if mismatch else None
+    if merged is not None:
+        message, hints = merged
+    elif mismatch is not None:
+        message = mismatch.message
+        x = inputs[0] if inputs and isinstance(inputs[0], Tensor) else None
+        solver = _Solver(fit.chain(model, records, where, list(x.shape)), module, mismatch) if x is not None else None
+        budget = probe_budget(len(records))
+        hints = _hints(probe or module_probe(model, inputs, kwargs), inputs, where, mismatch, search, budget, solver)
+    else:
+        message, hints = torch_message, []
     return Failure(
         layer=where.name,
         type=where.type,
         source=where.source,
         got=where.input_shapes,
         expected=mismatch.expected if mismatch else None,
-        message=mismatch.message if mismatch else torch_message,
+        message=message,
         hints=hints,
         error=torch_message,
         chain=chain_to(records, where.name),
@@ -126,7 +133,13 @@ def probe_budget(calls: int) -> int:
 
 
 def _hints(
-    probe: Probe, inputs: Sequence[Any], where: LayerRecord, mismatch: Mismatch, search: bool, budget: int
+    probe: Probe,
+    inputs: Sequence[Any],
+    where: LayerRecord,
+    mismatch: Mismatch,
+    search: bool,
+    budget: int,
+    solver: _Solver | None = None,
 ) -> list[str]:
     hints = []
     if mismatch.arg and mismatch.fits_input is not None:
@@ -143,6 +156,8 @@ def _hints(
         hints.append(f"or keep the ids below {mismatch.wanted}: input range [0, {mismatch.wanted}] in the spec")
     elif mismatch.kind == "ids":
         hints.append(f"or keep the ids (or positions) below {mismatch.wanted}")
+    if mismatch.kind == "dtype" and mismatch.dtypes:
+        hints.extend(_dtype_hints(where, *mismatch.dtypes))
     if (
         search
         and mismatch.kind in ("features", "channels", "spatial", "merge")
@@ -150,12 +165,98 @@ def _hints(
         and isinstance(inputs[0], Tensor)
         and inputs[0].dim() > 0  # a 0-d input has no size to vary
     ):
-        hints.extend(_search(probe, inputs[0], where.name, mismatch, budget))
+        hints.extend(_search(probe, inputs[0], where.name, mismatch, budget, solver))
     return hints
 
 
-def _search(probe: Probe, x: Tensor, layer: str, mismatch: Mismatch, budget: int) -> list[str]:
-    """Try at most `budget` other shapes for the first input; report those that fit."""
+def _dtype_hints(where: LayerRecord, weights: str, given: str) -> list[str]:
+    """A float input of another dtype than the layer's weights: the model in the input's dtype, or
+    the input in the model's."""
+    if not where.source:  # a Python module keeps its own dtypes
+        return [f"convert the model with .to(torch.{given}), or give a {weights} input"]
+    hints = [f"--dtype {given} builds the model in {given}, as this input is"] if given in FLOAT_DTYPES else []
+    return [*hints, f"or give a {weights} input (a float32 input takes the model's --dtype)"]
+
+
+def _merged_batch(
+    records: Sequence[LayerRecord], where: LayerRecord, mismatch: Mismatch, inputs: Sequence[Any]
+) -> tuple[str, list[str]] | None:
+    """The batch merged into the features (flatten from dim 0, a view without the batch dim), so a
+    layer counts the whole batch's features as one sample's: the why and the fix, else None."""
+    first = inputs[0] if inputs and isinstance(inputs[0], Tensor) else None
+    got = where.input_shapes[0] if where.input_shapes else []
+    if mismatch.kind != "features" or not mismatch.fits_input or not mismatch.wanted or first is None:
+        return None
+    batch = first.shape[0] if first.dim() >= 2 else 0
+    if batch < 2 or (len(got) >= 2 and got[0] == batch) or mismatch.fits_input % batch:
+        return None
+    merger = None
+    for r in records:
+        if r.is_leaf and r.completed and r.input_shapes and r.output_shapes:
+            before, after = r.input_shapes[0], r.output_shapes[0]
+            if len(before) >= 2 and before[0] == batch and not (len(after) >= 2 and after[0] == batch):
+                merger = r
+    per_sample = mismatch.fits_input // batch
+    by = (
+        "the code before it"
+        if merger is None
+        else merger.name
+        if merger.name == merger.type
+        else f"{merger.name} ({merger.type})"
+    )
+    message = (
+        f"{mismatch.message}: {by} merged the batch of {batch} into the features "
+        f"({mismatch.fits_input} = {batch} × {per_sample})"
+    )
+    if merger is None or not merger.source:
+        hints = ["keep the batch dim: flatten from dim 1 (x.flatten(1), nn.Flatten()) or view as (x.size(0), -1)"]
+    elif merger.type in ("flatten", "Flatten"):
+        hints = [f"set start_dim: 1 on {merger.name} ({merger.source}) to keep the batch"]
+    else:
+        hints = [f"keep the batch first in {merger.name}'s shape ({merger.source}), e.g. shape: [-1, {per_sample}]"]
+    if per_sample == mismatch.wanted:
+        hints.append(f"with the batch kept, {where.name} gets the {per_sample} features per sample it expects")
+    elif where.source:
+        hints.append(f"with the batch kept, {where.name} gets {per_sample} features: set {mismatch.arg}: {per_sample}")
+    else:
+        hints.append(f"with the batch kept, {where.type}({mismatch.arg}={per_sample}, …) would accept it")
+    return message, hints
+
+
+class _Solver:
+    """The sizes of the first input whose shape reaches the failing layer in a form it accepts, worked out
+    by fit.py's shape rules from the layers before it (no run); None from `sizes` when a rule is unknown."""
+
+    def __init__(self, rules: list[fit.Rule] | None, module: nn.Module | None, mismatch: Mismatch):
+        self.rules = rules
+        self.module = module
+        # a last-dim size (in_features, input_size, …) is compared at once; other needs are asked of explain
+        self.last_dim = mismatch.wanted if mismatch.kind == "features" and mismatch.arg else None
+
+    def sizes(self, x: Tensor, vary: list[int]) -> list[int] | None:
+        if self.rules is None or self.module is None:
+            return None
+        accepted = []
+        try:
+            for size in range(1, fit.LARGEST + 1):
+                shape = fit.reaching(self.rules, [size if i in vary else s for i, s in enumerate(x.shape)])
+                if shape is not None and self._accepts(shape, x.dtype):
+                    accepted.append(size)
+        except fit.Unknown:
+            return None
+        return accepted
+
+    def _accepts(self, shape: list[int], dtype: torch.dtype) -> bool:
+        if self.last_dim is not None and (not shape or shape[-1] != self.last_dim):
+            return False
+        return explain(self.module, (torch.empty(shape, dtype=dtype, device="meta"),)) is None  # type: ignore[arg-type]
+
+
+def _search(
+    probe: Probe, x: Tensor, layer: str, mismatch: Mismatch, budget: int, solver: _Solver | None = None
+) -> list[str]:
+    """Other shapes for the first input: worked out where the layers' rules are known (then only
+    those are run, to check the layers after `layer`), else at most `budget` of them tried."""
     shape = list(x.shape)
     if mismatch.kind == "channels":
         if x.dim() < 3 or mismatch.wanted is None:
@@ -167,8 +268,29 @@ def _search(probe: Probe, x: Tensor, layer: str, mismatch: Mismatch, budget: int
             else []
         )
     vary = list(range(2, x.dim())) if x.dim() >= 3 else [x.dim() - 1]
-    sizes = _candidate_sizes(mismatch, max(shape[d] for d in vary), len(vary))[:budget]
     pattern = "x".join("S" if i in vary else str(s) for i, s in enumerate(shape))
+    accepted = solver.sizes(x, vary) if solver is not None else None
+    if accepted is not None:
+        return _computed(probe, shape, vary, pattern, layer, mismatch, accepted, budget)
+    sizes = _candidate_sizes(mismatch, max(shape[d] for d in vary), len(vary))[:budget]
+    fits, through = _try(probe, shape, vary, sizes, layer)
+    hints = []
+    if mismatch.kind == "spatial" and through is not None:
+        hints.append(
+            f"the smallest input of the form {pattern} that gets through this layer is {format_shape(through)}"
+        )
+    if fits:
+        hints.append(_fitting(fits))
+    else:
+        hints.append(f"no input of the form {pattern} with {_tried(sizes)} fits the model")
+    return hints
+
+
+def _try(
+    probe: Probe, shape: list[int], vary: list[int], sizes: list[int], layer: str
+) -> tuple[list[list[int]], list[int] | None]:
+    """Run `sizes` in turn until MAX_FITS fit the whole model: those that fit, and the smallest that got
+    through `layer`."""
     fits: list[list[int]] = []
     through: list[int] | None = None
     for size in sizes:
@@ -180,21 +302,55 @@ def _search(probe: Probe, x: Tensor, layer: str, mismatch: Mismatch, budget: int
             through = candidate
         if whole:
             fits.append(candidate)
-    fits.sort()
+    return sorted(fits), through
+
+
+def _fitting(fits: list[list[int]]) -> str:
+    return (
+        f"inputs that fit the model: {format_shapes(fits)}"
+        if len(fits) > 1
+        else f"an input that fits the model: {format_shape(fits[0])}"
+    )
+
+
+def _computed(
+    probe: Probe,
+    shape: list[int],
+    vary: list[int],
+    pattern: str,
+    layer: str,
+    mismatch: Mismatch,
+    accepted: list[int],
+    budget: int,
+) -> list[str]:
+    """Hints from the sizes S ≤ fit.LARGEST whose input reaches `layer` in a form it accepts (`accepted`,
+    worked out): only those are run, smallest first, to see whether the layers after it take them too."""
+    if not accepted:
+        return [
+            f"no input of the form {pattern} with S ≤ {fit.LARGEST} gives {layer} what it expects"
+            f" ({mismatch.expected}), worked out from the sizes of the layers before it"
+        ]
     hints = []
-    if mismatch.kind == "spatial" and through is not None:
+    if mismatch.kind == "spatial":
+        smallest = [accepted[0] if i in vary else s for i, s in enumerate(shape)]
         hints.append(
-            f"the smallest input of the form {pattern} that gets through this layer is {format_shape(through)}"
+            f"the smallest input of the form {pattern} that gets through this layer is {format_shape(smallest)}"
         )
+    run = accepted[:budget]
+    fits, _ = _try(probe, shape, vary, run, layer)
     if fits:
-        hints.append(
-            f"inputs that fit the model: {format_shapes(fits)}"
-            if len(fits) > 1
-            else f"an input that fits the model: {format_shape(fits[0])}"
-        )
-    else:
-        hints.append(f"no input of the form {pattern} with {_tried(sizes)} fits the model")
-    return hints
+        return [*hints, _fitting(fits)]
+    if len(run) == len(accepted):
+        return [
+            *hints,
+            f"no input of the form {pattern} with S ≤ {fit.LARGEST} fits the model: {layer} takes only"
+            f" {_tried(accepted)}, and the model fails after it on each",
+        ]
+    return [
+        *hints,
+        f"no input of the form {pattern} with {_tried(run)} fits the model"
+        f" (of S ≤ {fit.LARGEST}, {layer} takes only {_tried(accepted)})",
+    ]
 
 
 def _tried(sizes: list[int]) -> str:

@@ -27,7 +27,8 @@ class Mismatch:
     arg: str | None = None  # the constructor argument that fixes it, e.g. in_features
     fits_input: int | None = None  # the value of `arg` that would accept the input as it is
     wanted: int | None = None  # the value the layer has for `arg`
-    kind: str = "features"  # features | channels | spatial | ids | merge | other
+    kind: str = "features"  # features | channels | spatial | ids | merge | dtype | other
+    dtypes: tuple[str, str] | None = None  # a dtype clash: (the layer's weights', the input's)
 
 
 def _first_tensor(args: tuple[Any, ...]) -> Tensor | None:
@@ -46,6 +47,9 @@ def explain(module: nn.Module, args: tuple[Any, ...]) -> Mismatch | None:
 
 def _explain(module: nn.Module, args: tuple[Any, ...]) -> Mismatch | None:
     x = _first_tensor(args)
+    clash = _dtype_clash(module, x) if x is not None else None
+    if clash is not None:
+        return clash
     if isinstance(module, FunctionalOp):
         reader = _FUNCTIONAL.get(module.op)
         return reader(module.kwargs, args) if reader else None
@@ -53,6 +57,20 @@ def _explain(module: nn.Module, args: tuple[Any, ...]) -> Mismatch | None:
         if isinstance(module, cls):
             return read(module, x, args) if x is not None else None
     return None
+
+
+def _dtype_clash(module: nn.Module, x: Tensor) -> Mismatch | None:
+    """A floating input of another dtype than the layer's floating weights: torch mixes neither."""
+    weight = next((p for p in module.parameters() if p.is_floating_point()), None)
+    if weight is None or not x.is_floating_point() or weight.dtype == x.dtype:
+        return None
+    weights, given = (str(t.dtype).removeprefix("torch.") for t in (weight, x))
+    return Mismatch(
+        f"a {weights} input (the dtype of its weights)",
+        f"{type(module).__name__} has {weights} weights, got a {given} input",
+        kind="dtype",
+        dtypes=(weights, given),
+    )
 
 
 def _last_dim(arg: str, expected: int, x: Tensor, what: str) -> Mismatch | None:
