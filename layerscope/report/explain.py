@@ -278,6 +278,21 @@ def _reshape(kwargs: dict[str, Any], args: tuple[Any, ...]) -> Mismatch | None:
     )
 
 
+def _flatten(kwargs: dict[str, Any], args: tuple[Any, ...]) -> Mismatch | None:
+    x = _first_tensor(args)
+    start = kwargs.get("start_dim", 1)
+    if x is None or -max(x.dim(), 1) <= start < max(x.dim(), 1):
+        return None
+    return Mismatch(
+        f"at least {start + 1} dims (start_dim={start})",
+        f"flatten from start_dim={start} needs at least {start + 1} dims, got {x.dim()}-D {format_shape(list(x.shape))}",
+        "start_dim",
+        0,
+        start,
+        kind="other",
+    )
+
+
 # Checked in order, first match wins; the bases come from _torch_compat (private torch classes).
 _MODULES: list[tuple[Any, Callable[..., Mismatch | None]]] = [
     (nn.Linear, _linear),
@@ -301,4 +316,5 @@ _FUNCTIONAL: dict[str, Callable[[dict[str, Any], tuple[Any, ...]], Mismatch | No
     "avg_pool2d": _pool_functional,
     "reshape": _reshape,
     "view": _reshape,
+    "flatten": _flatten,
 }
