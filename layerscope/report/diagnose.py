@@ -30,6 +30,8 @@ FLOAT_DTYPES = ("float32", "float64", "float16", "bfloat16")  # what a spec's --
 
 # probe(first input's shape, failing layer's name) → (the whole model ran, that layer finished)
 Probe = Callable[[list[int], str], tuple[bool, bool]]
+# respec((a size a layer has, the size that would fit), …) → the spec's (var, value) pairs that make it run
+Respec = Callable[[Sequence[tuple[int, int]]], list[tuple[str, int]]]
 
 
 def failure(
@@ -44,11 +46,13 @@ def failure(
     search: bool = True,
     kwargs: Mapping[str, Any] | None = None,
     where_in_python: Mapping[str, str | None] | None = None,
+    respec: Respec | None = None,
 ) -> Failure:
     """The full account of a failed forward pass at `where` (the innermost call still open).
 
     `probe` tries other input shapes (default: module_probe, `model` on stand-in weights); with
-    `search` off, only the hints read off the layer itself are given.
+    `search` off, only the hints read off the layer itself are given. `respec` (a spec's) finds the
+    vars that set the size the layer expects, for a `--set` hint.
     """
     where_in_python = dict(where_in_python or {})
     text = str(error).strip()
@@ -77,6 +81,8 @@ def failure(
         solver = _Solver(fit.chain(model, records, where, list(x.shape)), module, mismatch) if x is not None else None
         budget = probe_budget(len(records))
         hints = _hints(probe or module_probe(model, inputs, kwargs), inputs, where, mismatch, search, budget, solver)
+        if search and respec is not None:
+            hints[:0] = _var_hints(respec, mismatch)
     else:
         message, hints = torch_message, []
     return Failure(
@@ -167,6 +173,14 @@ def _hints(
     ):
         hints.extend(_search(probe, inputs[0], where.name, mismatch, budget, solver))
     return hints
+
+
+def _var_hints(respec: Respec, mismatch: Mismatch) -> list[str]:
+    """`--set var=value` for each var of the spec that sets the size the layer expects, checked by a rebuild."""
+    changes = list(mismatch.resizes)
+    if mismatch.wanted is not None and mismatch.fits_input is not None and mismatch.kind in ("features", "channels"):
+        changes.insert(0, (mismatch.wanted, mismatch.fits_input))
+    return [f"--set {name}={value} makes the model accept this input" for name, value in respec(changes)]
 
 
 def _dtype_hints(where: LayerRecord, weights: str, given: str) -> list[str]:

@@ -6,6 +6,7 @@ ConvNd's in_channels and kernel against the input, and so on for the layers peop
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +30,7 @@ class Mismatch:
     wanted: int | None = None  # the value the layer has for `arg`
     kind: str = "features"  # features | channels | spatial | ids | merge | dtype | other
     dtypes: tuple[str, str] | None = None  # a dtype clash: (the layer's weights', the input's)
+    resizes: tuple[tuple[int, int], ...] = ()  # sizes the layer was given and the size each would need to fit
 
 
 def _first_tensor(args: tuple[Any, ...]) -> Tensor | None:
@@ -271,10 +273,20 @@ def _reshape(kwargs: dict[str, Any], args: tuple[Any, ...]) -> Mismatch | None:
     if x is None:
         return None
     target = list(kwargs["shape"])
+    resizes = []
+    if -1 not in target:  # one size of the target that, changed, would hold every element
+        for i, size in enumerate(target):
+            rest = math.prod(target[:i] + target[i + 1 :])
+            if size > 0 and rest > 0 and x.numel() % rest == 0:
+                resizes.append((int(size), x.numel() // rest))
+    fixed = math.prod(t for t in target if t != -1)
     return Mismatch(
-        f"a shape holding {x.numel()} elements",
+        f"{fixed} elements (shape {target})"
+        if -1 not in target
+        else f"a multiple of {fixed} elements (shape {target})",
         f"cannot reshape {format_shape(list(x.shape))} ({x.numel()} elements) to {target}",
         kind="features",
+        resizes=tuple(resizes),
     )
 
 
