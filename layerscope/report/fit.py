@@ -75,6 +75,19 @@ def _same(shape: Shape) -> Shape:
     return shape
 
 
+def _batchnorm(m: Any) -> Rule:
+    dims = {"BatchNorm1d": (2, 3), "BatchNorm2d": (4,), "BatchNorm3d": (5,)}.get(type(m).__name__)
+
+    def rule(shape: Shape) -> Shape | None:
+        if dims is not None and len(shape) not in dims:
+            return None
+        if dims is None or shape[1] != m.num_features:
+            raise Unknown  # another BatchNorm class, or a num_features a spec may infer
+        return shape
+
+    return rule
+
+
 def _linear(out_features: int, in_features: int) -> Rule:
     def rule(shape: Shape) -> Shape:
         if shape[-1] != in_features:
@@ -98,10 +111,9 @@ def _ntuple(value: Any, n: int) -> list[int]:
 
 
 def _window_size(size: int, kernel: int, stride: int, padding: int, dilation: int, ceil: bool) -> int:
-    span = size + 2 * padding - dilation * (kernel - 1) - 1
-    if span < 0:
-        return -1
-    out = (-(-span // stride) if ceil else span // stride) + 1
+    """torch's pooling_output_shape: windows of a conv or pool along one dim (below 1: rejected)."""
+    span = size + 2 * padding - dilation * (kernel - 1) - 1 + (stride - 1 if ceil else 0)
+    out = span // stride + 1
     if ceil and (out - 1) * stride >= size + padding:
         out -= 1  # the last window must start inside the input or its left padding
     return out
@@ -201,8 +213,10 @@ def rule_for(module: nn.Module) -> Rule | None:
     """The shape rule of `module`, read off its attributes; None for a layer without a known rule."""
     if isinstance(module, FunctionalOp):
         return _functional_rule(module.op, module.kwargs)
-    if isinstance(module, _SAME_SHAPE) or isinstance(module, BATCHNORM_BASE):
+    if isinstance(module, _SAME_SHAPE):
         return _same
+    if isinstance(module, BATCHNORM_BASE):
+        return _batchnorm(module)
     if isinstance(module, nn.Linear):
         return _linear(module.out_features, module.in_features)
     if isinstance(module, (nn.LayerNorm, nn.RMSNorm)):
