@@ -479,3 +479,10 @@ def test_a_layer_without_a_shape_rule_falls_back_to_trying_and_names_what_it_tri
     report = trace(model, [torch.rand(1, 1, 5, 5)])
     assert report.failure is not None
     assert report.failure.hints[-1] == "no input of the form 1x1xSxS with S ≤ 64 fits the model"  # each of 1..64 ran
+
+
+def test_a_view_size_is_worked_out_too(cli, tmp_path) -> None:
+    spec = "input: {shape: [1, 1, 5, 5]}\nlayers:\n  - {op: Conv2d, out_channels: 2, kernel_size: 3}\n  - {op: reshape, shape: [-1, 4]}\n"  # fmt: skip
+    f = failure(cli, _spec(tmp_path, spec))
+    assert (f["layer"], f["expected"]) == ("reshape", "a multiple of 4 elements (shape [-1, 4])")
+    assert f["hints"] == ["inputs that fit the model: 1x1x4x4, 1x1x6x6, 1x1x8x8"]  # 2·(S-2)² divisible by 4

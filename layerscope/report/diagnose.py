@@ -78,7 +78,9 @@ def failure(
     elif mismatch is not None:
         message = mismatch.message
         x = inputs[0] if inputs and isinstance(inputs[0], Tensor) else None
-        solver = _Solver(fit.chain(model, records, where, list(x.shape)), module, mismatch) if x is not None else None
+        solver = (
+            _Solver(fit.chain(model, records, where, list(x.shape)), module, mismatch, args) if x is not None else None
+        )
         budget = probe_budget(len(records))
         hints = _hints(probe or module_probe(model, inputs, kwargs), inputs, where, mismatch, search, budget, solver)
         if search and respec is not None:
@@ -241,9 +243,12 @@ class _Solver:
     """The sizes of the first input whose shape reaches the failing layer in a form it accepts, worked out
     by fit.py's shape rules from the layers before it (no run); None from `sizes` when a rule is unknown."""
 
-    def __init__(self, rules: list[fit.Rule] | None, module: nn.Module | None, mismatch: Mismatch):
-        self.rules = rules
+    def __init__(self, rules: list[fit.Rule] | None, module: nn.Module | None, mismatch: Mismatch, args: Any):
+        # one tensor in, a size or window to meet: what the rules can answer (not a merge of several inputs)
+        single = mismatch.kind in ("features", "spatial") and sum(isinstance(a, Tensor) for a in args) == 1
+        self.rules = rules if single else None
         self.module = module
+        self.dtype = next((a.dtype for a in args if isinstance(a, Tensor)), torch.float32)
         # a last-dim size (in_features, input_size, …) is compared at once; other needs are asked of explain
         self.last_dim = mismatch.wanted if mismatch.kind == "features" and mismatch.arg else None
 
@@ -254,7 +259,7 @@ class _Solver:
         try:
             for size in range(1, fit.LARGEST + 1):
                 shape = fit.reaching(self.rules, [size if i in vary else s for i, s in enumerate(x.shape)])
-                if shape is not None and self._accepts(shape, x.dtype):
+                if shape is not None and self._accepts(shape, self.dtype):
                     accepted.append(size)
         except fit.Unknown:
             return None

@@ -273,13 +273,15 @@ def _reshape(kwargs: dict[str, Any], args: tuple[Any, ...]) -> Mismatch | None:
     if x is None:
         return None
     target = list(kwargs["shape"])
+    fixed = math.prod(t for t in target if t != -1)
+    if (x.numel() == fixed) if -1 not in target else (fixed > 0 and x.numel() % fixed == 0):
+        return None  # it holds the elements: whatever failed, it was not the count
     resizes = []
     if -1 not in target:  # one size of the target that, changed, would hold every element
         for i, size in enumerate(target):
             rest = math.prod(target[:i] + target[i + 1 :])
             if size > 0 and rest > 0 and x.numel() % rest == 0:
                 resizes.append((int(size), x.numel() // rest))
-    fixed = math.prod(t for t in target if t != -1)
     return Mismatch(
         f"{fixed} elements (shape {target})"
         if -1 not in target
