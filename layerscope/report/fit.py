@@ -17,6 +17,7 @@ from typing import Any
 from torch import nn
 
 from layerscope._torch_compat import AVGPOOL_BASE, BATCHNORM_BASE, CONV_BASE, MAXPOOL_BASE
+from layerscope.builder.modules import SpecModule
 from layerscope.run.records import LayerRecord, Shape
 from layerscope.spec.ops import FUNCTIONAL_OPS, FunctionalOp
 
@@ -37,17 +38,37 @@ def chain(model: Any, records: Sequence[LayerRecord], where: LayerRecord, first:
     for record in records:
         if record is where or not (record.is_leaf and record.completed and record.depth > 0):
             continue
+        try:
+            if not _in_a_chain(model, record.name):
+                return None
+        except AttributeError:  # a name that is no submodule's
+            return None
         if len(record.input_shapes) != 1 or len(record.output_shapes) != 1 or record.input_shapes[0] != shape:
             return None
-        try:
-            rule = rule_for(model.get_submodule(record.name))
-        except AttributeError:
-            return None
+        rule = rule_for(model.get_submodule(record.name))
         if rule is None or _apply(rule, shape) != record.output_shapes[0]:
             return None
         rules.append(rule)
         shape = list(record.output_shapes[0])
-    return rules if where.input_shapes and where.input_shapes[0] == shape else None
+    try:
+        chained = _in_a_chain(model, where.name)
+    except AttributeError:
+        return None
+    return rules if chained and where.input_shapes and where.input_shapes[0] == shape else None
+
+
+def _in_a_chain(model: Any, name: str) -> bool:
+    """Whether each container above `name` runs its children one after another on the previous one's
+    output: an nn.Sequential, or a spec's container without `from:` (a Python forward may do anything)."""
+    parts = name.split(".")
+    for depth in range(len(parts)):
+        container = model.get_submodule(".".join(parts[:depth]))
+        if isinstance(container, SpecModule):
+            if container.output is not None or any(inputs for _, inputs in container.nodes):
+                return False
+        elif not isinstance(container, nn.Sequential):
+            return False
+    return True
 
 
 def _apply(rule: Rule, shape: Shape) -> Shape | None:
