@@ -4,6 +4,9 @@ Called by report.assemble when the traced forward pass failed. What the layer ex
 the layer's own attributes (in_features, in_channels, kernel_size, ...), compared with what it
 got; hints are computed, not canned: other inputs are tried with stand-ins for the weights (on
 the CPU for small models, on meta above that; see run/devices.py), so the user's model is untouched.
+Where the layers before the failing one have known shape rules (fit.py), the sizes that would reach
+it in a form it accepts are worked out first and only those are tried. Fixes in the user's own terms
+(a merged batch, --dtype, --set) are fixes.py's.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from torch import Tensor, nn
 
 from layerscope.report import fit
 from layerscope.report.explain import Mismatch, explain
+from layerscope.report.fixes import Respec, dtype_hints, merged_batch, var_hints
 from layerscope.report.model import ChainStep, Failure, LayerRecord
 from layerscope.run import devices
 from layerscope.run.shadow import real_tensors, shadow
@@ -26,12 +30,9 @@ MAX_PROBES = 64  # candidate inputs tried per failure: what bounds the search, s
 MIN_PROBES = 8
 PROBE_CALLS = 50_000  # module calls all probes together may run: fewer probes for a deep model, never a clock
 MAX_FITS = 3
-FLOAT_DTYPES = ("float32", "float64", "float16", "bfloat16")  # what a spec's --dtype may ask for
 
 # probe(first input's shape, failing layer's name) → (the whole model ran, that layer finished)
 Probe = Callable[[list[int], str], tuple[bool, bool]]
-# respec((a size a layer has, the size that would fit), …) → the spec's (var, value) pairs that make it run
-Respec = Callable[[Sequence[tuple[int, int]]], list[tuple[str, int]]]
 
 
 def failure(
@@ -72,7 +73,7 @@ def failure(
             **where_in_python,
         )
     mismatch = explain(module, args) if module is not None else None
-    merged = _merged_batch(records, where, mismatch, inputs) if mismatch else None
+    merged = merged_batch(records, where, mismatch, inputs) if mismatch else None
     if merged is not None:
         message, hints = merged
     elif mismatch is not None:
@@ -84,7 +85,7 @@ def failure(
         budget = probe_budget(len(records))
         hints = _hints(probe or module_probe(model, inputs, kwargs), inputs, where, mismatch, search, budget, solver)
         if search and respec is not None:
-            hints[:0] = _var_hints(respec, mismatch)
+            hints[:0] = var_hints(respec, mismatch)
     else:
         message, hints = torch_message, []
     return Failure(
@@ -165,7 +166,7 @@ def _hints(
     elif mismatch.kind == "ids":
         hints.append(f"or keep the ids (or positions) below {mismatch.wanted}")
     if mismatch.kind == "dtype" and mismatch.dtypes:
-        hints.extend(_dtype_hints(where, *mismatch.dtypes))
+        hints.extend(dtype_hints(where, *mismatch.dtypes))
     if (
         search
         and mismatch.kind in ("features", "channels", "spatial", "merge")
@@ -175,68 +176,6 @@ def _hints(
     ):
         hints.extend(_search(probe, inputs[0], where.name, mismatch, budget, solver))
     return hints
-
-
-def _var_hints(respec: Respec, mismatch: Mismatch) -> list[str]:
-    """`--set var=value` for each var of the spec that sets the size the layer expects, checked by a rebuild."""
-    changes = list(mismatch.resizes)
-    if mismatch.wanted is not None and mismatch.fits_input is not None and mismatch.kind in ("features", "channels"):
-        changes.insert(0, (mismatch.wanted, mismatch.fits_input))
-    return [f"--set {name}={value} makes the model accept this input" for name, value in respec(changes)]
-
-
-def _dtype_hints(where: LayerRecord, weights: str, given: str) -> list[str]:
-    """A float input of another dtype than the layer's weights: the model in the input's dtype, or
-    the input in the model's."""
-    if not where.source:  # a Python module keeps its own dtypes
-        return [f"convert the model with .to(torch.{given}), or give a {weights} input"]
-    hints = [f"--dtype {given} builds the model in {given}, as this input is"] if given in FLOAT_DTYPES else []
-    return [*hints, f"or give a {weights} input (a float32 input takes the model's --dtype)"]
-
-
-def _merged_batch(
-    records: Sequence[LayerRecord], where: LayerRecord, mismatch: Mismatch, inputs: Sequence[Any]
-) -> tuple[str, list[str]] | None:
-    """The batch merged into the features (flatten from dim 0, a view without the batch dim), so a
-    layer counts the whole batch's features as one sample's: the why and the fix, else None."""
-    first = inputs[0] if inputs and isinstance(inputs[0], Tensor) else None
-    got = where.input_shapes[0] if where.input_shapes else []
-    if mismatch.kind != "features" or not mismatch.fits_input or not mismatch.wanted or first is None:
-        return None
-    batch = first.shape[0] if first.dim() >= 2 else 0
-    if batch < 2 or (len(got) >= 2 and got[0] == batch) or mismatch.fits_input % batch:
-        return None
-    merger = None
-    for r in records:
-        if r.is_leaf and r.completed and r.input_shapes and r.output_shapes:
-            before, after = r.input_shapes[0], r.output_shapes[0]
-            if len(before) >= 2 and before[0] == batch and not (len(after) >= 2 and after[0] == batch):
-                merger = r
-    per_sample = mismatch.fits_input // batch
-    by = (
-        "the code before it"
-        if merger is None
-        else merger.name
-        if merger.name == merger.type
-        else f"{merger.name} ({merger.type})"
-    )
-    message = (
-        f"{mismatch.message}: {by} merged the batch of {batch} into the features "
-        f"({mismatch.fits_input} = {batch} × {per_sample})"
-    )
-    if merger is None or not merger.source:
-        hints = ["keep the batch dim: flatten from dim 1 (x.flatten(1), nn.Flatten()) or view as (x.size(0), -1)"]
-    elif merger.type in ("flatten", "Flatten"):
-        hints = [f"set start_dim: 1 on {merger.name} ({merger.source}) to keep the batch"]
-    else:
-        hints = [f"keep the batch first in {merger.name}'s shape ({merger.source}), e.g. shape: [-1, {per_sample}]"]
-    if per_sample == mismatch.wanted:
-        hints.append(f"with the batch kept, {where.name} gets the {per_sample} features per sample it expects")
-    elif where.source:
-        hints.append(f"with the batch kept, {where.name} gets {per_sample} features: set {mismatch.arg}: {per_sample}")
-    else:
-        hints.append(f"with the batch kept, {where.type}({mismatch.arg}={per_sample}, …) would accept it")
-    return message, hints
 
 
 class _Solver:
