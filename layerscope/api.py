@@ -28,7 +28,7 @@ from rich.jupyter import JupyterMixin
 from torch import nn
 
 from layerscope.builder.builder import build as build_spec
-from layerscope.builder.builder import spec_probe
+from layerscope.builder.builder import spec_probe, var_probe
 from layerscope.errors import RejectedInput, Source, UsageError, did_you_mean
 from layerscope.render.text import plain_text
 from layerscope.render.views import inspect_view
@@ -125,9 +125,14 @@ def inspect_spec(
     """Build `spec` for `inputs` and trace it; `search` off skips looking for inputs that fit."""
     dtype = canonical_dtype(dtype) or dtype  # fp16, half: float16 (an unknown one is the builder's error)
     built = build_spec(spec, inputs, device=device, dtype=dtype)
-    probe = spec_probe(spec, inputs, dtype)
     report = run_and_report(
-        built.model, built.inputs, name=spec.name, sources=built.sources, probe=probe, search=search
+        built.model,
+        built.inputs,
+        name=spec.name,
+        sources=built.sources,
+        probe=spec_probe(spec, inputs, dtype),
+        search=search,
+        respec=var_probe(spec, inputs, dtype),
     )
     report.notes.extend(unbuilt_notes(built.stopped_at, built.skipped))
     return report

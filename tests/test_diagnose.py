@@ -303,3 +303,186 @@ def test_a_search_that_finds_nothing_names_exactly_the_sizes_it_tried() -> None:
 
     assert _tried(list(range(1, 65))) == "S ≤ 64"
     assert _tried([9, 10, 11, 1, 2, 30]) == "S in 1..2, 9..11, 30"
+
+
+def _spec(tmp_path, text: str, name: str = "m.yaml") -> str:
+    (tmp_path / name).write_text(text)
+    return str(tmp_path / name)
+
+
+FLAT = """name: Flat
+input: {shape: [4, 1, 5, 5]}
+layers:
+  - {op: Conv2d, in_channels: 1, out_channels: 2, kernel_size: 3}
+  - {op: flatten%s}
+  - {op: Linear, in_features: 18, out_features: 3}
+"""
+
+
+def test_flatten_keeps_the_batch_by_default_like_nn_flatten(cli, tmp_path) -> None:
+    run = cli("shapes", _spec(tmp_path, FLAT % ""), "--format", "json")
+    assert run.exit_code == 0, run.stdout
+    data = json.loads(run.stdout)
+    assert [(x["name"], x["output_shapes"]) for x in data["layers"][2:]] == [("flatten", [[4, 18]]), ("linear", [[4, 3]])]  # fmt: skip
+
+
+def test_a_batch_merged_by_flatten_from_dim_0_is_named_with_its_fix(cli, tmp_path) -> None:
+    path = _spec(tmp_path, FLAT % ", start_dim: 0")
+    f = failure(cli, path)
+    assert (f["layer"], f["got"]) == ("linear", [[72]])
+    assert f["message"] == (
+        "Linear expects the last dim to be in_features=18, got 72 (input 72): "
+        "flatten merged the batch of 4 into the features (72 = 4 × 18)"
+    )
+    assert f["hints"] == [
+        f"set start_dim: 1 on flatten ({path}:5:5) to keep the batch",
+        "with the batch kept, linear gets the 18 features per sample it expects",
+    ]  # not in_features: 72, nor an input of 4x1x… that no batch of 4 could ever fit
+
+
+def test_a_view_that_drops_the_batch_is_named_too(cli, tmp_path) -> None:
+    path = _spec(
+        tmp_path, FLAT.replace("{op: flatten%s}", "{op: reshape, shape: [1, -1]}").replace("18, out", "20, out")
+    )
+    f = failure(cli, path)
+    assert f["message"].endswith("reshape merged the batch of 4 into the features (72 = 4 × 18)")
+    assert f["hints"] == [
+        f"keep the batch first in reshape's shape ({path}:5:5), e.g. shape: [-1, 18]",
+        "with the batch kept, linear gets 18 features: set in_features: 18",
+    ]
+
+
+def test_a_python_flatten_that_merges_the_batch_gets_the_fix_in_python_terms() -> None:
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(0), nn.Linear(18, 3))
+    report = trace(model, [torch.rand(4, 1, 5, 5)])
+    assert report.failure is not None
+    assert report.failure.message.endswith("1 (Flatten) merged the batch of 4 into the features (72 = 4 × 18)")
+    assert report.failure.hints == [
+        "keep the batch dim: flatten from dim 1 (x.flatten(1), nn.Flatten()) or view as (x.size(0), -1)",
+        "with the batch kept, 2 gets the 18 features per sample it expects",
+    ]
+
+
+def test_a_flatten_past_the_inputs_dims_suggests_start_dim_0(cli, tmp_path) -> None:
+    f = failure(cli, _spec(tmp_path, "input: {shape: [6]}\nlayers:\n  - {op: flatten}\n"))
+    assert f["message"] == "flatten from start_dim=1 needs at least 2 dims, got 1-D 6"
+    assert f["hints"] == ["set start_dim: 0 to accept this input"]
+
+
+def test_a_dtype_clash_suggests_dtype(cli) -> None:
+    f = failure(cli, "lenet", "--input", "1x1x32x32:float16")
+    assert (f["layer"], f["expected"]) == ("conv1", "a float32 input (the dtype of its weights)")
+    assert f["message"] == "Conv2d has float32 weights, got a float16 input"
+    assert f["hints"] == [
+        "--dtype float16 builds the model in float16, as this input is",
+        "or give a float32 input (a float32 input takes the model's --dtype)",
+    ]
+    assert cli("shapes", "lenet", "--input", "1x1x32x32:float16", "--dtype", "float16").exit_code == 0
+
+
+def test_a_dtype_clash_in_a_python_model() -> None:
+    report = trace(nn.Sequential(nn.Linear(4, 2)), [torch.rand(1, 4, dtype=torch.float64)])
+    assert report.failure is not None and report.failure.message == "Linear has float32 weights, got a float64 input"
+    assert report.failure.hints == ["convert the model with .to(torch.float64), or give a float32 input"]
+
+
+VARS = """name: VarsMLP
+vars: {features: 20, hidden: 20}
+input: {shape: [1, "${features}"]}
+layers:
+  - {name: fc1, op: Linear, in_features: "${features}", out_features: "${hidden}"}
+  - {op: relu}
+  - {name: fc2, op: Linear, out_features: 2}
+"""
+
+
+def test_a_var_that_sets_the_expected_size_gets_a_set_hint(cli, tmp_path) -> None:
+    path = _spec(tmp_path, VARS)
+    f = failure(cli, path, "--input", "1x30")
+    # hidden is 20 too, but setting it leaves fc1 as it was: only the vars a rebuild confirms are named
+    assert [h for h in f["hints"] if h.startswith("--set")] == ["--set features=30 makes the model accept this input"]
+    assert f["hints"][0] == "--set features=30 makes the model accept this input"
+    assert cli("shapes", path, "--input", "1x30", "--set", "features=30").exit_code == 0
+
+
+TAGGER = """name: LSTMTagger
+vars: {vocab_size: 9, embedding_dim: 6, hidden_dim: 6, tagset_size: 3, sentence_len: 5}
+input: {shape: ["${sentence_len}"], dtype: int64, range: [0, "${vocab_size}"]}
+layers:
+  - {name: word_embeddings, op: Embedding, args: ["${vocab_size}", "${embedding_dim}"]}
+  - {op: reshape, shape: ["${sentence_len}", 1, "${embedding_dim}"]}   # embeds.view(len(sentence), 1, -1)
+  - {name: lstm, op: LSTM, hidden_size: "${hidden_dim}"}
+  - {op: select, index: 0}
+  - {op: reshape, shape: [-1, "${hidden_dim}"]}
+  - {name: hidden2tag, op: Linear, out_features: "${tagset_size}"}
+"""
+
+
+def test_a_longer_sentence_for_the_tagger_suggests_its_var(cli, tmp_path) -> None:
+    path = _spec(tmp_path, TAGGER)
+    f = failure(cli, path, "--input", "7:int64")
+    assert (f["layer"], f["expected"]) == ("reshape", "30 elements (shape [5, 1, 6])")
+    assert f["message"] == "cannot reshape 7x6 (42 elements) to [5, 1, 6]"
+    assert f["hints"] == ["--set sentence_len=7 makes the model accept this input", "an input that fits the model: 5"]
+    assert cli("shapes", path, "--input", "7:int64", "--set", "sentence_len=7").exit_code == 0
+
+
+class _Counting:
+    """A probe that runs the module's own probe and records the first-input shapes it was asked about."""
+
+    def __init__(self, model: nn.Module, x: torch.Tensor):
+        from layerscope.report.diagnose import module_probe
+
+        self.probe = module_probe(model, [x])
+        self.asked: list[list[int]] = []
+
+    def __call__(self, shape: list[int], layer: str) -> tuple[bool, bool]:
+        self.asked.append(shape)
+        return self.probe(shape, layer)
+
+
+def test_fitting_inputs_are_worked_out_and_only_those_are_run() -> None:
+    """The issue's conv net that 1x3x55x55 fits: conv and pool arithmetic give the sizes whose features
+    are Linear's 100 (S in 51..58); only they are run, to check the layers after it."""
+    model = nn.Sequential(
+        nn.Conv2d(3, 4, 11, stride=4), nn.ReLU(), nn.MaxPool2d(3, 2), nn.Flatten(), nn.Linear(100, 10)
+    )
+    x = torch.rand(1, 3, 64, 64)
+    probe = _Counting(model, x)
+    report = trace(model, [x], probe=probe)
+    assert report.failure is not None
+    assert report.failure.hints[-1] == "inputs that fit the model: 1x3x51x51, 1x3x52x52, 1x3x53x53"
+    assert probe.asked == [[1, 3, s, s] for s in (51, 52, 53)]
+    assert all(trace(model, [torch.rand(1, 3, s, s)]).failure is None for s in range(51, 59))
+    assert trace(model, [torch.rand(1, 3, 50, 50)]).failure is not None
+    assert trace(model, [torch.rand(1, 3, 59, 59)]).failure is not None
+
+
+def test_no_fitting_input_is_a_worked_out_claim_with_nothing_run() -> None:
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Linear(19, 3))  # 2 (S-2)² is never 19
+    x = torch.rand(1, 1, 5, 5)
+    probe = _Counting(model, x)
+    report = trace(model, [x], probe=probe)
+    assert report.failure is not None and probe.asked == []
+    assert report.failure.hints[-1] == (
+        "no input of the form 1x1xSxS with S ≤ 1024 gives 2 what it expects (in_features=19 (the last dim)),"
+        " worked out from the sizes of the layers before it"
+    )
+
+
+def test_a_layer_without_a_shape_rule_falls_back_to_trying_and_names_what_it_tried() -> None:
+    class Squash(nn.Module):  # a module with no rule in report/fit.py
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x.flatten(1)
+
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), Squash(), nn.Linear(19, 3))
+    report = trace(model, [torch.rand(1, 1, 5, 5)])
+    assert report.failure is not None
+    assert report.failure.hints[-1] == "no input of the form 1x1xSxS with S ≤ 64 fits the model"  # each of 1..64 ran
+
+
+def test_a_view_size_is_worked_out_too(cli, tmp_path) -> None:
+    spec = "input: {shape: [1, 1, 5, 5]}\nlayers:\n  - {op: Conv2d, out_channels: 2, kernel_size: 3}\n  - {op: reshape, shape: [-1, 4]}\n"  # fmt: skip
+    f = failure(cli, _spec(tmp_path, spec))
+    assert (f["layer"], f["expected"]) == ("reshape", "a multiple of 4 elements (shape [-1, 4])")
+    assert f["hints"] == ["inputs that fit the model: 1x1x4x4, 1x1x6x6, 1x1x8x8"]  # 2·(S-2)² divisible by 4

@@ -138,11 +138,55 @@ def test_a_bug_in_the_models_code_is_not_blamed_on_the_input(cli) -> None:
     """The tutorial's own `import torch.functional as F`: an AttributeError in forward."""
     run = cli("inspect", f"{TARGET}:Buggy", "--allow-import", "-i", "1x1x8x8")
     assert run.exit_code == 1
-    assert "✗ Buggy (Buggy): the model's code raised AttributeError" in run.stdout
+    assert "✗ Buggy (Buggy): Buggy.forward raised AttributeError at tests/python_models.py:" in run.stdout
     assert "Raised at   tests/python_models.py:" in run.stdout and "in Buggy.forward: return F.max_pool2d" in run.stdout
     assert "does not accept its input" not in run.stdout and "Fix" not in run.stdout
     debug = cli("inspect", f"{TARGET}:Buggy", "--allow-import", "-i", "1x1x8x8", "--debug")
     assert debug.stderr.startswith("Traceback (most recent call last):")
+    assert debug.stderr.rstrip().endswith("AttributeError: module 'torch.functional' has no attribute 'max_pool2d'")
+
+
+TUTORIAL = """import torch
+import torch.nn as nn
+import torch.functional as F
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super(Net, self).__init__()
+        self.conv1 = nn.Conv2d(1, 6, 5)
+        self.conv2 = nn.Conv2d(6, 16, 3)
+        self.fc1 = nn.Linear(16 * 6 * 6, 120)
+        self.fc2 = nn.Linear(120, 84)
+        self.fc3 = nn.Linear(84, 10)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.conv1(x)), (2, 2))
+        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
+        x = x.view(-1, 16 * 6 * 6)
+        return self.fc3(F.relu(self.fc2(F.relu(self.fc1(x)))))
+"""
+
+
+def test_the_tutorials_own_bug_names_the_line_that_raised(cli, tmp_path) -> None:
+    """The "Building models" tutorial as printed: `import torch.functional as F` at the top of models.py."""
+    (tmp_path / "tutorial_models.py").write_text(TUTORIAL)
+    args = ("shapes", "tutorial_models:Net", "--allow-import", "--input", "1x1x32x32")
+    run = cli(*args, cwd=tmp_path)
+    assert run.exit_code == 1 and run.stderr == ""
+    lines = [line.strip() for line in run.stdout.splitlines()]
+    assert "✗ Net (Net): Net.forward raised AttributeError at tutorial_models.py:16, a bug in the model's code" in lines
+    assert any(line.split() == ["Raised", "at", "tutorial_models.py:16", "in", "Net.forward:", *TUTORIAL.splitlines()[15].split()] for line in lines)  # fmt: skip
+    assert "does not accept its input" not in run.stdout and "Fix" not in run.stdout
+    data = json.loads(cli(*args, "--format", "json", cwd=tmp_path).stdout)["failure"]
+    assert (data["kind"], data["error_type"], data["error"]) == (
+        "bug",
+        "AttributeError",
+        "module 'torch.functional' has no attribute 'max_pool2d'",
+    )
+    debug = cli(*args, "--debug", cwd=tmp_path)
+    assert debug.exit_code == 1 and debug.stderr.startswith("Traceback (most recent call last):")
+    assert 'tutorial_models.py", line 16, in forward' in debug.stderr
     assert debug.stderr.rstrip().endswith("AttributeError: module 'torch.functional' has no attribute 'max_pool2d'")
 
 

@@ -24,7 +24,7 @@ from layerscope.builder.construct import Constructor
 from layerscope.builder.inputs import FLOAT_DTYPES, TORCH_DTYPES, input_dtype, make_inputs
 from layerscope.builder.modules import Built, SpecModule, inputs_by_name
 from layerscope.builder.ties import Registry
-from layerscope.errors import Source, SpecError, UsageError, did_you_mean
+from layerscope.errors import LayerscopeError, Source, SpecError, UsageError, did_you_mean
 from layerscope.run import devices
 from layerscope.run.counting import OpCounter
 from layerscope.run.trace import nbytes
@@ -32,7 +32,8 @@ from layerscope.spec.layer_spec import LayerSpec
 from layerscope.spec.model import InputSpec, ModelSpec
 from layerscope.spec.shapes import canonical_dtype
 
-__all__ = ["build", "spec_probe"]
+__all__ = ["build", "spec_probe", "var_probe"]
+MAX_VAR_TRIES = 4  # rebuilds a --set hint may cost
 
 
 def build(
@@ -90,6 +91,34 @@ def spec_probe(
         except SpecError:  # e.g. an in-dim that cannot be inferred from this shape
             return False, False
         return built.stopped_at is None, layer in built.sources and built.stopped_at != layer
+
+    return probe
+
+
+def var_probe(
+    spec: ModelSpec, inputs: Sequence[InputSpec], dtype: str = "float32"
+) -> Callable[[Sequence[tuple[int, int]]], list[tuple[str, int]]]:
+    """A diagnose probe for --set hints: given (a size a layer has, the size that would fit) pairs, the
+    vars whose value is the first and which, set to the second as --set would, make the whole spec
+    build and run on the same inputs (the spec's own, made again, when no --input replaced them)."""
+    own_inputs = tuple(inputs) == spec.inputs
+
+    def probe(changes: Sequence[tuple[int, int]]) -> list[tuple[str, int]]:
+        found: list[tuple[str, int]] = []
+        tries = 0
+        for old, new in changes:
+            for name, value in spec.vars.items():
+                if spec.with_vars is None or type(value) is not int or value != old or tries >= MAX_VAR_TRIES:
+                    continue
+                tries += 1
+                try:
+                    other = spec.with_vars({name: new})
+                    built = _build_auto(other, other.inputs if own_inputs else inputs, dtype)
+                except LayerscopeError:  # the var feeds something that cannot take the new value
+                    continue
+                if built.stopped_at is None:
+                    found.append((name, new))
+        return found
 
     return probe
 

@@ -138,11 +138,15 @@ def _failure(report: Report) -> RenderableType:
     failure = report.failure
     assert failure is not None
     layer = failure.layer or report.model
-    title = (
-        f"✗ {layer} ({failure.type}): the model's code raised {failure.error_type}"
-        if failure.kind == "bug"
-        else f"✗ {layer} ({failure.type}) does not accept its input"
-    )
+    title = f"✗ {layer} ({failure.type}) does not accept its input"
+    if failure.kind == "bug" and failure.raised_at:  # "models.py:16 in Net.forward: x = F.max_pool2d(...)"
+        place, _, code = failure.raised_at.partition(" in ")
+        function = code.partition(":")[0] or "the model's code"
+        title = (
+            f"✗ {layer} ({failure.type}): {function} raised {failure.error_type} at {place}, a bug in the model's code"
+        )
+    elif failure.kind == "bug":
+        title = f"✗ {layer} ({failure.type}): the model's code raised {failure.error_type}"
     table = Table(
         title=cell(Text(title, style="bold red")),
         title_justify="left",

@@ -14,9 +14,17 @@ from layerscope.report.model import Note, Report
 from layerscope.run.trace import Trace, nbytes, shapes_of, trace
 
 
-def report(run: Trace, *, name: str | None = None, probe: diagnose.Probe | None = None, search: bool = True) -> Report:
+def report(
+    run: Trace,
+    *,
+    name: str | None = None,
+    probe: diagnose.Probe | None = None,
+    search: bool = True,
+    respec: diagnose.Respec | None = None,
+) -> Report:
     """The report of `run`; on failure the diagnosis tries other inputs with `probe` (default:
-    diagnose.module_probe, the model on stand-in weights), unless `search` is off."""
+    diagnose.module_probe, the model on stand-in weights) and other values of a spec's vars with
+    `respec` (builder.var_probe), unless `search` is off."""
     counted = [p for p in run.params if p.counted]
     failure = None
     if run.failed is not None:
@@ -34,6 +42,7 @@ def report(run: Trace, *, name: str | None = None, probe: diagnose.Probe | None 
             search,
             run.kwargs,
             where,
+            respec,
         )
     return Report(
         model=name or module_type_name(run.model),
@@ -66,9 +75,11 @@ def run_and_report(
     probe: diagnose.Probe | None = None,
     search: bool = True,
     weights: Mapping[str, Tensor] | None = None,
+    respec: diagnose.Respec | None = None,
 ) -> Report:
     """Trace `model(*inputs)` (run.trace) and report on it (`report`), in one call."""
-    return report(trace(model, inputs, sources=sources, weights=weights), name=name, probe=probe, search=search)
+    traced = trace(model, inputs, sources=sources, weights=weights)
+    return report(traced, name=name, probe=probe, search=search, respec=respec)
 
 
 def unbuilt_notes(stopped_at: str | None, skipped: Sequence[str]) -> list[Note]:

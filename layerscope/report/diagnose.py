@@ -4,6 +4,9 @@ Called by report.assemble when the traced forward pass failed. What the layer ex
 the layer's own attributes (in_features, in_channels, kernel_size, ...), compared with what it
 got; hints are computed, not canned: other inputs are tried with stand-ins for the weights (on
 the CPU for small models, on meta above that; see run/devices.py), so the user's model is untouched.
+Where the layers before the failing one have known shape rules (fit.py), the sizes that would reach
+it in a form it accepts are worked out first and only those are tried. Fixes in the user's own terms
+(a merged batch, --dtype, --set) are fixes.py's.
 """
 
 from __future__ import annotations
@@ -14,7 +17,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from layerscope.report import fit
 from layerscope.report.explain import Mismatch, explain
+from layerscope.report.fixes import Respec, dtype_hints, merged_batch, var_hints
 from layerscope.report.model import ChainStep, Failure, LayerRecord
 from layerscope.run import devices
 from layerscope.run.shadow import real_tensors, shadow
@@ -42,11 +47,13 @@ def failure(
     search: bool = True,
     kwargs: Mapping[str, Any] | None = None,
     where_in_python: Mapping[str, str | None] | None = None,
+    respec: Respec | None = None,
 ) -> Failure:
     """The full account of a failed forward pass at `where` (the innermost call still open).
 
     `probe` tries other input shapes (default: module_probe, `model` on stand-in weights); with
-    `search` off, only the hints read off the layer itself are given.
+    `search` off, only the hints read off the layer itself are given. `respec` (a spec's) finds the
+    vars that set the size the layer expects, for a `--set` hint.
     """
     where_in_python = dict(where_in_python or {})
     text = str(error).strip()
@@ -66,19 +73,28 @@ def failure(
             **where_in_python,
         )
     mismatch = explain(module, args) if module is not None else None
-    budget = probe_budget(len(records))
-    hints = (
-        _hints(probe or module_probe(model, inputs, kwargs), inputs, where, mismatch, search, budget)
-        if mismatch
-        else []
-    )
+    merged = merged_batch(records, where, mismatch, inputs) if mismatch else None
+    if merged is not None:
+        message, hints = merged
+    elif mismatch is not None:
+        message = mismatch.message
+        x = inputs[0] if inputs and isinstance(inputs[0], Tensor) else None
+        solver = (
+            _Solver(fit.chain(model, records, where, list(x.shape)), module, mismatch, args) if x is not None else None
+        )
+        budget = probe_budget(len(records))
+        hints = _hints(probe or module_probe(model, inputs, kwargs), inputs, where, mismatch, search, budget, solver)
+        if search and respec is not None:
+            hints[:0] = var_hints(respec, mismatch)
+    else:
+        message, hints = torch_message, []
     return Failure(
         layer=where.name,
         type=where.type,
         source=where.source,
         got=where.input_shapes,
         expected=mismatch.expected if mismatch else None,
-        message=mismatch.message if mismatch else torch_message,
+        message=message,
         hints=hints,
         error=torch_message,
         chain=chain_to(records, where.name),
@@ -126,7 +142,13 @@ def probe_budget(calls: int) -> int:
 
 
 def _hints(
-    probe: Probe, inputs: Sequence[Any], where: LayerRecord, mismatch: Mismatch, search: bool, budget: int
+    probe: Probe,
+    inputs: Sequence[Any],
+    where: LayerRecord,
+    mismatch: Mismatch,
+    search: bool,
+    budget: int,
+    solver: _Solver | None = None,
 ) -> list[str]:
     hints = []
     if mismatch.arg and mismatch.fits_input is not None:
@@ -143,6 +165,8 @@ def _hints(
         hints.append(f"or keep the ids below {mismatch.wanted}: input range [0, {mismatch.wanted}] in the spec")
     elif mismatch.kind == "ids":
         hints.append(f"or keep the ids (or positions) below {mismatch.wanted}")
+    if mismatch.kind == "dtype" and mismatch.dtypes:
+        hints.extend(dtype_hints(where, *mismatch.dtypes))
     if (
         search
         and mismatch.kind in ("features", "channels", "spatial", "merge")
@@ -150,12 +174,47 @@ def _hints(
         and isinstance(inputs[0], Tensor)
         and inputs[0].dim() > 0  # a 0-d input has no size to vary
     ):
-        hints.extend(_search(probe, inputs[0], where.name, mismatch, budget))
+        hints.extend(_search(probe, inputs[0], where.name, mismatch, budget, solver))
     return hints
 
 
-def _search(probe: Probe, x: Tensor, layer: str, mismatch: Mismatch, budget: int) -> list[str]:
-    """Try at most `budget` other shapes for the first input; report those that fit."""
+class _Solver:
+    """The sizes of the first input whose shape reaches the failing layer in a form it accepts, worked out
+    by fit.py's shape rules from the layers before it (no run); None from `sizes` when a rule is unknown."""
+
+    def __init__(self, rules: list[fit.Rule] | None, module: nn.Module | None, mismatch: Mismatch, args: Any):
+        # one tensor in, a size or window to meet: what the rules can answer (not a merge of several inputs)
+        single = mismatch.kind in ("features", "spatial") and sum(isinstance(a, Tensor) for a in args) == 1
+        self.rules = rules if single else None
+        self.module = module
+        self.dtype = next((a.dtype for a in args if isinstance(a, Tensor)), torch.float32)
+        # a last-dim size (in_features, input_size, …) is compared at once; other needs are asked of explain
+        self.last_dim = mismatch.wanted if mismatch.kind == "features" and mismatch.arg else None
+
+    def sizes(self, x: Tensor, vary: list[int]) -> list[int] | None:
+        if self.rules is None or self.module is None:
+            return None
+        accepted = []
+        try:
+            for size in range(1, fit.LARGEST + 1):
+                shape = fit.reaching(self.rules, [size if i in vary else s for i, s in enumerate(x.shape)])
+                if shape is not None and self._accepts(shape, self.dtype):
+                    accepted.append(size)
+        except fit.Unknown:
+            return None
+        return accepted
+
+    def _accepts(self, shape: list[int], dtype: torch.dtype) -> bool:
+        if self.last_dim is not None and (not shape or shape[-1] != self.last_dim):
+            return False
+        return explain(self.module, (torch.empty(shape, dtype=dtype, device="meta"),)) is None  # type: ignore[arg-type]
+
+
+def _search(
+    probe: Probe, x: Tensor, layer: str, mismatch: Mismatch, budget: int, solver: _Solver | None = None
+) -> list[str]:
+    """Other shapes for the first input: worked out where the layers' rules are known (then only
+    those are run, to check the layers after `layer`), else at most `budget` of them tried."""
     shape = list(x.shape)
     if mismatch.kind == "channels":
         if x.dim() < 3 or mismatch.wanted is None:
@@ -167,8 +226,29 @@ def _search(probe: Probe, x: Tensor, layer: str, mismatch: Mismatch, budget: int
             else []
         )
     vary = list(range(2, x.dim())) if x.dim() >= 3 else [x.dim() - 1]
-    sizes = _candidate_sizes(mismatch, max(shape[d] for d in vary), len(vary))[:budget]
     pattern = "x".join("S" if i in vary else str(s) for i, s in enumerate(shape))
+    accepted = solver.sizes(x, vary) if solver is not None else None
+    if accepted is not None:
+        return _computed(probe, shape, vary, pattern, layer, mismatch, accepted, budget)
+    sizes = _candidate_sizes(mismatch, max(shape[d] for d in vary), len(vary))[:budget]
+    fits, through = _try(probe, shape, vary, sizes, layer)
+    hints = []
+    if mismatch.kind == "spatial" and through is not None:
+        hints.append(
+            f"the smallest input of the form {pattern} that gets through this layer is {format_shape(through)}"
+        )
+    if fits:
+        hints.append(_fitting(fits))
+    else:
+        hints.append(f"no input of the form {pattern} with {_tried(sizes)} fits the model")
+    return hints
+
+
+def _try(
+    probe: Probe, shape: list[int], vary: list[int], sizes: list[int], layer: str
+) -> tuple[list[list[int]], list[int] | None]:
+    """Run `sizes` in turn until MAX_FITS fit the whole model: those that fit, and the smallest that got
+    through `layer`."""
     fits: list[list[int]] = []
     through: list[int] | None = None
     for size in sizes:
@@ -180,21 +260,55 @@ def _search(probe: Probe, x: Tensor, layer: str, mismatch: Mismatch, budget: int
             through = candidate
         if whole:
             fits.append(candidate)
-    fits.sort()
+    return sorted(fits), through
+
+
+def _fitting(fits: list[list[int]]) -> str:
+    return (
+        f"inputs that fit the model: {format_shapes(fits)}"
+        if len(fits) > 1
+        else f"an input that fits the model: {format_shape(fits[0])}"
+    )
+
+
+def _computed(
+    probe: Probe,
+    shape: list[int],
+    vary: list[int],
+    pattern: str,
+    layer: str,
+    mismatch: Mismatch,
+    accepted: list[int],
+    budget: int,
+) -> list[str]:
+    """Hints from the sizes S ≤ fit.LARGEST whose input reaches `layer` in a form it accepts (`accepted`,
+    worked out): only those are run, smallest first, to see whether the layers after it take them too."""
+    if not accepted:
+        return [
+            f"no input of the form {pattern} with S ≤ {fit.LARGEST} gives {layer} what it expects"
+            f" ({mismatch.expected}), worked out from the sizes of the layers before it"
+        ]
     hints = []
-    if mismatch.kind == "spatial" and through is not None:
+    if mismatch.kind == "spatial":
+        smallest = [accepted[0] if i in vary else s for i, s in enumerate(shape)]
         hints.append(
-            f"the smallest input of the form {pattern} that gets through this layer is {format_shape(through)}"
+            f"the smallest input of the form {pattern} that gets through this layer is {format_shape(smallest)}"
         )
+    run = accepted[:budget]
+    fits, _ = _try(probe, shape, vary, run, layer)
     if fits:
-        hints.append(
-            f"inputs that fit the model: {format_shapes(fits)}"
-            if len(fits) > 1
-            else f"an input that fits the model: {format_shape(fits[0])}"
-        )
-    else:
-        hints.append(f"no input of the form {pattern} with {_tried(sizes)} fits the model")
-    return hints
+        return [*hints, _fitting(fits)]
+    if len(run) == len(accepted):
+        return [
+            *hints,
+            f"no input of the form {pattern} with S ≤ {fit.LARGEST} fits the model: {layer} takes only"
+            f" {_tried(accepted)}, and the model fails after it on each",
+        ]
+    return [
+        *hints,
+        f"no input of the form {pattern} with {_tried(run)} fits the model"
+        f" (of S ≤ {fit.LARGEST}, {layer} takes only {_tried(accepted)})",
+    ]
 
 
 def _tried(sizes: list[int]) -> str:

@@ -6,6 +6,7 @@ ConvNd's in_channels and kernel against the input, and so on for the layers peop
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -27,7 +28,9 @@ class Mismatch:
     arg: str | None = None  # the constructor argument that fixes it, e.g. in_features
     fits_input: int | None = None  # the value of `arg` that would accept the input as it is
     wanted: int | None = None  # the value the layer has for `arg`
-    kind: str = "features"  # features | channels | spatial | ids | merge | other
+    kind: str = "features"  # features | channels | spatial | ids | merge | dtype | other
+    dtypes: tuple[str, str] | None = None  # a dtype clash: (the layer's weights', the input's)
+    resizes: tuple[tuple[int, int], ...] = ()  # sizes the layer was given and the size each would need to fit
 
 
 def _first_tensor(args: tuple[Any, ...]) -> Tensor | None:
@@ -46,6 +49,9 @@ def explain(module: nn.Module, args: tuple[Any, ...]) -> Mismatch | None:
 
 def _explain(module: nn.Module, args: tuple[Any, ...]) -> Mismatch | None:
     x = _first_tensor(args)
+    clash = _dtype_clash(module, x) if x is not None else None
+    if clash is not None:
+        return clash
     if isinstance(module, FunctionalOp):
         reader = _FUNCTIONAL.get(module.op)
         return reader(module.kwargs, args) if reader else None
@@ -53,6 +59,20 @@ def _explain(module: nn.Module, args: tuple[Any, ...]) -> Mismatch | None:
         if isinstance(module, cls):
             return read(module, x, args) if x is not None else None
     return None
+
+
+def _dtype_clash(module: nn.Module, x: Tensor) -> Mismatch | None:
+    """A floating input of another dtype than the layer's floating weights: torch mixes neither."""
+    weight = next((p for p in module.parameters() if p.is_floating_point()), None)
+    if weight is None or not x.is_floating_point() or weight.dtype == x.dtype:
+        return None
+    weights, given = (str(t.dtype).removeprefix("torch.") for t in (weight, x))
+    return Mismatch(
+        f"a {weights} input (the dtype of its weights)",
+        f"{type(module).__name__} has {weights} weights, got a {given} input",
+        kind="dtype",
+        dtypes=(weights, given),
+    )
 
 
 def _last_dim(arg: str, expected: int, x: Tensor, what: str) -> Mismatch | None:
@@ -274,10 +294,37 @@ def _reshape(kwargs: dict[str, Any], args: tuple[Any, ...]) -> Mismatch | None:
     if x is None:
         return None
     target = list(kwargs["shape"])
+    fixed = math.prod(t for t in target if t != -1)
+    if (x.numel() == fixed) if -1 not in target else (fixed > 0 and x.numel() % fixed == 0):
+        return None  # it holds the elements: whatever failed, it was not the count
+    resizes = []
+    if -1 not in target:  # one size of the target that, changed, would hold every element
+        for i, size in enumerate(target):
+            rest = math.prod(target[:i] + target[i + 1 :])
+            if size > 0 and rest > 0 and x.numel() % rest == 0:
+                resizes.append((int(size), x.numel() // rest))
     return Mismatch(
-        f"a shape holding {x.numel()} elements",
+        f"{fixed} elements (shape {target})"
+        if -1 not in target
+        else f"a multiple of {fixed} elements (shape {target})",
         f"cannot reshape {format_shape(list(x.shape))} ({x.numel()} elements) to {target}",
         kind="features",
+        resizes=tuple(resizes),
+    )
+
+
+def _flatten(kwargs: dict[str, Any], args: tuple[Any, ...]) -> Mismatch | None:
+    x = _first_tensor(args)
+    start = kwargs.get("start_dim", 1)
+    if x is None or -max(x.dim(), 1) <= start < max(x.dim(), 1):
+        return None
+    return Mismatch(
+        f"at least {start + 1} dims (start_dim={start})",
+        f"flatten from start_dim={start} needs at least {start + 1} dims, got {x.dim()}-D {format_shape(list(x.shape))}",
+        "start_dim",
+        0,
+        start,
+        kind="other",
     )
 
 
@@ -305,4 +352,5 @@ _FUNCTIONAL: dict[str, Callable[[dict[str, Any], tuple[Any, ...]], Mismatch | No
     "avg_pool2d": _pool_functional,
     "reshape": _reshape,
     "view": _reshape,
+    "flatten": _flatten,
 }

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,9 @@ class ModelSpec:
     layers: tuple[LayerSpec, ...]
     source: Source
     output: str | None = None  # the layer whose output is the model's, when not the last (see `when:`)
+    vars: Mapping[str, Any] = field(default_factory=dict)  # every var, evaluated (--set included)
+    # the same document parsed again with more --set overrides: what a diagnosis checks a --set hint with
+    with_vars: Callable[[Mapping[str, Any]], ModelSpec] | None = field(default=None, compare=False, repr=False)
 
 
 def load_spec(path: Path, model: str | None = None, overrides: Mapping[str, Any] | None = None) -> ModelSpec:
@@ -82,6 +85,7 @@ def load_spec(path: Path, model: str | None = None, overrides: Mapping[str, Any]
 def parse_model(doc: YMap, default_name: str, overrides: Mapping[str, Any] | None = None) -> ModelSpec:
     """Validate one YAML document as a model spec."""
     check_keys(doc, MODEL_KEYS, "model")
+    original = doc
     raw_vars = doc.get("vars") or YMap()
     if not isinstance(raw_vars, dict):
         raise SpecError("vars: must be a mapping of names to numbers", source=doc.where("vars"))
@@ -95,7 +99,7 @@ def parse_model(doc: YMap, default_name: str, overrides: Mapping[str, Any] | Non
         raw_vars = {**raw_vars, key: value}
         sources[key] = Source("--set", 1, 1)
     resolver = Resolver(raw_vars, sources)
-    resolver.all_vars()  # every var is evaluated, so a broken one is reported even where unused
+    values = resolver.all_vars()  # every var is evaluated, so a broken one is reported even where unused
     blocks = parse_blocks(doc.get("blocks"), doc.where("blocks"))
     layers_raw = doc.get("layers")
     doc = resolve_keys(doc, resolver, set(doc) - {"layers", "blocks"})
@@ -115,7 +119,11 @@ def parse_model(doc: YMap, default_name: str, overrides: Mapping[str, Any] | Non
     input_names = {i.name for i in inputs} | {"input"}
     parser = LayerParser(blocks, resolver)
     layers, output = parser.parse_list(layers_raw, doc.where("layers"), input_names, resolver)
-    return ModelSpec(name, description, inputs, layers, doc.source, output)
+
+    def with_vars(more: Mapping[str, Any]) -> ModelSpec:
+        return parse_model(original, default_name, {**(overrides or {}), **more})
+
+    return ModelSpec(name, description, inputs, layers, doc.source, output, values, with_vars)
 
 
 def _parse_inputs(doc: YMap) -> tuple[InputSpec, ...]:

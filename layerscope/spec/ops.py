@@ -44,7 +44,7 @@ def log_softmax(x: Tensor, dim: int) -> Tensor:
     return F.log_softmax(x, dim=dim)
 
 
-def flatten(x: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+def flatten(x: Tensor, start_dim: int = 1, end_dim: int = -1) -> Tensor:
     return torch.flatten(x, start_dim, end_dim)
 
 
