@@ -313,9 +313,9 @@ def _spec(tmp_path, text: str, name: str = "m.yaml") -> str:
 FLAT = """name: Flat
 input: {shape: [4, 1, 5, 5]}
 layers:
-  - {op: Conv2d, in_channels: 1, out_channels: 2, kernel_size: 3}
-  - {op: flatten%s}
-  - {op: Linear, in_features: 18, out_features: 3}
+  - {name: conv2d, op: Conv2d, in_channels: 1, out_channels: 2, kernel_size: 3}
+  - {name: flatten, op: flatten%s}
+  - {name: linear, op: Linear, in_features: 18, out_features: 3}
 """
 
 
@@ -342,7 +342,7 @@ def test_a_batch_merged_by_flatten_from_dim_0_is_named_with_its_fix(cli, tmp_pat
 
 def test_a_view_that_drops_the_batch_is_named_too(cli, tmp_path) -> None:
     path = _spec(
-        tmp_path, FLAT.replace("{op: flatten%s}", "{op: reshape, shape: [1, -1]}").replace("18, out", "20, out")
+        tmp_path, FLAT.replace("{name: flatten, op: flatten%s}", "{name: reshape, op: reshape, shape: [1, -1]}").replace("18, out", "20, out")
     )
     f = failure(cli, path)
     assert f["message"].endswith("reshape merged the batch of 4 into the features (72 = 4 × 18)")
@@ -482,7 +482,7 @@ def test_a_layer_without_a_shape_rule_falls_back_to_trying_and_names_what_it_tri
 
 
 def test_a_view_size_is_worked_out_too(cli, tmp_path) -> None:
-    spec = "input: {shape: [1, 1, 5, 5]}\nlayers:\n  - {op: Conv2d, out_channels: 2, kernel_size: 3}\n  - {op: reshape, shape: [-1, 4]}\n"  # fmt: skip
+    spec = "input: {shape: [1, 1, 5, 5]}\nlayers:\n  - {name: conv2d, op: Conv2d, out_channels: 2, kernel_size: 3}\n  - {name: reshape, op: reshape, shape: [-1, 4]}\n"  # fmt: skip
     f = failure(cli, _spec(tmp_path, spec))
     assert (f["layer"], f["expected"]) == ("reshape", "a multiple of 4 elements (shape [-1, 4])")
     assert f["hints"] == ["inputs that fit the model: 1x1x4x4, 1x1x6x6, 1x1x8x8"]  # 2·(S-2)² divisible by 4
