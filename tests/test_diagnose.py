@@ -342,7 +342,10 @@ def test_a_batch_merged_by_flatten_from_dim_0_is_named_with_its_fix(cli, tmp_pat
 
 def test_a_view_that_drops_the_batch_is_named_too(cli, tmp_path) -> None:
     path = _spec(
-        tmp_path, FLAT.replace("{name: flatten, op: flatten%s}", "{name: reshape, op: reshape, shape: [1, -1]}").replace("18, out", "20, out")
+        tmp_path,
+        FLAT.replace("{name: flatten, op: flatten%s}", "{name: reshape, op: reshape, shape: [1, -1]}").replace(
+            "18, out", "20, out"
+        ),
     )
     f = failure(cli, path)
     assert f["message"].endswith("reshape merged the batch of 4 into the features (72 = 4 × 18)")

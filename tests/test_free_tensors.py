@@ -179,7 +179,7 @@ def test_buffers_are_listed_marked_and_in_memory_but_in_no_parameter_total(cli) 
         == data["input_bytes"] + data["param_bytes"] + data["buffer_bytes"] + data["activation_bytes"]
     )
     table = cli("params", "configs/bn_convnet.yaml").stdout
-    assert " bn1.running_mean          16              16   float32   no (buffer)   - " in table
+    assert " bn1.running_mean          16              16   float32   no (buffer)   -\n" in table
     assert "Buffers (not params)  98 (400 B)" in table
     assert "  Buffers                   400 B" in cli("inspect", "configs/bn_convnet.yaml").stdout
 

@@ -26,16 +26,16 @@ def check_json(model: str, results: list[CheckResult]) -> str:
 
 
 def failure_line(failure: Failure, model: str) -> str:
-    """A failed run in one line, for stderr: where, what, and the first fix."""
-    where = failure.source or failure.raised_at or failure.called_at
+    """A failed run in one line, for stderr: where (`file:line:col` or `file:line`), what, and the first fix."""
+    where = failure.source or (failure.raised_at or failure.called_at or "").partition(" in ")[0] or model
     layer = f"{failure.layer or model} ({failure.type})"
-    what = (
-        f"{layer}: the model's code raised {failure.error_type}: {failure.message}"
-        if failure.kind == "bug"
-        else f"{layer} does not accept its input: {failure.message}"
-    )
+    if failure.kind == "bug":
+        code = (failure.raised_at or "").partition(" in ")[2].partition(":")[0] or "the model's code"
+        what = f"{layer}: {code} raised {failure.error_type}: {failure.message} — a bug in the model's code"
+    else:
+        what = f"{layer} does not accept its input: {failure.message}"
     fix = f" — {failure.hints[0]}" if failure.hints else ""
-    return inert(f"{where + ': ' if where else model + ': '}{what}{fix}", newlines=False)
+    return inert(f"{where}: {what}{fix}", newlines=False)
 
 
 def to_markdown(view: RenderableType) -> str:
