@@ -149,7 +149,9 @@ def test_fixed_hidden_mlp_computes_the_books_forward_up_to_its_loop() -> None:
         model.linear.load_state_dict(twin.linear.state_dict())
         model.rand_weight.copy_(twin.rand_weight)
         seen: list[torch.Tensor] = []
-        model.linear_again.register_forward_hook(lambda module, args, out: seen.append(out))
+        model.linear.register_forward_hook(
+            lambda module, args, out: seen.append(out)
+        )  # called twice: the last is the second call
         result = model(x)
         before_sum = seen[-1]
         assert torch.allclose(result, before_sum.sum())

@@ -19,7 +19,7 @@ from conftest import ROOT
 from reference_models import REFERENCES
 
 # the tutorial models whose spec names its layers as the Python source does
-SAME_NAMES = ["tinymodel", "lenet", "lstm_tagger", "convnet", "classifier", "nest_mlp"]
+SAME_NAMES = ["tinymodel", "lenet", "lstm_tagger", "convnet", "classifier", "nest_mlp", "fixed_hidden_mlp", "chimera"]
 
 
 def saved(model: nn.Module, path: Path, wrap: str | None = None) -> dict[str, torch.Tensor]:
