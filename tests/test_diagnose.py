@@ -489,3 +489,13 @@ def test_a_view_size_is_worked_out_too(cli, tmp_path) -> None:
     f = failure(cli, _spec(tmp_path, spec))
     assert (f["layer"], f["expected"]) == ("reshape", "a multiple of 4 elements (shape [-1, 4])")
     assert f["hints"] == ["inputs that fit the model: 1x1x4x4, 1x1x6x6, 1x1x8x8"]  # 2·(S-2)² divisible by 4
+
+
+def test_a_batchnorm_fed_one_value_per_channel_does_not_stop_the_build(cli) -> None:
+    """Built in eval mode as it is traced: BatchNorm takes a 1x16x1x1 input there (training mode
+    would not), so the build goes on to the layer that truly rejects it, and the run says so (exit 1)."""
+    run = cli("shapes", "bn_convnet", "--input", "1x3x1x1", "--format", "json")
+    assert run.exit_code == 1
+    data = json.loads(run.stdout)
+    assert data["failure"]["layer"] == "pool1"
+    assert [n["layer"] for n in data["notes"]] == ["pool1"]  # building stopped at the failing layer, not at bn1

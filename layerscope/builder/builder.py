@@ -241,9 +241,23 @@ class _Builder:
         to train, the run must leave no trace: in eval mode (BatchNorm's running statistics stay as
         constructed) and drawing nothing from the global RNG, or the layers built after it would
         draw other initial weights than torch.nn's construction gives."""
-        if not self.initialise:
-            return no_init() if isinstance(child, LazyModuleMixin) else contextlib.nullcontext()
+        if not self.initialise:  # in eval mode as the run stage traces it, so both agree on what fits
+            return _in_eval(child, no_init() if isinstance(child, LazyModuleMixin) else contextlib.nullcontext())
         return _unobserved(child, keep_rng=not isinstance(child, LazyModuleMixin))
+
+
+@contextlib.contextmanager
+def _in_eval(module: nn.Module, inner: contextlib.AbstractContextManager[Any]) -> Iterator[None]:
+    """Run `module` in eval mode within `inner`, then give each submodule its mode back. A BatchNorm
+    fed one value per channel fails in training mode only; the trace runs in eval mode."""
+    modes = [(m, m.training) for m in module.modules()]
+    module.eval()
+    try:
+        with inner:
+            yield
+    finally:
+        for m, training in modes:
+            m.training = training
 
 
 @contextlib.contextmanager
