@@ -123,7 +123,8 @@ def inspect_spec(
     spec: ModelSpec, inputs: Sequence[InputSpec], *, device: str = "auto", dtype: str = "float32", search: bool = True
 ) -> Report:
     """Build `spec` for `inputs` and trace it; `search` off skips looking for inputs that fit."""
-    dtype = canonical_dtype(dtype) or dtype  # fp16, half: float16 (an unknown one is the builder's error)
+    if canonical_dtype(dtype) in ("float32", "float64", "float16", "bfloat16"):
+        dtype = canonical_dtype(dtype) or dtype  # fp16, half: float16 (any other is the builder's error)
     built = build_spec(spec, inputs, device=device, dtype=dtype)
     report = run_and_report(
         built.model,
@@ -247,8 +248,16 @@ def _import_file(path: Path) -> Any:
     if not path.is_file():
         raise UsageError(f"{path}: no such file", hint="name a .py file, as path/to/models.py:Class")
     folder = str(path.resolve().parent)
-    if folder not in sys.path:
-        sys.path.insert(0, folder)
+    # Files of another folder imported before (v1/helpers.py, for v1/models.py) must not stand in
+    # for this folder's own (v2/helpers.py): `diff v1/models.py:Net v2/models.py:Net` compares two.
+    for earlier, where in list(_FILE_MODULES.items()):
+        if where != folder and sys.modules.get(earlier) is not None:
+            del sys.modules[earlier]
+            del _FILE_MODULES[earlier]
+    if folder in sys.path:
+        sys.path.remove(folder)
+    sys.path.insert(0, folder)
+    before = set(sys.modules)
     name = path.stem if path.stem.isidentifier() else "_layerscope_user_module"
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
@@ -263,7 +272,14 @@ def _import_file(path: Path) -> Any:
     except Exception as e:  # noqa: BLE001 - the user's file failed while importing
         sys.modules.pop(name, None)
         raise UsageError(f"importing {path} raised {type(e).__name__}: {e}") from None
+    for added in set(sys.modules) - before:  # the file and what it imported from beside it
+        origin = getattr(sys.modules[added], "__file__", None) or ""
+        if added == name or str(Path(origin).resolve()).startswith(folder + "/"):
+            _FILE_MODULES[added] = folder
     return module
+
+
+_FILE_MODULES: dict[str, str] = {}  # modules imported from a user's file path, and the folder they came from
 
 
 def _import_module(module_name: str) -> Any:
@@ -294,6 +310,12 @@ def with_shapes(spec: ModelSpec, shapes: Sequence[tuple[tuple[int, ...], str | N
     """The spec's inputs with their shapes (and dtypes, where given) replaced; range carries over."""
     if not shapes:
         return spec.inputs
+    if spec.inputs and len(shapes) > len(spec.inputs):
+        names = ", ".join(i.name for i in spec.inputs)
+        raise UsageError(
+            f"{spec.name} takes {len(spec.inputs)} input(s) ({names}), got {len(shapes)} --input",
+            hint="give one --input per input of the spec, in its order",
+        )
     inputs = []
     for i, (shape, dtype) in enumerate(shapes):
         if i < len(spec.inputs):

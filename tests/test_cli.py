@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -308,3 +309,80 @@ def test_shell_completion_offers_bundled_specs_and_local_files(tmp_path: Path) -
     shown = _run(_script(), "--show-completion", "bash", cwd=tmp_path)
     assert shown.returncode == 0 and "_LAYERSCOPE_COMPLETE=complete_bash" in shown.stdout
     assert "--install-completion" in _run(_script(), "--help", cwd=tmp_path).stdout
+
+
+def test_two_python_files_with_their_own_helpers_are_two_models(cli, tmp_path: Path) -> None:
+    """v2/models.py imports v2/helpers.py, not the v1/helpers.py imported a moment before."""
+    for version, width in (("v1", 16), ("v2", 26)):
+        (tmp_path / version).mkdir()
+        (tmp_path / version / "helpers.py").write_text(f"W = {width}\n", encoding="utf-8")
+        (tmp_path / version / "models2.py").write_text(
+            "import torch.nn as nn\nfrom helpers import W\n\n\nclass Net(nn.Sequential):\n"
+            "    def __init__(self):\n        super().__init__(nn.Linear(8, W), nn.ReLU(), nn.Linear(W, 2))\n",
+            encoding="utf-8",
+        )
+    run = cli(
+        "diff", "v1/models2.py:Net", "v2/models2.py:Net", "--allow-import", "-i", "2x8", "-f", "json", cwd=tmp_path
+    )
+    assert run.exit_code == 1
+    data = json.loads(run.stdout)
+    assert (data["before"]["total_params"], data["after"]["total_params"]) == (178, 288)
+
+
+def test_a_python_file_without_its_class_is_one_line(cli, tmp_path: Path) -> None:
+    (tmp_path / "models.py").write_text("import torch\n", encoding="utf-8")
+    run = cli("inspect", "models.py", "--allow-import", cwd=tmp_path)
+    assert (run.exit_code, run.stderr) == (
+        2,
+        "layerscope: error: models.py is a Python file: name the model in it — models.py:ClassOrFactory, with"
+        " --allow-import\n",
+    )
+
+
+def test_more_inputs_than_the_spec_takes_is_an_error(cli) -> None:
+    run = cli("inspect", "lenet", "--input", "1x1x32x32", "--input", "3x3")
+    assert (run.exit_code, run.stderr) == (
+        2,
+        "layerscope: error: LeNet takes 1 input(s) (input), got 2 --input — give one --input per input of the spec,"
+        " in its order\n",
+    )
+
+
+def test_diff_names_its_own_options_in_a_hint(cli, tmp_path: Path) -> None:
+    spec = tmp_path / "two.yaml"
+    spec.write_text(
+        "name: Small\ninput: {shape: [1, 4]}\nlayers:\n  - {name: fc, op: Linear, out_features: 2}\n---\n"
+        "name: Big\ninput: {shape: [1, 4]}\nlayers:\n  - {name: fc, op: Linear, out_features: 8}\n",
+        encoding="utf-8",
+    )
+    run = cli("diff", str(spec), str(spec))
+    assert run.exit_code == 2 and run.stderr.endswith("— pick one with --model-a NAME\n")
+
+
+def test_usage_errors_speak_plainly(cli) -> None:
+    assert "'--depth' / '-d': not a whole number — see" in cli("inspect", "lenet", "--depth", "two").stderr
+    bad_format = cli("inspect", "lenet", "-f", "xml").stderr
+    assert (
+        "Value error" not in bad_format and "'xml' is not one of 'table', 'json', 'markdown', 'csv' — see" in bad_format
+    )
+    assert "requires an argument — see" in cli("inspect", "lenet", "--depth").stderr
+    assert cli("inspect", "lenet", "--dtype", "long").stderr.startswith(
+        "layerscope: error: --dtype 'long' is not a floating dtype"
+    )
+
+
+def test_coloured_tables_end_no_line_in_spaces(tmp_path: Path) -> None:
+    env = {**os.environ, "FORCE_COLOR": "1", "COLUMNS": "60"}
+    env.pop("NO_COLOR", None)
+    for args in (["inspect", "lenet"], ["inspect", "bn_convnet"], ["params", "tinymodel"]):
+        run = subprocess.run(
+            [sys.executable, "-m", "layerscope", *args],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert run.returncode == 0 and "\x1b[" in run.stdout
+        for line in run.stdout.splitlines():
+            assert not re.search(r"[ \t](?:\x1b\[[0-9;]*m)*$", line), repr(line)

@@ -53,7 +53,12 @@ def test_deeper_resnet_adds_blocks_and_widens_the_head(cli) -> None:
 
 def test_diff_prints_every_format_and_exports(cli, tmp_path) -> None:
     rows = list(csv.reader(io.StringIO(cli("diff", "lenet", "exercise_convnet", "--format", "csv").stdout)))
-    assert rows[0] == ["layer", "change", "type", "output_shape", "params", "delta_params"] and len(rows) == 17
+    assert rows[0] == [
+        "layer", "change", "type_before", "type_after", "output_shape_before", "output_shape_after",
+        "params_before", "params_after", "delta_params",
+    ] and len(rows) == 17  # fmt: skip
+    assert rows[1] == ["conv1", "changed", "Conv2d", "Conv2d", "1x6x28x28", "1x9x30x30", "156", "90", "-66"]
+    assert rows[2] == ["relu", "removed", "relu", "", "1x6x28x28", "", "0", "", "0"]
     markdown = cli("diff", "lenet", "exercise_convnet", "--format", "markdown").stdout
     assert "| fc1 | changed | Linear | 1x120 → 1x540 | 69,240 → 486,540 | +417,300 |" in markdown
     assert cli("diff", "lenet", "exercise_convnet", "--export", str(tmp_path / "d.svg")).exit_code == 1

@@ -505,7 +505,7 @@ ARGUMENT_ERRORS = [
     ),
     (
         ["inspect", "lenet", "--dtype", "int8"],
-        "layerscope: error: unknown --dtype 'int8' — float32, float64, float16, bfloat16 (or fp32, fp16, bf16, half)",
+        "layerscope: error: --dtype 'int8' is not a floating dtype, as parameters need — float32, float64, float16, bfloat16 (or fp32, fp16, bf16, half)",
     ),
     (
         ["params", "lenet", "--device", "tpu"],

@@ -115,9 +115,12 @@ def test_columns_are_left_out_in_the_documented_order_and_named() -> None:
     assert "% of total" not in narrow.split("(")[0] and "Type" in narrow
     assert "(% of total: left out to fit 70 columns)" in narrow and "…" not in narrow
     narrower = printed(table, 60, color=False)
-    assert "(Type, % of total: left out to fit 60 columns)" in narrower and "…" not in narrower
+    assert "(% of total, Type: left out to fit 60 columns)" in narrower and "…" not in narrower
     narrowest = printed(table, 40, color=False)
-    assert "layers…q_proj" in narrowest and "1x128x768" in narrowest and "590,592" in narrowest
+    # names shorten (to 16 cells at least), shapes never: the rightmost column goes first
+    assert "layers.0.se…tion.q_proj" in narrowest and "1x128x768" in narrowest and "590,592" not in narrowest
+    note = " ".join(narrowest.split("\n\n")[2].split())
+    assert note == "(% of total, Type, Params: left out, and names shortened to fit 40 columns)"
     assert all(len(line) <= 40 for line in narrowest.splitlines())
 
 

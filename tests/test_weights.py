@@ -174,7 +174,7 @@ def bad_files(tmp_path: Path) -> dict[str, tuple[Path, str]]:
     (tmp_path / "folder.pt").mkdir()
     return {
         "whole module": (tmp_path / "whole.pt", "holds pickled Python objects (reference_models.LeNet)"),
-        "pickled code": (tmp_path / "code.pt", "is not a torch checkpoint (torch.load: "),
+        "pickled code": (tmp_path / "code.pt", "is a pickle that torch.load(weights_only=True) cannot read safely"),
         "text": (tmp_path / "text.pt", "is not a torch checkpoint: not a zip archive or pickle"),
         "empty safetensors": (tmp_path / "empty.safetensors", "is not a safetensors file: no header"),
         "huge header": (tmp_path / "huge.safetensors", "is not a safetensors file: no header"),
@@ -256,3 +256,30 @@ def test_a_module_called_twice_loads_into_a_use_without_a_name(cli, tmp_path: Pa
     (tmp_path / "tied.yaml").write_text(text.replace("{name: shared_again, use: shared}", "{use: shared}"))
     code, data = weights(cli, str(tmp_path / "tied.yaml"), str(tmp_path / "ckpt.pt"))
     assert code == 0 and data["counts"]["ok"] == 6
+
+
+def test_a_dataparallel_prefix_is_named_with_its_fix(cli, tmp_path: Path) -> None:
+    state = {f"module.{k}": v for k, v in twin("lenet").state_dict().items()}
+    torch.save(state, tmp_path / "dp.pt")
+    code, data = weights(cli, "lenet", str(tmp_path / "dp.pt"))
+    assert code == 1 and data["counts"]["missing"] == data["counts"]["unexpected"] == 10
+    assert data["notes"] == [
+        "every unexpected key is a missing one with 'module.' in front (module.conv1.weight for conv1.weight, …): "
+        "DataParallel or DistributedDataParallel saved it; strip 'module.' from the keys before loading"
+    ]
+
+
+def test_a_pickle_naming_code_is_refused_by_name_without_torchs_advice(cli, tmp_path: Path) -> None:
+    class Boom:
+        def __reduce__(self):
+            import os
+
+            return (os.system, ("touch pwned",))
+
+    torch.save({"x": Boom()}, tmp_path / "evil.pt")
+    run = cli("weights", "lenet", str(tmp_path / "evil.pt"), cwd=tmp_path)
+    assert run.exit_code == 2 and run.stderr.count("\n") == 1
+    assert (
+        "holds pickled Python objects (posix.system)" in run.stderr and "weights_only` set to `False" not in run.stderr
+    )
+    assert not (tmp_path / "pwned").exists()

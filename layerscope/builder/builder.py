@@ -50,10 +50,11 @@ def build(
     `initialise`: weights as torch.nn initialises them (to train), not uninitialised storage (to
     inspect); only on a named device, since auto may start again on meta.
     """
-    dtype = canonical_dtype(dtype) or dtype  # fp16, half, torch.float16: float16
+    given, dtype = dtype, canonical_dtype(dtype) or dtype  # fp16, half, torch.float16: float16
     if dtype not in FLOAT_DTYPES:
-        hint = did_you_mean(dtype, FLOAT_DTYPES) or f"{', '.join(FLOAT_DTYPES)} (or fp32, fp16, bf16, half)"
-        raise UsageError(f"unknown --dtype {dtype!r}", hint=hint)
+        hint = did_you_mean(given, FLOAT_DTYPES) or f"{', '.join(FLOAT_DTYPES)} (or fp32, fp16, bf16, half)"
+        what = f"--dtype {given!r} is not a floating dtype, as parameters need" if canonical_dtype(given) else ""
+        raise UsageError(what or f"unknown --dtype {given!r}", hint=hint)
     inputs = tuple(inputs) if inputs is not None else spec.inputs
     if not inputs:
         raise SpecError(

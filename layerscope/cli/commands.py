@@ -30,7 +30,7 @@ from layerscope.cli.options import (
     Target,
 )
 from layerscope.cli.output import emit, guarded, writing
-from layerscope.errors import UsageError
+from layerscope.errors import LayerscopeError, UsageError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -224,9 +224,13 @@ def diff(
 
     def traced() -> tuple[Report, Report]:
         sides = []
-        for spec, model, own in ((before, model_a, sets_a), (after, model_b, sets_b)):
+        for side, spec, model, own in (("a", before, model_a, sets_a), ("b", after, model_b, sets_b)):
             options = Options(model, device, dtype, (*(sets or ()), *(own or ())), allow_import)
-            sides.append((targets.load(spec, options), options))
+            try:
+                sides.append((targets.load(spec, options), options))
+            except LayerscopeError as e:  # diff names the side: --model-a, not --model
+                e.hint = e.hint and e.hint.replace("--model NAME", f"--model-{side} NAME")
+                raise
         specs = [s for s, _ in sides if isinstance(s, ModelSpec)]
         # a Python model compared with a spec runs on the spec's input, unless --input says otherwise
         texts = inputs or (targets.input_texts(specs[0]) if specs else [])

@@ -29,6 +29,16 @@ def _plain_flags(params: list[Any]) -> list[Any]:
     return params
 
 
+def _plain_words(message: str) -> str:
+    """A usage error in the command line's words, not its validation library's; no full stop before the hint."""
+    message = message.replace("Value error, ", "")
+    message = message.replace(
+        "Input should be a valid integer, unable to parse string as an integer", "not a whole number"
+    )
+    message = message.replace("Input should be a valid number, unable to parse string as a number", "not a number")
+    return message.rstrip(".")
+
+
 class Command(TyperCommand):
     """A command whose --help shows flags without a type."""
 
@@ -49,7 +59,7 @@ class Group(TyperGroup):
         except _UsageError as e:
             where = e.ctx.command_path if e.ctx is not None else "layerscope"
             if e.format_message():  # else the help was printed, for a command line without arguments
-                line = f"layerscope: error: {first_line(e.format_message())} — see '{where} --help'"
+                line = f"layerscope: error: {_plain_words(first_line(e.format_message()))} — see '{where} --help'"
                 typer.echo(inert(line, newlines=False), err=True)
             code = 2
         except _ClickException as e:  # a bad file given to an option click opens itself

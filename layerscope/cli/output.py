@@ -116,7 +116,13 @@ def writing(work: Callable[[], object]) -> None:
         fail(f"layerscope: error: cannot write the output: {e.strerror or e}", 74)
 
 
-_TRAILING = re.compile(r"[ \t]+((?:\x1b\[[0-9;]*m)*)$", re.MULTILINE)
+_TRAILING = re.compile(r"(?:[ \t]|\x1b\[[0-9;]*m)+$", re.MULTILINE)  # spaces and colour codes at a line's end
+_CODE = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _no_trailing_spaces(text: str) -> str:
+    """Each line without the spaces at its end, its colour codes kept (a reset must still reset)."""
+    return _TRAILING.sub(lambda m: "".join(_CODE.findall(m.group(0))), text)
 
 
 def show(view: RenderableType) -> None:
@@ -124,7 +130,7 @@ def show(view: RenderableType) -> None:
     out = console()
     with out.capture() as captured:
         out.print(view)
-    out.file.write(_TRAILING.sub(r"\1", captured.get()))
+    out.file.write(_no_trailing_spaces(captured.get()))
     out.file.flush()
 
 

@@ -47,6 +47,11 @@ def load(target: str | None, options: Options) -> ModelSpec | nn.Module:
         global imported_user_code
         imported_user_code = True
         return load_python(target, parse_sets(list(options.args), "--arg"))
+    if target and target.endswith(".py") and ":" not in target:
+        raise UsageError(
+            f"{target} is a Python file: name the model in it",
+            hint=f"{target}:ClassOrFactory, with --allow-import",
+        )
     if options.args:
         raise UsageError("--arg is for Python-defined models (pkg.module:Class)", hint="for a spec's vars, use --set")
     return load_spec(resolve_spec(target), options.model, parse_sets(list(options.sets)))

@@ -57,15 +57,22 @@ class LineTable:
     """
 
     def __init__(
-        self, title: str, columns: list[tuple[str, str]], drop: tuple[str, ...] = (), wrap: tuple[str, ...] = ()
+        self,
+        title: str,
+        columns: list[tuple[str, str]],
+        drop: tuple[str, ...] = (),
+        wrap: tuple[str, ...] = (),
+        whole: tuple[str, ...] = (),
     ):
         self.title = inert(title, newlines=False)
         self.columns = columns  # (header, "left" or "right")
         self.drop = drop  # headers of the columns left out, in this order, when the table is too wide
         self.wrap = wrap  # headers of the columns of prose, wrapped between words when too wide
+        self.whole = whole  # headers of the columns never shortened (shapes), as numbers never are
         self.rows: list[tuple[str | Text, ...]] = []
         self.keys: list[str | None] = []  # per row, what data formats write in the first column
         self.raw: list[tuple[Raw, ...] | None] = []  # per row, its values as data (CSV)
+        self.data_columns: list[str] | None = None  # the names of those values, where not one per column
 
     def add_row(self, *cells: str | Text, key: str | None = None, raw: tuple[Raw, ...] | None = None) -> None:
         """A row; `key` (a layer's qualified name) stands for the first cell in markdown and csv;
@@ -77,7 +84,7 @@ class LineTable:
     def records(self) -> list[list[str]]:
         """The table as data: a header of snake_case column names, then each row's raw values
         (`81290`, `0.2`, `true`, an empty cell for none), else its text."""
-        rows = [[_data_name(h) for h, _ in self.columns]]
+        rows = [self.data_columns or [_data_name(h) for h, _ in self.columns]]
         for text, raw in zip(self.data()[1:], self.raw, strict=True):
             rows.append(text if raw is None else [_data_value(v) for v in raw])
         return rows
@@ -113,7 +120,7 @@ class LineTable:
                 n = cell_len(text)
                 if n > widths[i]:
                     widths[i] = n
-        columns = [_Column(h, j, h in self.wrap) for h, j in self.columns]
+        columns = [_Column(h, j, h in self.wrap, h in self.whole) for h, j in self.columns]
         shown, widths = fitted(columns, widths, self.drop, [self.rows], options.max_width)
         title_style = console.get_style("table.title")
         for line in Text(self.title).wrap(console, options.max_width):  # a long title wrapped between words
@@ -128,12 +135,19 @@ class LineTable:
         for row in self.rows:
             yield from _lines(console, [row[i] for i in shown], picked, widths, None)
         yield Segment.line()
-        hidden = [h for i, h in enumerate(header) if i not in shown]
-        if hidden:
-            note = Text(f"({', '.join(hidden)}: left out to fit {options.max_width} columns)")
+        hidden = [h for h in (*self.drop, *header) if h in header and header.index(h) not in shown]
+        shortened = any(
+            cell_len(_plain(row[i])) > w for row in self.rows for i, w in zip(shown, widths, strict=True)
+        ) and not any(columns[i].prose for i in shown)
+        if hidden or shortened:
+            parts = [f"{', '.join(dict.fromkeys(hidden))}: left out"] if hidden else []
+            parts += ["names shortened"] if shortened else []
+            what = ", and ".join(parts)
+            note = Text(f"({what} to fit {options.max_width} columns)")
             for line in note.wrap(console, options.max_width):
                 yield Segment(line.plain.rstrip(), Style(dim=True))
                 yield Segment.line()
+            yield Segment.line()
 
 
 Raw = str | int | float | bool | None
@@ -157,6 +171,7 @@ class _Column(NamedTuple):
     header: str
     justify: str
     prose: bool  # wrapped between words rather than shortened
+    whole: bool  # shapes: never shortened (1x…32 would read as another shape)
 
 
 def _width(widths: list[int]) -> int:
@@ -171,10 +186,11 @@ def fitted(
     rows: list[list[tuple[str | Text, ...]]],
     max_width: int,
 ) -> tuple[list[int], list[int]]:
-    """Which columns to show and how wide, to fit `max_width`: the columns named in `drop` left
-    out in that order; then prose narrowed (never below its longest word, up to 20 cells), then
-    the widest text column (never below its header, or 12 cells); numbers never. Too narrow even then: any
-    column down to 6 cells, headers shortened too, and at last the rightmost columns left out."""
+    """Which columns to show and how wide, to fit `max_width`. First the columns named in `drop` go,
+    in that order. Then prose narrows (to its longest word, up to 20 cells) and names shorten in
+    the middle (to 16 cells, or their header); numbers and shapes never shorten. If that is not
+    enough, the rightmost columns go, one at a time, and the rest get their room back. Only a
+    console too narrow for the first column alone shortens it further."""
     header = [c.header for c in columns]
     shown = list(range(len(columns)))
     for name in drop:
@@ -182,28 +198,37 @@ def fitted(
             break
         if name in header and len(shown) > 1:
             shown.remove(header.index(name))
-    sized = [widths[i] for i in shown]
-    floor = []
+    floor = {}
     for i in shown:
         c = columns[i]
-        if c.justify == "right":
-            floor.append(widths[i])
+        if c.justify == "right" or c.whole:
+            floor[i] = widths[i]
         elif c.prose:
             words = (w for table in rows for row in table for w in _plain(row[i]).split())
-            floor.append(max(cell_len(c.header), min(20, max((cell_len(w) for w in words), default=0))))
+            floor[i] = min(widths[i], max(min(cell_len(c.header), 12), min(20, max(map(cell_len, words), default=0))))
         else:
-            floor.append(min(cell_len(c.header), 12))  # a long header is shortened before a short name
-    rank = [0 if columns[i].prose else 1 for i in shown]
-    for floors in (floor, [min(f, 6) for f in floor]):
-        while _width(sized) > max_width:  # the second pass, for a very narrow console, shortens headers too
-            room = [(-rank[k], sized[k], k) for k in range(len(sized)) if sized[k] > floors[k]]
-            if not room:
-                break
-            sized[max(room)[2]] -= 1  # prose first, then the widest text column
-    while _width(sized) > max_width and len(shown) > 1:  # narrower still: the last columns go
-        shown.pop()
-        sized.pop()
+            floor[i] = min(widths[i], max(min(cell_len(c.header), 12), 16))
+    while True:
+        sized = _narrowed(
+            [widths[i] for i in shown], [floor[i] for i in shown], [columns[i].prose for i in shown], max_width
+        )
+        if _width(sized) <= max_width or len(shown) == 1:
+            break
+        shown.pop()  # the rightmost column goes; the others get their room back
+    if _width(sized) > max_width:  # one column, and still too wide: it shortens as far as it must
+        sized = [max(1, max_width - 2)]
     return shown, sized
+
+
+def _narrowed(sized: list[int], floor: list[int], prose: list[bool], max_width: int) -> list[int]:
+    """`sized` narrowed a cell at a time towards `floor`: prose first, then the widest column."""
+    sized = list(sized)
+    while _width(sized) > max_width:
+        room = [(prose[k], sized[k], k) for k in range(len(sized)) if sized[k] > floor[k]]
+        if not room:
+            break
+        sized[max(room)[2]] -= 1
+    return sized
 
 
 def _plain(cell: str | Text) -> str:
@@ -225,7 +250,8 @@ def _lines(
             cell_style = style + cell_style if cell_style else style
         styles.append(cell_style)
         if column.prose and cell_len(text) > width:
-            texts.append([line.plain.rstrip() for line in Text(text).wrap(console, width)] or [""])
+            words = " ".join(middle_ellipsis(word, width) for word in text.split())  # a long path too
+            texts.append([line.plain.rstrip() for line in Text(words).wrap(console, width)] or [""])
         else:
             texts.append([middle_ellipsis(text, width)])
     edge, pad = Segment(" "), Segment(" ", style)

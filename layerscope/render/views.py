@@ -77,7 +77,8 @@ def _output_cell(layer: LayerRecord) -> Text:
 
 
 # The columns a narrow terminal leaves out first, in this order (README "Tables in a narrow terminal").
-_DROP = ("% of total", "Type", "FLOPs", "Dtype", "Trainable", "Tied to", "Input shape", "Change", "Δ params")
+_DROP = ("% of total", "Type", "FLOPs", "Dtype", "Trainable", "Tied to", "Input shape", "Δ params")
+_SHAPES = ("Output shape", "Input shape", "Shape", "Input", "Model shape", "Checkpoint shape")  # never shortened
 
 
 def _table(title: str, *columns: str) -> LineTable:
@@ -85,7 +86,8 @@ def _table(title: str, *columns: str) -> LineTable:
         title,
         [(c, "right" if c in ("Params", "% of total", "Numel", "FLOPs", "Δ params") else "left") for c in columns],
         drop=_DROP,
-        wrap=("Why", "Description"),
+        wrap=("Why", "Description", "Output shape / failing layer"),
+        whole=_SHAPES,
     )
 
 
@@ -324,6 +326,12 @@ def weights_view(check: WeightsCheck, everything: bool = False) -> Group:
                 Text(row.status, style=styles[row.status]),
                 "-" if row.expected is None else format_shape(row.expected),
                 "-" if row.found is None else format_shape(row.found),
+                raw=(
+                    row.key,
+                    row.status,
+                    None if row.expected is None else format_shape(row.expected),
+                    None if row.found is None else format_shape(row.found),
+                ),
             )
     found = sum(row.found is not None for row in check.rows)
     totals = Totals(
@@ -364,7 +372,17 @@ def diff_view(diff: Diff, everything: bool = False) -> Group:
         "Params",
         "Δ params",
     )
+    table.data_columns = [
+        "layer", "change", "type_before", "type_after", "output_shape_before", "output_shape_after",
+        "params_before", "params_after", "delta_params",
+    ]  # fmt: skip
     for c in diff.layers if everything else diff.changed():
+        (type_a, type_b), (out_a, out_b), (params_a, params_b) = c.types, c.output_shapes, c.params
+        raw = (
+            c.name, c.change, type_a, type_b,
+            None if out_a is None else format_shapes(out_a), None if out_b is None else format_shapes(out_b),
+            params_a, params_b, c.param_delta,
+        )  # fmt: skip
         table.add_row(
             c.name,
             Text(c.change, style=_CHANGE_STYLES[c.change]),
@@ -372,6 +390,7 @@ def diff_view(diff: Diff, everything: bool = False) -> Group:
             _pair(*c.output_shapes, lambda shapes: format_shapes(shapes) or "-"),
             _pair(*c.params, lambda n: f"{n:,}" if n else "-"),
             f"{c.param_delta:+,}" if c.param_delta else "-",
+            raw=raw,
         )
     counts = {kind: sum(1 for c in diff.layers if c.change == kind) for kind in ("added", "removed", "changed")}
     footer = Totals(
@@ -381,7 +400,7 @@ def diff_view(diff: Diff, everything: bool = False) -> Group:
                 "Total params",
                 f"{_pair(before.total_params, after.total_params, lambda n: f'{n:,}')} ({after.total_params - before.total_params:+,})",
             ),
-            ("FLOPs (forward)", _flops_pair(before.total_flops, after.total_flops)),
+            ("FLOPs (forward)", _flops_pair(*(r.total_flops if r.failure is None else "-" for r in (before, after)))),
             ("Input", _pair(before.input_shapes, after.input_shapes, format_shapes)),
             ("Output", _pair(before.output_shapes, after.output_shapes, lambda s: format_shapes(s) or "-")),
         ]
@@ -412,9 +431,13 @@ def diff_view(diff: Diff, everything: bool = False) -> Group:
 _CHANGE_STYLES = {"added": "green", "removed": "red", "changed": "yellow", "same": "dim"}
 
 
-def _flops_pair(before: int | None, after: int | None) -> str:
-    """Two FLOP totals, where None is unknown rather than missing."""
-    return _flops(after) if before == after else f"{_flops(before)} → {_flops(after)}"
+def _flops_pair(before: int | str | None, after: int | str | None) -> str:
+    """Two FLOP totals, where None is unknown rather than missing, and "-" a run that failed."""
+
+    def show(flops: int | str | None) -> str:
+        return flops if isinstance(flops, str) else _flops(flops)
+
+    return show(after) if before == after else f"{show(before)} → {show(after)}"
 
 
 def _pair(before: Any, after: Any, show: Callable[[Any], str]) -> str:

@@ -80,7 +80,7 @@ def _torch(path: Path) -> tuple[dict[str, list[int]], list[str]]:
             warnings.simplefilter("ignore")
             loaded = torch.load(path, map_location="meta", weights_only=True, mmap=archive)
     except pickle.UnpicklingError as e:
-        refused = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(e))
+        refused = re.search(r"(?:Unsupported global: GLOBAL|unsupported GLOBAL) ([\w.]+)", str(e))
         if refused:
             raise UsageError(
                 f"{str(path)!r} holds pickled Python objects ({refused.group(1)}), which torch.load(weights_only=True) "
@@ -93,7 +93,29 @@ def _torch(path: Path) -> tuple[dict[str, list[int]], list[str]]:
     return _state_dict(path, loaded, torch.Tensor)
 
 
+def _refused_code(path: Path, e: BaseException) -> UsageError | None:
+    """The one-line error for a pickle naming Python code that weights_only refused, else None."""
+    refused = re.search(r"(?:Unsupported global: GLOBAL|unsupported GLOBAL) ([\w.]+)", str(e))
+    if refused is None:
+        return None
+    return UsageError(
+        f"{str(path)!r} holds pickled Python objects ({refused.group(1)}), which torch.load(weights_only=True) "
+        "refuses: loading them would run their code",
+        hint="save model.state_dict() rather than the model; layerscope never runs a checkpoint's code",
+    )
+
+
 def _not_torch(path: Path, e: BaseException) -> UsageError:
+    refused = _refused_code(path, e)
+    if refused is not None:  # torch wraps the refusal in other exception types on some files
+        return refused
+    if "Weights only load failed" in str(e):  # torch's own advice (weights_only=False) would run the file's code
+        why = re.search(r"WeightsUnpickler error: \s*(.+)", str(e))
+        return UsageError(
+            f"{str(path)!r} is a pickle that torch.load(weights_only=True) cannot read safely"
+            + (f" ({first_line(why.group(1))[:120]})" if why else ""),
+            hint="layerscope never runs a checkpoint's code: " + TORCH_HINT,
+        )
     said = first_line(str(e))[:200]
     return UsageError(f"{str(path)!r} is not a torch checkpoint (torch.load: {said})", hint=TORCH_HINT)
 

@@ -92,7 +92,26 @@ def _renamed(rows: list[WeightRow]) -> list[str]:
     if any(m.expected != u.found for m, u in zip(missing, unexpected, strict=True)):
         return []
     first = f"{unexpected[0].key} for {missing[0].key}"
+    prefix = _common_prefix([u.key for u in unexpected], [m.key for m in missing])
+    if prefix:
+        return [
+            f"every unexpected key is a missing one with {prefix!r} in front ({first}, …): "
+            f"{_PREFIXES.get(prefix, 'a wrapper module')} saved it; strip {prefix!r} from the keys before loading"
+        ]
     return [
         f"the {len(missing)} missing keys and the {len(unexpected)} unexpected ones have the same shapes in the "
         f"same order: the same tensors under other names ({first}, …); nn.Sequential numbers its children"
     ]
+
+
+_PREFIXES = {"module.": "DataParallel or DistributedDataParallel", "model.": "a wrapper such as a LightningModule"}
+
+
+def _common_prefix(found: list[str], wanted: list[str]) -> str | None:
+    """The one prefix (ending in a dot) that turns every wanted key into the found one at its place, if any."""
+    if not found or not found[0].endswith(wanted[0]) or found[0] == wanted[0]:
+        return None
+    prefix = found[0][: len(found[0]) - len(wanted[0])]
+    if not prefix.endswith(".") or any(f != prefix + w for f, w in zip(found, wanted, strict=True)):
+        return None
+    return prefix
