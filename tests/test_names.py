@@ -214,3 +214,21 @@ layers:
         ("fc", "model.yaml:3:5"),
         ("wide", "model.yaml:4:5"),
     ]
+
+
+@pytest.mark.parametrize(
+    ("written", "message"),
+    [
+        ("010", "YAML reads 010 as 8 (an octal number) — write 8, or quote '010' for text"),
+        ("1:30", "YAML reads 1:30 as 90 (a base-60 number) — write 90, or quote '1:30' for text"),
+    ],
+)
+def test_yaml_11_numbers_that_read_as_other_digits_are_refused(cli, tmp_path: Path, written: str, message: str) -> None:
+    """A numeric name must be the digits a checkpoint's key has: YAML 1.1 reads 010 as 8."""
+    spec = tmp_path / "n.yaml"
+    spec.write_text(
+        f"name: N\ninput: {{shape: [1, 4]}}\nlayers:\n  - {{name: {written}, op: Linear, out_features: 2}}\n",
+        encoding="utf-8",
+    )
+    run = cli("params", str(spec))
+    assert (run.exit_code, run.stderr) == (2, f"{spec}:4:12: error: {message}\n")

@@ -117,6 +117,19 @@ def _reject_plain_type(loader: _Loader, node: yaml.Node) -> Any:
     )
 
 
+def _construct_int(loader: _Loader, node: yaml.ScalarNode) -> Any:
+    """An int, except where YAML 1.1 reads other digits than a reader sees: 010 is 8 (octal), 1:30 is 90."""
+    text = str(node.value).lstrip("+-").replace("_", "")
+    if (len(text) > 1 and text.startswith("0") and text.isdigit()) or ":" in text:
+        reading = loader.construct_yaml_int(node)
+        raise SpecError(
+            f"YAML reads {node.value} as {reading} ({'an octal' if ':' not in text else 'a base-60'} number)",
+            source=_source(node.start_mark, loader.spec_file),
+            hint=f"write {reading}, or quote '{node.value}' for text",
+        )
+    return loader.construct_yaml_int(node)
+
+
 _HAS_LIBYAML = hasattr(yaml, "CSafeLoader")  # PyYAML built without libyaml has only the Python parser
 
 
@@ -134,6 +147,7 @@ class _FastLoader(getattr(yaml, "CSafeLoader", _Loader)):  # type: ignore[misc]
 for _cls in (_Loader, _FastLoader):
     _cls.add_constructor("tag:yaml.org,2002:map", _construct_map)
     _cls.add_constructor("tag:yaml.org,2002:seq", _construct_seq)
+    _cls.add_constructor("tag:yaml.org,2002:int", _construct_int)
     for _kind in ("timestamp", "binary", "set", "omap", "pairs"):
         _cls.add_constructor(f"tag:yaml.org,2002:{_kind}", _reject_plain_type)
     _cls.add_multi_constructor("", _reject_tag)
