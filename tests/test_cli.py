@@ -85,7 +85,7 @@ USAGE_ERRORS = [
     (["inspect", "lenet", "--depth", "x"], "Invalid value for '--depth'", "layerscope inspect"),
     (["inspect", "lenet", "--depth", "-1"], "Invalid value for '--depth'", "layerscope inspect"),
     (["inspect", "lenet", "-f", "xml"], "Invalid value for '--format'", "layerscope inspect"),
-    (["inspect", "lenet", "--input"], "Option '--input' requires an argument", "layerscope"),
+    (["inspect", "lenet", "--input"], "Option '--input' requires an argument", "layerscope inspect"),
     (["bogus"], "No such command 'bogus'", "layerscope"),
     (["diff", "lenet"], "Missing argument 'SPEC_B'", "layerscope diff"),
     (["inspect", "a", "b"], "Got unexpected extra argument", "layerscope inspect"),
@@ -365,7 +365,7 @@ def test_usage_errors_speak_plainly(cli) -> None:
     assert (
         "Value error" not in bad_format and "'xml' is not one of 'table', 'json', 'markdown', 'csv' — see" in bad_format
     )
-    assert "requires an argument — see" in cli("inspect", "lenet", "--depth").stderr
+    assert "requires an argument — see 'layerscope inspect --help'" in cli("inspect", "lenet", "--depth").stderr
     assert cli("inspect", "lenet", "--dtype", "long").stderr.startswith(
         "layerscope: error: --dtype 'long' is not a floating dtype"
     )

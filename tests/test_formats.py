@@ -162,3 +162,9 @@ def test_no_color_and_the_terminals_width_are_respected() -> None:
     assert not colour.search(run(FORCE_COLOR="1", NO_COLOR="1", COLUMNS="120"))  # ...but not under NO_COLOR
     narrow = run(COLUMNS="60")
     assert max(len(line) for line in narrow.splitlines()) <= 60  # a narrow terminal: folded to fit
+
+
+def test_csv_leaves_a_passing_runs_notes_on_stderr(cli) -> None:
+    run = cli("inspect", "tinymodel", "--format", "csv")
+    assert run.exit_code == 0 and run.stdout.startswith("layer,type,output_shape")
+    assert run.stderr.startswith("note: softmax: Implicit dimension choice for softmax") and run.stderr.count("\n") == 1

@@ -57,7 +57,8 @@ def _run(
         sys.stderr.write(report.failure.traceback)  # the model's own traceback, as Python printed it
 
     failure = failure_line(report.failure, report.model) if report.failure is not None else None
-    emit(fmt, lambda: to_json(report), lambda: view(report), failure=failure, export=export)
+    notes = [f"note: {n.layer or report.model}: {n.message}" for n in report.notes]
+    emit(fmt, lambda: to_json(report), lambda: view(report), failure=failure, export=export, notes=notes)
 
 
 def _layer_table_command(name: str, view_name: str, summary: str) -> None:

@@ -58,6 +58,10 @@ class Group(TyperGroup):
             code = super().main(*args, standalone_mode=False, **kwargs)
         except _UsageError as e:
             where = e.ctx.command_path if e.ctx is not None else "layerscope"
+            argv = kwargs.get("args") if kwargs.get("args") is not None else (args[0] if args else sys.argv[1:])
+            named = next((a for a in argv or () if a in self.commands), None)
+            if where == "layerscope" and named:  # an option of the command, missing its value
+                where = f"layerscope {named}"
             if e.format_message():  # else the help was printed, for a command line without arguments
                 line = f"layerscope: error: {_plain_words(first_line(e.format_message()))} — see '{where} --help'"
                 typer.echo(inert(line, newlines=False), err=True)

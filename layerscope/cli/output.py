@@ -70,10 +70,12 @@ def emit(
     failure: str | None = None,
     export: Path | None = None,
     differs: bool = False,
+    notes: list[str] | None = None,
 ) -> None:
     """Print in the chosen format, after writing --export if asked. A model that rejected an input
     (`failure`, one line) is told on stderr too, whatever the format, and makes the exit status 1;
-    so does `differs` (diff found a difference), without a line."""
+    so does `differs` (diff found a difference), without a line. CSV, which has no place for
+    `notes`, leaves them on stderr when the run passed (the other formats print them)."""
     from layerscope.render import files
     from layerscope.render.text import to_csv, to_markdown
 
@@ -88,6 +90,9 @@ def emit(
     else:
         text = None
     writing(lambda: typer.echo(text, nl=fmt is Format.json) if text is not None else show(as_view()))
+    if fmt is Format.csv and failure is None:  # a failure is one line; its notes are in the other formats
+        for note in notes or ():
+            typer.echo(inert(note, newlines=False), err=True)
     if failure is not None:
         typer.echo(inert(failure, newlines=False), err=True)
     if failure is not None or differs:
