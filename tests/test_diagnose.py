@@ -499,3 +499,21 @@ def test_a_batchnorm_fed_one_value_per_channel_does_not_stop_the_build(cli) -> N
     data = json.loads(run.stdout)
     assert data["failure"]["layer"] == "pool1"
     assert [n["layer"] for n in data["notes"]] == ["pool1"]  # building stopped at the failing layer, not at bn1
+
+
+def test_a_batch_merged_without_a_failure_gets_a_note(cli, tmp_path) -> None:
+    """flatten from dim 0 before a Linear whose in_features is inferred runs through, one sample wide."""
+    spec = tmp_path / "merged.yaml"
+    spec.write_text(
+        "name: F\ninput: {shape: [4, 1, 5, 5]}\nlayers:\n"
+        "  - {name: conv, op: Conv2d, in_channels: 1, out_channels: 2, kernel_size: 3}\n"
+        "  - {name: flat, op: flatten, start_dim: 0}\n  - {name: fc, op: Linear, out_features: 3}\n",
+        encoding="utf-8",
+    )
+    data = json.loads(cli("shapes", str(spec), "--format", "json").stdout)
+    assert data["output_shapes"] == [[3]]
+    assert data["notes"] == [
+        {"layer": "flat", "message": "merges the batch of 4 into the features (4x2x3x3 → 72); start_dim: 1 keeps it"}
+    ]
+    kept = json.loads(cli("shapes", "lstm_tagger", "--format", "json").stdout)  # (5, 1, 6) → (5, 6): no merge
+    assert kept["notes"] == []
