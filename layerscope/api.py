@@ -188,13 +188,33 @@ def check_module_weights(model: nn.Module, checkpoint: str | Path) -> WeightsChe
 
 
 def _compared(name: str, model: nn.Module, checkpoint: str | Path) -> WeightsCheck:
-    found, notes = read_shapes(Path(checkpoint))
+    found, notes, versions = read_shapes(Path(checkpoint))
     state = model.state_dict(keep_vars=True)
     first: dict[int, str] = {}
     aliases = {key: first.setdefault(id(value), key) for key, value in state.items()}
-    check = compare(name, str(checkpoint), _state_shapes(state), found, {k: v for k, v in aliases.items() if k != v})
+    check = compare(
+        name,
+        str(checkpoint),
+        _state_shapes(state),
+        found,
+        {k: v for k, v in aliases.items() if k != v},
+        filled=_filled_by_load(model, state, versions),
+    )
     check.notes.extend(notes)
     return check
+
+
+def _filled_by_load(model: nn.Module, state: Mapping[str, Any], versions: dict[str, int] | None) -> set[str]:
+    """Keys load_state_dict fills in itself: a BatchNorm's num_batches_tracked, where the checkpoint's
+    metadata gives that module no version 2 (a plain dict has none), as torch's BatchNorm does."""
+    filled = set()
+    for key in state:
+        prefix, _, leaf = key.rpartition(".")
+        if leaf != "num_batches_tracked" or (versions or {}).get(prefix, 0) >= 2:
+            continue
+        if getattr(model.get_submodule(prefix), "track_running_stats", False):
+            filled.add(key)
+    return filled
 
 
 def _state_shapes(state: Mapping[str, Any]) -> dict[str, list[int] | None]:

@@ -386,3 +386,32 @@ def test_coloured_tables_end_no_line_in_spaces(tmp_path: Path) -> None:
         assert run.returncode == 0 and "\x1b[" in run.stdout
         for line in run.stdout.splitlines():
             assert not re.search(r"[ \t](?:\x1b\[[0-9;]*m)*$", line), repr(line)
+
+
+def test_columns_zero_or_tiny_still_prints_a_table(tmp_path: Path) -> None:
+    for columns in ("0", "5"):
+        env = {**os.environ, "COLUMNS": columns}
+        run = subprocess.run(
+            [sys.executable, "-m", "layerscope", "inspect", "lenet"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert run.returncode == 0 and "LeNet" in run.stdout and "Total" in run.stdout, (columns, run.stderr)
+
+
+def test_hints_for_paths_do_not_guess_bundled_names(cli) -> None:
+    assert cli("inspect", "some/models.yaml").stderr == (
+        "layerscope: error: some/models.yaml: no such file — `layerscope list` shows the bundled specs\n"
+    )
+    assert "a Python model is path/to/file.py:ClassOrFactory" in cli("inspect", "some/models.py:").stderr
+    assert "did you mean 'lenet'" in cli("inspect", "lenett.yaml").stderr
+
+
+def test_diff_of_two_python_models_needs_an_input(cli) -> None:
+    run = cli("diff", "tests.reference_models:LeNet", "tests.reference_models:LeNet", "--allow-import")
+    assert run.exit_code == 2 and "comparing two Python models needs an input" in run.stderr
+    same = cli("diff", "lenet", "lenet")
+    assert same.exit_code == 0 and same.stdout.startswith("LeNet → LeNet — what changed: nothing")

@@ -233,6 +233,10 @@ def diff(
                 e.hint = e.hint and e.hint.replace("--model NAME", f"--model-{side} NAME")
                 raise
         specs = [s for s, _ in sides if isinstance(s, ModelSpec)]
+        if not specs and not inputs:  # neither side says what to run on: nothing but the trees to compare
+            raise UsageError(
+                "comparing two Python models needs an input", hint="give it with --input, e.g. --input 1x3x224x224"
+            )
         # a Python model compared with a spec runs on the spec's input, unless --input says otherwise
         texts = inputs or (targets.input_texts(specs[0]) if specs else [])
         a, b = (targets.inspect(s, [] if isinstance(s, ModelSpec) and not inputs else texts, o) for s, o in sides)
@@ -247,6 +251,7 @@ def diff(
         failure="; ".join(failures) or None,
         export=export,
         differs=changes.differs(),
+        notes=[f"note: not compared: {', '.join(changes.left_out)} (functional ops)"] if changes.left_out else [],
     )
 
 
@@ -348,8 +353,10 @@ def weights(
         failure=None
         if check.matches
         else f"{check.checkpoint}: does not load into {check.model}: "
-        + ", ".join(f"{check.count(k)} {k}" for k in ("missing", "unexpected", "shape mismatch") if check.count(k)),
+        + ", ".join(f"{check.count(k)} {k}" for k in ("missing", "unexpected", "shape mismatch") if check.count(k))
+        + (f" — {check.notes[-1]}" if check.notes else ""),  # the likeliest cause, in the line itself
         export=export,
+        notes=[f"note: {note}" for note in check.notes],
     )
 
 

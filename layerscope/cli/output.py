@@ -143,8 +143,10 @@ def console() -> Console:
     """A console as wide as the terminal; 120 columns when piped (rich would pick 80), unless COLUMNS says."""
     from rich.console import Console
 
-    wide = sys.stdout.isatty() or "COLUMNS" in os.environ
-    console = Console(width=None if wide else 120)
+    columns = os.environ.get("COLUMNS", "")
+    given = int(columns) if columns.isdigit() and int(columns) > 0 else None  # COLUMNS=0 or text: unset
+    width = max(given, 20) if given else None if sys.stdout.isatty() else 120
+    console = Console(width=width)
     console.on_broken_pipe = _broken_pipe  # type: ignore[method-assign] # rich's own ends the process with 1
     return console
 

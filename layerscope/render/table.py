@@ -73,6 +73,7 @@ class LineTable:
         self.keys: list[str | None] = []  # per row, what data formats write in the first column
         self.raw: list[tuple[Raw, ...] | None] = []  # per row, its values as data (CSV)
         self.data_columns: list[str] | None = None  # the names of those values, where not one per column
+        self.bare_when_empty = False  # without rows, print the title alone
 
     def add_row(self, *cells: str | Text, key: str | None = None, raw: tuple[Raw, ...] | None = None) -> None:
         """A row; `key` (a layer's qualified name) stands for the first cell in markdown and csv;
@@ -109,6 +110,9 @@ class LineTable:
         return table
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        if self.bare_when_empty and not self.rows:
+            yield Text(self.title + "\n", style="table.title")
+            return
         header = tuple(h for h, _ in self.columns)
         widths = [cell_len(h) for h in header]
         for row in self.rows:
@@ -137,8 +141,12 @@ class LineTable:
         yield Segment.line()
         hidden = [h for h in (*self.drop, *header) if h in header and header.index(h) not in shown]
         shortened = any(
-            cell_len(_plain(row[i])) > w for row in self.rows for i, w in zip(shown, widths, strict=True)
-        ) and not any(columns[i].prose for i in shown)
+            any(cell_len(word) > w for word in _plain(row[i]).split())
+            if columns[i].prose
+            else cell_len(_plain(row[i])) > w
+            for row in self.rows
+            for i, w in zip(shown, widths, strict=True)
+        )
         if hidden or shortened:
             parts = [f"{', '.join(dict.fromkeys(hidden))}: left out"] if hidden else []
             parts += ["names shortened"] if shortened else []

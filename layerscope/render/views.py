@@ -348,8 +348,8 @@ def weights_view(check: WeightsCheck, everything: bool = False) -> Group:
         wrong = ", ".join(f"{check.count(s)} {s}" for s in STATUSES[:3] if check.count(s))
         verdict = Text(f"✗ load_state_dict(strict=True) would refuse it: {wrong}", style="bold red")
     notes = [cell(Text(f"note: {note}", style="yellow")) for note in check.notes]
-    head = table if table.rows else Text(f"{table.title}\n", style="table.title")  # the title is inert
-    return Group(head, totals, *notes, verdict)
+    table.bare_when_empty = True  # nothing to list: the title alone (CSV still gets its header)
+    return Group(table, totals, *notes, verdict)
 
 
 def bundled_view(specs: list[Bundled]) -> LineTable:
@@ -406,6 +406,8 @@ def diff_view(diff: Diff, everything: bool = False) -> Group:
         ]
     )
     failed = [r for r in (before, after) if r.failure is not None]
+    if not diff.differs():
+        table.title += ": nothing"  # an empty table would look like a failure to compare
     left_out = (
         [
             Text(

@@ -25,8 +25,9 @@ WRAPPERS = ("state_dict", "model_state_dict", "model", "module")
 TORCH_HINT = "give a file torch.save(model.state_dict(), ...) wrote, or a .safetensors file"
 
 
-def read_shapes(path: Path) -> tuple[dict[str, list[int]], list[str]]:
-    """The checkpoint's state_dict keys with their shapes, and notes on how it was read."""
+def read_shapes(path: Path) -> tuple[dict[str, list[int]], list[str], dict[str, int] | None]:
+    """The checkpoint's state_dict keys with their shapes, notes on how it was read, and the module
+    versions torch's metadata records (None: a plain dict without it, as load_state_dict sees one)."""
     try:
         if not path.exists():
             raise UsageError(f"no checkpoint file {str(path)!r}", hint=TORCH_HINT)
@@ -35,7 +36,7 @@ def read_shapes(path: Path) -> tuple[dict[str, list[int]], list[str]]:
                 f"{str(path)!r} is {file_kind(path.stat().st_mode)}, not a checkpoint file", hint=TORCH_HINT
             )
         if path.suffix == ".safetensors":
-            return _safetensors(path), []
+            return _safetensors(path), [], None
         return _torch(path)
     except OSError as e:
         raise UsageError(f"cannot read the checkpoint {str(path)!r}: {e.strerror or e}") from None
@@ -67,13 +68,15 @@ def _safetensors(path: Path) -> dict[str, list[int]]:
     return shapes
 
 
-def _torch(path: Path) -> tuple[dict[str, list[int]], list[str]]:
+def _torch(path: Path) -> tuple[dict[str, list[int]], list[str], dict[str, int] | None]:
     """The shapes of the state_dict in a torch checkpoint, loaded onto meta with weights_only."""
     import torch
 
     archive = zipfile.is_zipfile(path)
-    with path.open("rb") as f:
-        if not archive and f.read(1) != b"\x80":  # torch.save writes a zip archive, or before 1.6 a pickle
+    if not archive:  # torch.save writes a zip archive, or before 1.6 a pickle
+        with path.open("rb") as f:
+            head = f.read(1)
+        if head != b"\x80" and not _pickled_globals(path):
             raise UsageError(f"{str(path)!r} is not a torch checkpoint: not a zip archive or pickle", hint=TORCH_HINT)
     try:
         with warnings.catch_warnings():
@@ -109,30 +112,42 @@ def _not_torch(path: Path, e: BaseException) -> UsageError:
     refused = _refused_code(path, e)
     if refused is not None:  # torch wraps the refusal in other exception types on some files
         return refused
+    named = [g for g in _pickled_globals(path) if not g.startswith(_SAFE_GLOBALS)]
+    if named:  # a plain pickle.dump: weights_only stops at its framing before it reaches the global
+        return UsageError(
+            f"{str(path)!r} holds pickled Python objects ({', '.join(dict.fromkeys(named[:3]))}), which "
+            "torch.load(weights_only=True) refuses: loading them would run their code",
+            hint="layerscope never runs a checkpoint's code: " + TORCH_HINT,
+        )
     if "Weights only load failed" in str(e):  # torch's own advice (weights_only=False) would run the file's code
         why = re.search(r"WeightsUnpickler error: \s*(.+)", str(e))
         return UsageError(
-            f"{str(path)!r} is a pickle that torch.load(weights_only=True) cannot read safely"
-            + (f" ({first_line(why.group(1))[:120]})" if why else ""),
-            hint="layerscope never runs a checkpoint's code: " + TORCH_HINT,
+            f"{str(path)!r} is a pickle torch.load(weights_only=True) cannot read"
+            + (f" ({first_line(why.group(1))[:120]})" if why else "")
+            + ", such as pickle.dump writes",
+            hint="save it again with torch.save(state_dict, path); layerscope never runs a checkpoint's code",
         )
     said = first_line(str(e))[:200]
     return UsageError(f"{str(path)!r} is not a torch checkpoint (torch.load: {said})", hint=TORCH_HINT)
 
 
-def _state_dict(path: Path, loaded: Any, tensor: type) -> tuple[dict[str, list[int]], list[str]]:
+def _state_dict(path: Path, loaded: Any, tensor: type) -> tuple[dict[str, list[int]], list[str], dict[str, int] | None]:
     """The tensors of `loaded`, a state_dict or a checkpoint dict holding one under a usual key."""
     if not isinstance(loaded, Mapping):
         raise UsageError(f"{str(path)!r} holds a {type(loaded).__name__}, not a state_dict", hint=TORCH_HINT)
     tensors = _tensors(loaded, tensor)
     if tensors:
-        return tensors, []
+        return tensors, [], _versions(loaded)
     for key in WRAPPERS:
         inner = loaded.get(key)
         if isinstance(inner, Mapping) and _tensors(inner, tensor):
             others = [str(k) for k in loaded if k != key]
             also = f" (it also holds {', '.join(others[:6])}{', …' if len(others) > 6 else ''})" if others else ""
-            return _tensors(inner, tensor), [f"the state_dict is the checkpoint's {key!r} entry{also}"]
+            return (
+                _tensors(inner, tensor),
+                [f"the state_dict is the checkpoint's {key!r} entry{also}"],
+                _versions(inner),
+            )
     keys = ", ".join(repr(k) for k in list(loaded)[:8]) or "nothing"
     raise UsageError(
         f"{str(path)!r} holds no tensors, at its top or under {', '.join(WRAPPERS)}",
@@ -142,3 +157,43 @@ def _state_dict(path: Path, loaded: Any, tensor: type) -> tuple[dict[str, list[i
 
 def _tensors(mapping: Mapping[Any, Any], tensor: type) -> dict[str, list[int]]:
     return {str(k): list(v.shape) for k, v in mapping.items() if isinstance(v, tensor)}
+
+
+def _versions(state: Mapping[Any, Any]) -> dict[str, int] | None:
+    """Each module's version in the `_metadata` torch's state_dict() attaches (None without it)."""
+    metadata = getattr(state, "_metadata", None)
+    if not isinstance(metadata, Mapping):
+        return None
+    return {
+        str(k): v["version"]
+        for k, v in metadata.items()
+        if isinstance(v, Mapping) and isinstance(v.get("version"), int)
+    }
+
+
+_SAFE_GLOBALS = ("torch.", "collections.OrderedDict", "_codecs.encode", "builtins.set", "numpy.")
+_PICKLE_SCAN_BYTES = 64 << 20
+
+
+def _pickled_globals(path: Path) -> list[str]:
+    """The `module.name` globals a pickle file names, read with pickletools (which runs nothing):
+    GLOBAL's argument, or STACK_GLOBAL's two strings before it. Empty for what is no pickle."""
+    import pickletools
+
+    names: list[str] = []
+    strings: list[str] = []
+    try:
+        with path.open("rb") as f:
+            data = f.read(_PICKLE_SCAN_BYTES)
+        for opcode, arg, _ in pickletools.genops(data):
+            if opcode.name == "GLOBAL":
+                names.append(str(arg).replace(" ", "."))
+            elif opcode.name == "STACK_GLOBAL" and len(strings) >= 2:
+                names.append(f"{strings[-2]}.{strings[-1]}")
+            elif isinstance(arg, str):
+                strings.append(arg)
+            if opcode.name == "STOP":
+                break
+    except Exception:  # noqa: BLE001 - not a pickle, or one cut short: what was read is all there is
+        return names
+    return names

@@ -56,19 +56,33 @@ def compare(
     expected: dict[str, Shape | None],
     found: dict[str, Shape],
     aliases: dict[str, str] | None = None,
+    filled: set[str] | None = None,
 ) -> WeightsCheck:
     """The model's keys and shapes (`expected`; None: a lazy parameter, any shape) against the
     checkpoint's (`found`), as torch's strict load sees them; `aliases` maps a key whose tensor is
     an earlier key's (a module or parameter under a second name) to that key."""
-    rows = []
+    rows, spared = [], []
     for key, shape in expected.items():
-        if key not in found:
+        if key not in found and key in (filled or set()):
+            spared.append(key)  # torch's load puts it in itself
+        elif key not in found:
             rows.append(WeightRow(key, "missing", shape, None))
         else:
             same = shape is None or found[key] == shape
             rows.append(WeightRow(key, "ok" if same else "shape mismatch", shape, found[key]))
     rows += [WeightRow(key, "unexpected", None, shape) for key, shape in found.items() if key not in expected]
-    return WeightsCheck(model, checkpoint, rows, _renamed(rows) + _second_names(rows, aliases or {}, found))
+    # for pairing renamed tensors, a key the load fills in still counts: the checkpoint has it under its own name
+    pairing = [
+        WeightRow(k, "missing", expected[k], None) if k in spared else r
+        for k, r in _in_model_order(rows, spared, expected)
+    ]
+    notes = _renamed(pairing) + _second_names(rows, aliases or {}, found)
+    if spared:
+        notes.append(
+            f"{len(spared)} key(s) absent and not needed ({', '.join(spared[:3])}{', …' if len(spared) > 3 else ''}): "
+            "a BatchNorm counts its batches from 0 when the checkpoint's metadata gives it no version, as a plain dict"
+        )
+    return WeightsCheck(model, checkpoint, rows, notes)
 
 
 def _second_names(rows: list[WeightRow], aliases: dict[str, str], found: dict[str, Shape]) -> list[str]:
@@ -104,7 +118,11 @@ def _renamed(rows: list[WeightRow]) -> list[str]:
     ]
 
 
-_PREFIXES = {"module.": "DataParallel or DistributedDataParallel", "model.": "a wrapper such as a LightningModule"}
+_PREFIXES = {
+    "module.": "DataParallel or DistributedDataParallel",
+    "model.": "a wrapper such as a LightningModule",
+    "_orig_mod.": "a torch.compile'd module",
+}
 
 
 def _common_prefix(found: list[str], wanted: list[str]) -> str | None:
@@ -115,3 +133,12 @@ def _common_prefix(found: list[str], wanted: list[str]) -> str | None:
     if not prefix.endswith(".") or any(f != prefix + w for f, w in zip(found, wanted, strict=True)):
         return None
     return prefix
+
+
+def _in_model_order(
+    rows: list[WeightRow], spared: list[str], expected: dict[str, Shape | None]
+) -> list[tuple[str, WeightRow | None]]:
+    """The rows with the spared keys put back at their places in the model's order (None stands for one)."""
+    by_key = {r.key: r for r in rows}
+    ordered: list[tuple[str, WeightRow | None]] = [(k, by_key.get(k)) for k in expected if k in by_key or k in spared]
+    return ordered + [(r.key, r) for r in rows if r.key not in expected]

@@ -73,10 +73,11 @@ def resolve_spec(arg: str | None, cwd: Path | None = None) -> Path:
     names = {b.name: b.path for b in bundled_specs()}
     if path.exists():
         return path  # the loader reports a directory or an unreadable file with its position
+    if ".py:" in arg or arg.endswith(".py"):
+        raise UsageError(f"{arg}: no such file", hint="a Python model is path/to/file.py:ClassOrFactory")
     if path.suffix in SPEC_SUFFIXES or "/" in arg:
-        raise UsageError(
-            f"{arg}: no such file", hint=did_you_mean(path.stem, names) or "`layerscope list` shows the bundled specs"
-        )
+        guess = did_you_mean(path.stem, names) if "/" not in arg else None  # a path is not a misspelt bundled name
+        raise UsageError(f"{arg}: no such file", hint=guess or "`layerscope list` shows the bundled specs")
     if arg in names:
         bundled = names[arg]
         return bundled.relative_to(cwd) if bundled.is_relative_to(cwd) else bundled

@@ -119,11 +119,18 @@ def _reject_plain_type(loader: _Loader, node: yaml.Node) -> Any:
 
 def _construct_int(loader: _Loader, node: yaml.ScalarNode) -> Any:
     """An int, except where YAML 1.1 reads other digits than a reader sees: 010 is 8 (octal), 1:30 is 90."""
-    text = str(node.value).lstrip("+-").replace("_", "")
-    if (len(text) > 1 and text.startswith("0") and text.isdigit()) or ":" in text:
+    text = str(node.value).lstrip("+-").replace("_", "").lower()
+    kind = (
+        "a base-60" if ":" in text
+        else "a hexadecimal" if text.startswith("0x")
+        else "a binary" if text.startswith("0b")
+        else "an octal" if len(text) > 1 and text.startswith("0")
+        else None
+    )  # fmt: skip
+    if kind:
         reading = loader.construct_yaml_int(node)
         raise SpecError(
-            f"YAML reads {node.value} as {reading} ({'an octal' if ':' not in text else 'a base-60'} number)",
+            f"YAML reads {node.value} as {reading} ({kind} number)",
             source=_source(node.start_mark, loader.spec_file),
             hint=f"write {reading}, or quote '{node.value}' for text",
         )
