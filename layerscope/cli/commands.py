@@ -218,7 +218,7 @@ def diff(
     """What changed from SPEC_A to SPEC_B, layer by layer: layers, shapes, parameters; exit status 1 when they differ."""
     import json
 
-    from layerscope.render import views as render
+    from layerscope.render import compare as compare_views
     from layerscope.render.text import failure_line
     from layerscope.report.diff import compare
     from layerscope.spec.model import ModelSpec
@@ -247,7 +247,7 @@ def diff(
     emit(
         fmt,
         lambda: json.dumps(changes.to_dict(), indent=2),
-        lambda: render.diff_view(changes, everything),
+        lambda: compare_views.diff_view(changes, everything),
         failure="; ".join(failures) or None,
         export=export,
         differs=changes.differs(),
@@ -330,7 +330,7 @@ def weights(
     """Whether CHECKPOINT loads into the model: its missing, unexpected and shape-mismatched keys; exit 1 on any."""
     import json
 
-    from layerscope.render.views import weights_view
+    from layerscope.render.compare import weights_view
 
     options = Options(model, "meta", "float32", tuple(sets or ()), allow_import, tuple(args or ()))
 

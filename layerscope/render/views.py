@@ -3,18 +3,13 @@ table with its totals. Looks only at plain data, never at torch objects."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 from rich import box
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
 from layerscope.render.table import LineTable, Totals, cell, human_bytes, si
-from layerscope.report.diff import Diff
 from layerscope.report.model import CheckResult, LayerRecord, Report
-from layerscope.report.weights import STATUSES, WeightsCheck
 from layerscope.spec.bundled import Bundled
 from layerscope.spec.shapes import format_shape, format_shapes
 
@@ -81,7 +76,8 @@ _DROP = ("% of total", "Type", "FLOPs", "Dtype", "Trainable", "Tied to", "Input 
 _SHAPES = ("Output shape", "Input shape", "Shape", "Input", "Model shape", "Checkpoint shape")  # never shortened
 
 
-def _table(title: str, *columns: str) -> LineTable:
+def view_table(title: str, *columns: str) -> LineTable:
+    """A view's table: numbers right-aligned, shapes never shortened, columns left out in _DROP's order."""
     return LineTable(
         title,
         [(c, "right" if c in ("Params", "% of total", "Numel", "FLOPs", "Δ params") else "left") for c in columns],
@@ -95,7 +91,7 @@ def _dtypes(report: Report) -> str:
     return "/".join(dict.fromkeys(p.dtype for p in report.params if p.counted)) or "no parameters"
 
 
-def _flops(flops: int | None, per: int = 1) -> str:
+def flops_text(flops: int | None, per: int = 1) -> str:
     """FLOPs (or MACs, `per`=2) in SI units; `unknown` where an operator could not be counted."""
     return "unknown" if flops is None else si(flops // per)
 
@@ -117,8 +113,8 @@ def _summary(report: Report) -> Totals:
             ("Total params", f"{report.total_params:,}"),
             ("Trainable params", f"{report.trainable_params:,}"),
             ("Non-trainable params", f"{report.non_trainable_params:,}"),
-            ("FLOPs (forward)", _flops(report.total_flops) if done else "-"),
-            ("MACs", _flops(report.total_flops, 2) if done else "-"),
+            ("FLOPs (forward)", flops_text(report.total_flops) if done else "-"),
+            ("MACs", flops_text(report.total_flops, 2) if done else "-"),
             ("Input", format_shapes(report.input_shapes)),
             ("Output", format_shapes(report.output_shapes) if done else "-"),
             (f"Memory ({_dtypes(report)})", ""),
@@ -200,7 +196,7 @@ def inspect_view(report: Report, depth: int | None = None) -> Group:
     """The layer tree: name, type, output shape, params, share of the total, FLOPs (without a run:
     name, type and params)."""
     if not report.ran:
-        table = _table(f"{report.model} — modules", "Layer", "Type", "Params", "% of total")
+        table = view_table(f"{report.model} — modules", "Layer", "Type", "Params", "% of total")
         for layer, label in _visible_layers(report, depth):
             table.add_row(
                 label,
@@ -211,7 +207,7 @@ def inspect_view(report: Report, depth: int | None = None) -> Group:
                 raw=(layer.name or report.model, layer.type, _params(layer), _percent(layer, report.total_params)),
             )
         return Group(table, _summary(report), *_tail(report))
-    table = _table(f"{report.model} — layers", "Layer", "Type", "Output shape", "Params", "% of total", "FLOPs")
+    table = view_table(f"{report.model} — layers", "Layer", "Type", "Output shape", "Params", "% of total", "FLOPs")
     for layer, label in _visible_layers(report, depth):
         table.add_row(
             label,
@@ -235,7 +231,7 @@ def inspect_view(report: Report, depth: int | None = None) -> Group:
 
 def shapes_view(report: Report, depth: int | None = None) -> Group:
     """Per-layer input and output shapes, in call order."""
-    table = _table(f"{report.model} — shapes", "Layer", "Type", "Input shape", "Output shape")
+    table = view_table(f"{report.model} — shapes", "Layer", "Type", "Input shape", "Output shape")
     for layer, label in _visible_layers(report, depth):
         table.add_row(
             label,
@@ -252,7 +248,7 @@ def params_view(report: Report) -> Group:
     """Every parameter, then every buffer (marked so in the Trainable column): name, shape, count,
     dtype, trainable, and what it is tied to. Buffers are in no parameter total; their own line says
     how many elements and bytes they hold."""
-    table = _table(f"{report.model} — parameters", "Parameter", "Shape", "Numel", "Dtype", "Trainable", "Tied to")
+    table = view_table(f"{report.model} — parameters", "Parameter", "Shape", "Numel", "Dtype", "Trainable", "Tied to")
     for p in [*report.params, *report.buffers]:
         numel = f"{p.numel:,}" if p.counted else f"({p.numel:,})"
         trainable = "no (buffer)" if p.buffer else "yes" if p.trainable else "no"
@@ -292,7 +288,7 @@ def params_view(report: Report) -> Group:
 
 def check_view(model: str, results: list[CheckResult]) -> Group:
     """Which candidate inputs the model accepts; for the others, where and why it fails."""
-    table = _table(f"{model} — which inputs fit", "Input", "Fits", "Output shape / failing layer", "Why")
+    table = view_table(f"{model} — which inputs fit", "Input", "Fits", "Output shape / failing layer", "Why")
     for r in results:
         if r.failure is None:
             table.add_row(
@@ -315,137 +311,9 @@ def check_view(model: str, results: list[CheckResult]) -> Group:
     return Group(table, Text(f"{fitting} of {len(results)} input(s) fit"))
 
 
-def weights_view(check: WeightsCheck, everything: bool = False) -> Group:
-    """The keys `load_state_dict(strict=True)` would refuse (every key with `everything`), then the counts."""
-    table = _table(f"{check.model} ← {check.checkpoint}", "Key", "Status", "Model shape", "Checkpoint shape")
-    styles = {"ok": "green", "missing": "bold red", "unexpected": "bold red", "shape mismatch": "bold red"}
-    for row in check.rows:
-        if row.status != "ok" or everything:
-            table.add_row(
-                row.key,
-                Text(row.status, style=styles[row.status]),
-                "-" if row.expected is None else format_shape(row.expected),
-                "-" if row.found is None else format_shape(row.found),
-                raw=(
-                    row.key,
-                    row.status,
-                    None if row.expected is None else format_shape(row.expected),
-                    None if row.found is None else format_shape(row.found),
-                ),
-            )
-    found = sum(row.found is not None for row in check.rows)
-    totals = Totals(
-        [
-            ("Model keys", f"{len(check.rows) - check.count('unexpected'):,}"),
-            ("Checkpoint keys", f"{found:,}"),
-            ("Matching", f"{check.count('ok'):,}"),
-            *((status.capitalize(), f"{check.count(status):,}") for status in STATUSES[:3]),
-        ]
-    )
-    if check.matches:
-        verdict = Text("✓ loads with load_state_dict(strict=True)", style="green")
-    else:
-        wrong = ", ".join(f"{check.count(s)} {s}" for s in STATUSES[:3] if check.count(s))
-        verdict = Text(f"✗ load_state_dict(strict=True) would refuse it: {wrong}", style="bold red")
-    notes = [cell(Text(f"note: {note}", style="yellow")) for note in check.notes]
-    table.bare_when_empty = True  # nothing to list: the title alone (CSV still gets its header)
-    return Group(table, totals, *notes, verdict)
-
-
 def bundled_view(specs: list[Bundled]) -> LineTable:
     """The bundled specs with their one-line descriptions."""
-    table = _table("Bundled specs (use the name in place of a file)", "Name", "Description")
+    table = view_table("Bundled specs (use the name in place of a file)", "Name", "Description")
     for spec in specs:
         table.add_row(spec.name, spec.description)
     return table
-
-
-def diff_view(diff: Diff, everything: bool = False) -> Group:
-    """What changed from one model to the other, layer by layer (`everything`: unchanged rows too)."""
-    before, after = diff.before, diff.after
-    table = _table(
-        f"{before.model} → {after.model} — what changed",
-        "Layer",
-        "Change",
-        "Type",
-        "Output shape",
-        "Params",
-        "Δ params",
-    )
-    table.data_columns = [
-        "layer", "change", "type_before", "type_after", "output_shape_before", "output_shape_after",
-        "params_before", "params_after", "delta_params",
-    ]  # fmt: skip
-    for c in diff.layers if everything else diff.changed():
-        (type_a, type_b), (out_a, out_b), (params_a, params_b) = c.types, c.output_shapes, c.params
-        raw = (
-            c.name, c.change, type_a, type_b,
-            None if out_a is None else format_shapes(out_a), None if out_b is None else format_shapes(out_b),
-            params_a, params_b, c.param_delta,
-        )  # fmt: skip
-        table.add_row(
-            c.name,
-            Text(c.change, style=_CHANGE_STYLES[c.change]),
-            _pair(*c.types, str),
-            _pair(*c.output_shapes, lambda shapes: format_shapes(shapes) or "-"),
-            _pair(*c.params, lambda n: f"{n:,}" if n else "-"),
-            f"{c.param_delta:+,}" if c.param_delta else "-",
-            raw=raw,
-        )
-    counts = {kind: sum(1 for c in diff.layers if c.change == kind) for kind in ("added", "removed", "changed")}
-    footer = Totals(
-        [
-            ("Layers", ", ".join(f"{n} {kind}" for kind, n in counts.items()) + f" (of {len(diff.layers)})"),
-            (
-                "Total params",
-                f"{_pair(before.total_params, after.total_params, lambda n: f'{n:,}')} ({after.total_params - before.total_params:+,})",
-            ),
-            ("FLOPs (forward)", _flops_pair(*(r.total_flops if r.failure is None else "-" for r in (before, after)))),
-            ("Input", _pair(before.input_shapes, after.input_shapes, format_shapes)),
-            ("Output", _pair(before.output_shapes, after.output_shapes, lambda s: format_shapes(s) or "-")),
-        ]
-    )
-    failed = [r for r in (before, after) if r.failure is not None]
-    if not diff.differs():
-        table.title += ": nothing"  # an empty table would look like a failure to compare
-    left_out = (
-        [
-            Text(
-                f"not compared: {', '.join(diff.left_out)} — functional ops of one side, function calls in the other's Python",
-                style="dim",
-            )
-        ]
-        if diff.left_out
-        else []
-    )
-    return Group(
-        table,
-        footer,
-        *left_out,
-        *[
-            cell(Text(f"{r.model} does not accept its input: {r.failure.message}", style="red"))
-            for r in failed
-            if r.failure
-        ],
-    )
-
-
-_CHANGE_STYLES = {"added": "green", "removed": "red", "changed": "yellow", "same": "dim"}
-
-
-def _flops_pair(before: int | str | None, after: int | str | None) -> str:
-    """Two FLOP totals, where None is unknown rather than missing, and "-" a run that failed."""
-
-    def show(flops: int | str | None) -> str:
-        return flops if isinstance(flops, str) else _flops(flops)
-
-    return show(after) if before == after else f"{show(before)} → {show(after)}"
-
-
-def _pair(before: Any, after: Any, show: Callable[[Any], str]) -> str:
-    """One value if both sides agree or one is missing, else `before → after`."""
-    if before is None or before == after:
-        return show(after) if after is not None else "-"
-    if after is None:
-        return show(before)
-    return f"{show(before)} → {show(after)}"
