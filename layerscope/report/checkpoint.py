@@ -9,7 +9,6 @@ then a JSON header giving each tensor's dtype and shape: only that header is rea
 from __future__ import annotations
 
 import json
-import pickle
 import re
 import warnings
 import zipfile
@@ -82,17 +81,8 @@ def _torch(path: Path) -> tuple[dict[str, list[int]], list[str], dict[str, int] 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             loaded = torch.load(path, map_location="meta", weights_only=True, mmap=archive)
-    except pickle.UnpicklingError as e:
-        refused = re.search(r"(?:Unsupported global: GLOBAL|unsupported GLOBAL) ([\w.]+)", str(e))
-        if refused:
-            raise UsageError(
-                f"{str(path)!r} holds pickled Python objects ({refused.group(1)}), which torch.load(weights_only=True) "
-                "refuses: loading them would run their code",
-                hint="save model.state_dict() rather than the model; layerscope never runs a checkpoint's code",
-            ) from None
-        raise _not_torch(path, e) from None
     except Exception as e:  # noqa: BLE001 - torch.load raises many kinds on a file that is not its own
-        raise _not_torch(path, e) from None
+        raise _not_torch(path, e) from None  # names the code a refused pickle holds, if it does
     return _state_dict(path, loaded, torch.Tensor)
 
 

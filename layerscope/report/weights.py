@@ -61,21 +61,17 @@ def compare(
     """The model's keys and shapes (`expected`; None: a lazy parameter, any shape) against the
     checkpoint's (`found`), as torch's strict load sees them; `aliases` maps a key whose tensor is
     an earlier key's (a module or parameter under a second name) to that key."""
-    rows, spared = [], []
+    spared = [k for k in expected if k not in found and k in (filled or set())]  # torch's load puts these in itself
+    rows = []
     for key, shape in expected.items():
-        if key not in found and key in (filled or set()):
-            spared.append(key)  # torch's load puts it in itself
-        elif key not in found:
+        if key not in found:
             rows.append(WeightRow(key, "missing", shape, None))
         else:
             same = shape is None or found[key] == shape
             rows.append(WeightRow(key, "ok" if same else "shape mismatch", shape, found[key]))
     rows += [WeightRow(key, "unexpected", None, shape) for key, shape in found.items() if key not in expected]
-    # for pairing renamed tensors, a key the load fills in still counts: the checkpoint has it under its own name
-    pairing = [
-        WeightRow(k, "missing", expected[k], None) if k in spared else r
-        for k, r in _in_model_order(rows, spared, expected)
-    ]
+    # a spared key still pairs with a renamed tensor: the checkpoint holds it under its own name
+    pairing, rows = rows, [r for r in rows if r.key not in spared]
     notes = _renamed(pairing) + _second_names(rows, aliases or {}, found)
     if spared:
         notes.append(
@@ -133,12 +129,3 @@ def _common_prefix(found: list[str], wanted: list[str]) -> str | None:
     if not prefix.endswith(".") or any(f != prefix + w for f, w in zip(found, wanted, strict=True)):
         return None
     return prefix
-
-
-def _in_model_order(
-    rows: list[WeightRow], spared: list[str], expected: dict[str, Shape | None]
-) -> list[tuple[str, WeightRow | None]]:
-    """The rows with the spared keys put back at their places in the model's order (None stands for one)."""
-    by_key = {r.key: r for r in rows}
-    ordered: list[tuple[str, WeightRow | None]] = [(k, by_key.get(k)) for k in expected if k in by_key or k in spared]
-    return ordered + [(r.key, r) for r in rows if r.key not in expected]
