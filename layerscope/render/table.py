@@ -125,7 +125,13 @@ class LineTable:
                 if n > widths[i]:
                     widths[i] = n
         columns = [_Column(h, j, h in self.wrap, h in self.whole) for h, j in self.columns]
-        shown, widths = fitted(columns, widths, self.drop, [self.rows], options.max_width)
+        longest = {  # a prose column's longest word: what its wrapping must fit
+            i: max((cell_len(w) for row in self.rows for w in _plain(row[i]).split()), default=0)
+            for i, c in enumerate(columns)
+            if c.prose
+        }
+        natural = widths
+        shown, widths = fitted(columns, natural, self.drop, longest, options.max_width)
         title_style = console.get_style("table.title")
         for line in Text(self.title).wrap(console, options.max_width):  # a long title wrapped between words
             yield Segment(line.plain.rstrip(), title_style)
@@ -140,13 +146,7 @@ class LineTable:
             yield from _lines(console, [row[i] for i in shown], picked, widths, None)
         yield Segment.line()
         hidden = [h for h in (*self.drop, *header) if h in header and header.index(h) not in shown]
-        shortened = any(
-            any(cell_len(word) > w for word in _plain(row[i]).split())
-            if columns[i].prose
-            else cell_len(_plain(row[i])) > w
-            for row in self.rows
-            for i, w in zip(shown, widths, strict=True)
-        )
+        shortened = any(longest.get(i, natural[i]) > w for i, w in zip(shown, widths, strict=True))
         if hidden or shortened:
             parts = [f"{', '.join(dict.fromkeys(hidden))}: left out"] if hidden else []
             parts += ["names shortened"] if shortened else []
@@ -191,7 +191,7 @@ def fitted(
     columns: list[_Column],
     widths: list[int],
     drop: tuple[str, ...],
-    rows: list[list[tuple[str | Text, ...]]],
+    longest: dict[int, int],
     max_width: int,
 ) -> tuple[list[int], list[int]]:
     """Which columns to show and how wide, to fit `max_width`. First the columns named in `drop` go,
@@ -211,9 +211,8 @@ def fitted(
         c = columns[i]
         if c.justify == "right" or c.whole:
             floor[i] = widths[i]
-        elif c.prose:
-            words = (w for table in rows for row in table for w in _plain(row[i]).split())
-            floor[i] = min(widths[i], max(min(cell_len(c.header), 12), min(20, max(map(cell_len, words), default=0))))
+        elif c.prose:  # `longest`: its longest word
+            floor[i] = min(widths[i], max(min(cell_len(c.header), 12), min(20, longest[i])))
         else:
             floor[i] = min(widths[i], max(min(cell_len(c.header), 12), 16))
     while True:
