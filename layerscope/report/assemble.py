@@ -9,11 +9,9 @@ import torch
 from torch import Tensor, nn
 
 from layerscope._torch_compat import module_type_name
-from layerscope.report import diagnose
+from layerscope.report import diagnose, fixes
 from layerscope.report.model import Note, Report
-from layerscope.run.records import LayerRecord
 from layerscope.run.trace import Trace, nbytes, shapes_of, trace
-from layerscope.spec.shapes import format_shape
 
 
 def report(
@@ -63,28 +61,9 @@ def report(
         total_flops=run.flops,
         device=run.device,
         failure=failure,
-        notes=[*run.notes, *merged_batch_notes(run.records)] if failure is None else run.notes,
+        notes=[*run.notes, *fixes.merged_batch_notes(run.records)] if failure is None else run.notes,
         ran=run.ran,
     )
-
-
-def merged_batch_notes(records: Sequence[LayerRecord]) -> list[Note]:
-    """A note where a spec's flatten, reshape or view took a batch of several into the features
-    (`4x2x3x3 → 72`): the run went on, and every later layer saw one sample. A failure says so
-    in its diagnosis instead."""
-    notes = []
-    for r in records:
-        if not (r.functional and r.type in ("flatten", "reshape", "view") and r.completed):
-            continue
-        if len(r.input_shapes) != 1 or len(r.output_shapes) != 1 or not r.input_shapes[0] or not r.output_shapes[0]:
-            continue
-        batch, out = r.input_shapes[0][0], r.output_shapes[0]
-        one_vector = r.type == "flatten" or len(out) == 1  # (B*T, H) from (B, T, H) is a reshape's usual job
-        if one_vector and len(r.input_shapes[0]) > 1 and batch > 1 and out[0] != batch and out[0] % batch == 0:
-            shapes = f"{format_shape(r.input_shapes[0])} → {format_shape(out)}"
-            fix = "start_dim: 1 keeps it" if r.type == "flatten" else "a shape starting with the batch (or -1) keeps it"
-            notes.append(Note(r.name, f"merges the batch of {batch} into the features ({shapes}); {fix}"))
-    return notes
 
 
 def run_and_report(

@@ -11,7 +11,8 @@ from typing import Any
 from torch import Tensor
 
 from layerscope.report.explain import Mismatch
-from layerscope.report.model import LayerRecord
+from layerscope.report.model import LayerRecord, Note
+from layerscope.spec.shapes import format_shape
 
 FLOAT_DTYPES = ("float32", "float64", "float16", "bfloat16")  # what a spec's --dtype may ask for
 # respec((a size a layer has, the size that would fit), …) → the spec's (var, value) pairs that make it run
@@ -49,10 +50,8 @@ def merged_batch(
         return None
     merger = None
     for r in records:
-        if r.is_leaf and r.completed and r.input_shapes and r.output_shapes:
-            before, after = r.input_shapes[0], r.output_shapes[0]
-            if len(before) >= 2 and before[0] == batch and not (len(after) >= 2 and after[0] == batch):
-                merger = r
+        if r.is_leaf and r.completed and _takes_the_batch(r, batch):
+            merger = r
     per_sample = mismatch.fits_input // batch
     by = (
         "the code before it"
@@ -78,3 +77,29 @@ def merged_batch(
     else:
         hints.append(f"with the batch kept, {where.type}({mismatch.arg}={per_sample}, …) would accept it")
     return message, hints
+
+
+def _takes_the_batch(record: LayerRecord, batch: int) -> bool:
+    """Whether `record`'s input has the batch first and its output does not: the batch went into the features."""
+    if not record.input_shapes or not record.output_shapes:
+        return False
+    before, after = record.input_shapes[0], record.output_shapes[0]
+    return len(before) >= 2 and before[0] == batch and not (len(after) >= 2 and after[0] == batch)
+
+
+def merged_batch_notes(records: Sequence[LayerRecord]) -> list[Note]:
+    """A note where a spec's flatten, or a reshape or view to one dim, took a batch of several into
+    the features (`4x2x3x3 → 72`) and the run went on, every later layer seeing one sample. (A
+    failure says so in its diagnosis, `merged_batch`.) A reshape to (B*T, H) is a model's usual
+    business, not a merge to note."""
+    notes = []
+    for r in records:
+        if not (r.functional and r.type in ("flatten", "reshape", "view") and r.completed and len(r.input_shapes) == 1):
+            continue
+        batch, out = (r.input_shapes[0] or [0])[0], r.output_shapes[0] if len(r.output_shapes) == 1 else []
+        merged = out and out[0] != batch and out[0] % batch == 0 and _takes_the_batch(r, batch)
+        if batch > 1 and merged and (r.type == "flatten" or len(out) == 1):
+            fix = "start_dim: 1 keeps it" if r.type == "flatten" else "a shape starting with the batch (or -1) keeps it"
+            shapes = f"{format_shape(r.input_shapes[0])} → {format_shape(out)}"
+            notes.append(Note(r.name, f"merges the batch of {batch} into the features ({shapes}); {fix}"))
+    return notes
