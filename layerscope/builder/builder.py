@@ -242,9 +242,11 @@ class _Builder:
         to train, the run must leave no trace: in eval mode (BatchNorm's running statistics stay as
         constructed) and drawing nothing from the global RNG, or the layers built after it would
         draw other initial weights than torch.nn's construction gives."""
+        lazy = isinstance(child, LazyModuleMixin)
         if not self.initialise:  # in eval mode as the run stage traces it, so both agree on what fits
-            return _in_eval(child, no_init() if isinstance(child, LazyModuleMixin) else contextlib.nullcontext())
-        return _unobserved(child, keep_rng=not isinstance(child, LazyModuleMixin))
+            return _in_eval(child, no_init() if lazy else contextlib.nullcontext())
+        # a lazy module's first call draws its initial weights: those draws stay; any other leaves the RNG as it was
+        return _in_eval(child, contextlib.nullcontext() if lazy else torch.random.fork_rng(devices=[]))
 
 
 @contextlib.contextmanager
@@ -255,20 +257,6 @@ def _in_eval(module: nn.Module, inner: contextlib.AbstractContextManager[Any]) -
     module.eval()
     try:
         with inner:
-            yield
-    finally:
-        for m, training in modes:
-            m.training = training
-
-
-@contextlib.contextmanager
-def _unobserved(module: nn.Module, keep_rng: bool) -> Iterator[None]:
-    """Run `module` in eval mode, then give each submodule its mode back; with `keep_rng`, the global
-    RNG is as before too (a lazy module's first call draws its initial weights: those draws stay)."""
-    modes = [(m, m.training) for m in module.modules()]
-    module.eval()
-    try:
-        with torch.random.fork_rng(devices=[]) if keep_rng else contextlib.nullcontext():
             yield
     finally:
         for m, training in modes:
