@@ -98,6 +98,13 @@ SeedOpt = Annotated[
     ),
 ]
 
+WatchOpt = Annotated[
+    bool,
+    typer.Option(
+        "--watch", help="Run again each time the spec file is saved (a broken edit shows its error); Ctrl-C stops."
+    ),
+]
+
 
 def complete_spec(incomplete: str) -> list[str]:
     """Shell completion for SPEC: bundled names and the .yaml files here that start with `incomplete`."""
