@@ -72,7 +72,7 @@ def test_the_python_api_does_not_stand_in_a_bundled_spec(tmp_path: Path, monkeyp
     from layerscope.errors import UsageError
 
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(UsageError, match="lenet.yaml: no such file"):
+    with pytest.raises(UsageError, match=r"lenet\.yaml: no such file"):
         layerscope.load("lenet.yaml")
 
 
