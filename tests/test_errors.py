@@ -478,7 +478,7 @@ ARGUMENT_ERRORS = [
         ["inspect", "missing.yaml"],
         "layerscope: error: missing.yaml: no such file — `layerscope list` shows the bundled specs",
     ),
-    (["inspect", "lenett.yml"], "layerscope: error: lenett.yml: no such file — did you mean 'lenet'?"),
+    (["inspect", "lenett.yml"], "layerscope: error: lenett.yml: no such file — did you mean 'lenet' or 'alexnet'?"),
     (
         ["inspect", "lenett"],
         "layerscope: error: 'lenett' is neither a file nor a bundled spec — did you mean 'lenet' or 'alexnet'?",
