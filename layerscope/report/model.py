@@ -7,9 +7,12 @@ gathers them with the totals and, when the model rejected its input, the diagnos
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from layerscope.run.records import LayerRecord, Note, ParamRecord, Shape
+
+if TYPE_CHECKING:
+    from layerscope.report.train_memory import TrainMemory
 
 __all__ = ["ChainStep", "CheckResult", "Failure", "LayerRecord", "Note", "ParamRecord", "Report"]
 
@@ -66,6 +69,7 @@ class Report:
     ran: bool = True  # False when no forward ran (a Python model without input, TorchScript): parameters only
     buffers: list[ParamRecord] = field(default_factory=list)  # BatchNorm's running statistics, a spec's buffer:
     buffer_bytes: int = 0  # in the memory figure, in no parameter total
+    train_memory: TrainMemory | None = None  # under --train (report/train_memory.py)
 
     @property
     def non_trainable_params(self) -> int:
@@ -77,6 +81,10 @@ class Report:
         data["non_trainable_params"] = self.non_trainable_params
         data["total_macs"] = None if self.total_flops is None else self.total_flops // 2
         data["total_bytes"] = self.total_bytes
+        if self.train_memory is None:  # the keys of --train only under it
+            del data["train_memory"]
+            for layer in data["layers"]:
+                del layer["saved_bytes"]
         return data
 
     @property
