@@ -7,14 +7,11 @@ gathers them with the totals and, when the model rejected its input, the diagnos
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from layerscope.run.records import LayerRecord, Note, ParamRecord, Shape
 
-if TYPE_CHECKING:
-    from layerscope.report.train_memory import TrainMemory
-
-__all__ = ["ChainStep", "CheckResult", "Failure", "LayerRecord", "Note", "ParamRecord", "Report"]
+__all__ = ["ChainStep", "CheckResult", "Failure", "LayerRecord", "Note", "ParamRecord", "Report", "TrainMemory"]
 
 
 @dataclass
@@ -43,6 +40,19 @@ class Failure:
     called_at: str | None = None  # a Python model's: `file:line in function: source` of the failing call
     raised_at: str | None = None  # the innermost line of the model's Python code that was running
     traceback: str = ""  # the whole Python traceback (shown under --debug)
+
+
+@dataclass
+class TrainMemory:
+    """The bytes a training step holds, by kind (`inspect --train`, report/train_memory.py)."""
+
+    optimizer: str
+    momentum: float | None  # sgd's; None for adam and adamw
+    params_bytes: int
+    grads_bytes: int
+    optimizer_bytes: int
+    activations_bytes: int  # what autograd saves for backward in a training-mode forward
+    total_bytes: int  # the four summed
 
 
 @dataclass

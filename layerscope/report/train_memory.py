@@ -24,7 +24,7 @@ from torch import nn
 
 from layerscope import limits
 from layerscope.errors import UsageError
-from layerscope.report.model import Note, ParamRecord, Report
+from layerscope.report.model import Note, ParamRecord, Report, TrainMemory
 from layerscope.run.trace import moved
 from layerscope.run.training import Saved, saved_in_training
 
@@ -38,19 +38,6 @@ class Training:
 
     optimizer: str = "adam"
     momentum: float = 0.0  # sgd's
-
-
-@dataclass
-class TrainMemory:
-    """The JSON `train_memory` section: bytes a training step holds, by kind."""
-
-    optimizer: str
-    momentum: float | None  # sgd's; None for adam and adamw
-    params_bytes: int
-    grads_bytes: int
-    optimizer_bytes: int
-    activations_bytes: int
-    total_bytes: int
 
 
 def training(train: bool, optimizer: str | None = None, momentum: float | None = None) -> Training | None:
