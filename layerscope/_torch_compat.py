@@ -323,8 +323,10 @@ def cpu_fused_attention(
     if 0 in (q.shape[2], k.shape[2]) or (attn_mask is not None and is_causal):
         return None
     if attn_mask is not None:
+        scores = (q.shape[0], q.shape[1], q.shape[2], k.shape[2])
         try:
-            torch.broadcast_shapes(attn_mask.shape, (q.shape[0], q.shape[1], q.shape[2], k.shape[2]))
+            if torch.broadcast_shapes(attn_mask.shape, scores) != scores:
+                return None
         except RuntimeError:
             return None
         if attn_mask.dtype == torch.bool:  # the CPU turns it into an additive mask first, as here
