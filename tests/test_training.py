@@ -18,6 +18,7 @@ from layerscope._torch_compat import cpu_fused_attention
 
 from python_models import Classifier, Tagger
 from reference_models import LeNet, LSTMTagger, TinyModel, bn_convnet, transformer_encoder
+from tricky_models import CATALOGUE
 
 
 def saved_by_a_real_forward(model: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any] | None = None) -> int:
@@ -261,3 +262,38 @@ def test_a_70b_spec_trains_on_meta() -> None:
     assert report.device == "meta" and memory is not None
     assert memory.grads_bytes == memory.params_bytes == report.param_bytes
     assert memory.activations_bytes > 0 and memory.total_bytes > 4 * memory.params_bytes
+
+
+@pytest.mark.parametrize("name", sorted(CATALOGUE))
+def test_tricky_models_save_what_their_own_forward_saves(name: str) -> None:
+    """Models that write their weights, refuse copies, hold scripted parts, flip requires_grad in
+    `train()`: on the CPU the figure is their own training forward's."""
+    factory, make_inputs = CATALOGUE[name]
+    args, kwargs = make_inputs()
+    torch.manual_seed(1)
+    report = layerscope.inspect(factory(), inputs=args, kwargs=kwargs, device="cpu", train=True)
+    torch.manual_seed(1)
+    expected = saved_by_a_real_forward(factory(), tuple(a.clone() for a in args), dict(kwargs))
+    assert report.train_memory is not None and report.train_memory.activations_bytes == expected
+
+
+SMALL_GPT2 = {"vocab": 97, "context": 32, "width": 48, "heads": 4, "depth": 2, "tokens": 24}
+DTYPE_CASES = {
+    "bn_convnet": ({}, lambda dtype: torch.randn(1, 3, 32, 32, dtype=dtype)),
+    "gpt2": (SMALL_GPT2, lambda dtype: torch.randint(0, 97, (1, 24))),
+}
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16", "float64"])
+@pytest.mark.parametrize("device", ["auto", "meta"])
+@pytest.mark.parametrize("config", list(DTYPE_CASES))
+def test_with_dtype_the_figure_is_that_dtypes_real_forward(config: str, device: str, dtype: str) -> None:
+    """Meta keeps BatchNorm's and LayerNorm's saved statistics in float32 for half-precision inputs,
+    the CPU in the input's dtype: the figure is the CPU's."""
+    settings, make_input = DTYPE_CASES[config]
+    spec = layerscope.load(config, **settings)
+    model = layerscope.build(spec, dtype=dtype)
+    memory = layerscope.inspect(spec, device=device, dtype=dtype, train=True).train_memory
+    assert memory is not None
+    assert memory.activations_bytes == saved_by_a_real_forward(model, (make_input(getattr(torch, dtype)),))
+    assert memory.params_bytes == sum(p.nbytes for p in model.parameters())

@@ -31,7 +31,7 @@ from torch.autograd.graph import saved_tensors_hooks
 from torch.func import functional_call
 from torch.overrides import TorchFunctionMode
 
-from layerscope._torch_compat import cpu_fused_attention
+from layerscope._torch_compat import aten_ops, cpu_fused_attention
 from layerscope.run.counting import OpCounter
 from layerscope.run.devices import WritesWeights
 from layerscope.run.shadow import restored, shadow, stand_ins, weight_storages
@@ -74,7 +74,7 @@ def _saved(
         with (
             restored(model) if in_place else contextlib.nullcontext(),
             _training(run),
-            OpCounter(guarded),  # on meta, its shape-only answers; on the CPU, the guard on the weights
+            _CpuStatistics(guarded),  # on meta, its shape-only answers; on the CPU, the guard on the weights
             _CpuAttention() if device.type == "meta" else contextlib.nullcontext(),
             saved_tensors_hooks(counter.pack, _unpack),
         ):
@@ -177,6 +177,34 @@ class _CpuAttention(TorchFunctionMode):
             if out is not None:
                 return out
         return func(*args, **kwargs)
+
+
+_NORMS = {
+    op: weights
+    for op, weights in [
+        *((op, (1, 2, 3, 4)) for op in aten_ops("native_batch_norm")),
+        *((op, (2, 3)) for op in aten_ops("native_layer_norm")),
+    ]
+}
+_REDUCED = (torch.float16, torch.bfloat16)
+
+
+class _CpuStatistics(OpCounter):
+    """The op counter, and on meta the statistics BatchNorm and LayerNorm save (mean, inverse std) in
+    the CPU's dtype: the input's, float32 only where its weights or running statistics are float32
+    (mixed precision); meta's kernels keep them in float32 for any half-precision input."""
+
+    def __torch_dispatch__(
+        self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None
+    ) -> Any:
+        out = super().__torch_dispatch__(func, types, args, kwargs)
+        weights = _NORMS.get(func)
+        if weights is None or not isinstance(out, tuple) or not args[0].is_meta or args[0].dtype not in _REDUCED:
+            return out
+        others = [args[i] for i in weights if i < len(args) and isinstance(args[i], Tensor)]
+        dtype = torch.float32 if any(t.dtype == torch.float32 for t in others) else args[0].dtype
+        stats = [s if s.dtype == dtype else torch.empty(s.shape, dtype=dtype, device="meta") for s in out[1:3]]
+        return (out[0], *stats, *out[3:])
 
 
 @contextlib.contextmanager
