@@ -297,3 +297,14 @@ def test_with_dtype_the_figure_is_that_dtypes_real_forward(config: str, device: 
     assert memory is not None
     assert memory.activations_bytes == saved_by_a_real_forward(model, (make_input(getattr(torch, dtype)),))
     assert memory.params_bytes == sum(p.nbytes for p in model.parameters())
+
+
+def test_a_python_model_on_the_command_line(cli: Any) -> None:
+    done = cli(
+        "inspect", "tests.python_models:Classifier", "--allow-import", "-i", "2x3x32x32", "--train", "--format", "json"
+    )
+    assert done.exit_code == 0, done.stderr
+    memory = json.loads(done.stdout)["train_memory"]
+    torch.manual_seed(0)
+    expected = saved_by_a_real_forward(Classifier(), (torch.randn(2, 3, 32, 32),))
+    assert memory["activations_bytes"] == expected
