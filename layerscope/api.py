@@ -170,7 +170,10 @@ def inspect_module(
     and parameters only."""
     if not isinstance(inputs, Inputs) and not inputs:
         why = "no input given: the module tree and parameters only; shapes, FLOPs and memory need an input (--input; in Python, input_size= or inputs=)"
-        return report(untraced(model, [], why))
+        bare = report(untraced(model, [], why))
+        if train is not None:
+            add_train_memory(bare, model, [], {}, train)  # says why there is none
+        return bare
     if isinstance(inputs, Inputs):
         given = inputs
         make: Callable[[torch.device], Inputs] = given.to

@@ -92,8 +92,9 @@ def _saved(
     notes = []
     if device.type == "meta" and any(isinstance(m, nn.RNNBase) for m in run.modules()):
         notes.append(
-            "training memory on meta: recurrent layers are counted as torch's step-by-step path saves;"
-            " the CPU's oneDNN kernel saves a workspace instead (--device cpu measures it)"
+            "training memory on meta: recurrent layers are counted as torch's step-by-step path saves them,"
+            " not as the CPU does (its oneDNN LSTM kernel saves a workspace, batch_first a copy of the input);"
+            " --device cpu measures the CPU's"
         )
     return Saved(counter.total, [(name, saved) for name, saved in calls.calls], error, notes)
 
