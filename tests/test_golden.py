@@ -34,6 +34,7 @@ CASES += [
     ("tiny_blocks.params", ["params", "tests/specs/tiny_blocks.yaml"], 0),
     ("resnet18_bfloat16.inspect", ["inspect", "configs/resnet18.yaml", "--depth", "1", "--dtype", "bfloat16"], 0),
     ("lenet_train.inspect", ["inspect", "configs/lenet.yaml", "--train"], 0),
+    ("lenet_train_json.inspect", ["inspect", "configs/lenet.yaml", "--train", "--format", "json"], 0),
     (
         "bn_convnet_train_sgd.inspect",
         [
