@@ -308,3 +308,17 @@ def test_a_python_model_on_the_command_line(cli: Any) -> None:
     torch.manual_seed(0)
     expected = saved_by_a_real_forward(Classifier(), (torch.randn(2, 3, 32, 32),))
     assert memory["activations_bytes"] == expected
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        *("bn_convnet", "chimera", "classifier", "convnet", "exercise_convnet", "fixed_hidden_mlp", "lazy_mlp"),
+        *("nest_mlp", "three_layer_mlp", "tied_mlp", "transformer_encoder", "resnet18", "bert_base"),
+    ],
+)
+def test_every_bundled_spec_saves_the_same_on_meta_as_on_the_cpu(config: str) -> None:
+    on_cpu = layerscope.inspect(config, device="cpu", train=True).train_memory
+    on_meta = layerscope.inspect(config, device="meta", train=True).train_memory
+    assert on_cpu is not None and on_meta is not None
+    assert on_cpu.activations_bytes == on_meta.activations_bytes
