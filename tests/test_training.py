@@ -248,7 +248,8 @@ def test_the_json_section(cli: Any) -> None:
     (["--train", "--momentum", "0.9"], "--momentum is sgd's; adam keeps no momentum buffer"),
     (["--optimizer", "sgd"], "--optimizer is for training memory — add --train"),
     (["--momentum", "0.9"], "--momentum is for training memory — add --train"),
-    (["--train", "--optimizer", "sgd", "--momentum", "-1"], "--momentum -1.0: must be 0 or more"),
+    (["--train", "--optimizer", "sgd", "--momentum", "nan"], "--momentum nan: must be a number, 0 or more"),
+    (["--train", "--optimizer", "sgd", "--momentum", "-1"], "--momentum -1.0: must be a number, 0 or more"),
 ])  # fmt: skip
 def test_a_wrong_training_option_is_one_line_and_exit_2(cli: Any, args: list[str], says: str) -> None:
     done = cli("inspect", "lenet", *args)

@@ -15,6 +15,7 @@ in any of them (README "Training memory").
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -29,7 +30,6 @@ from layerscope.run.trace import moved
 from layerscope.run.training import Saved, saved_in_training
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
-STEP_BYTES = 4  # torch.optim's Adam keeps `step` as a float32 scalar tensor per parameter tensor
 
 
 @dataclass(frozen=True)
@@ -54,8 +54,8 @@ def training(train: bool, optimizer: str | None = None, momentum: float | None =
         raise UsageError(
             f"--momentum is sgd's; {name} keeps no momentum buffer", hint="use --optimizer sgd --momentum F"
         )
-    if momentum is not None and not 0 <= momentum < 1e6:
-        raise UsageError(f"--momentum {momentum}: must be 0 or more", hint="e.g. --momentum 0.9")
+    if momentum is not None and not (math.isfinite(momentum) and momentum >= 0):
+        raise UsageError(f"--momentum {momentum}: must be a number, 0 or more", hint="e.g. --momentum 0.9")
     return Training(name, float(momentum or 0.0))
 
 
@@ -64,7 +64,9 @@ def optimizer_bytes(training: Training, params: list[ParamRecord]) -> int:
     trainable = [p for p in params if p.counted and p.trainable and not p.buffer]
     size = sum(p.numel * _itemsize(p.dtype) for p in trainable)
     if training.optimizer in ("adam", "adamw"):
-        return 2 * size + STEP_BYTES * len(trainable)
+        # torch keeps `step` as a scalar tensor per parameter tensor: float32, float64 where that is the default dtype
+        step = 8 if torch.get_default_dtype() == torch.float64 else 4
+        return 2 * size + step * len(trainable)
     return size if training.momentum else 0
 
 
