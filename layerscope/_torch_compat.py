@@ -292,6 +292,21 @@ def _wrapper_code() -> types.CodeType | None:
 
 
 _CPU_FLASH = getattr(aten, "_scaled_dot_product_flash_attention_for_cpu", None)
+
+
+@functools.cache
+def _cpu_fuses_3d() -> bool:
+    """Whether this torch's CPU takes its fused attention kernel for 3-d q, k, v (2.14 does, 2.13 not)."""
+    choose = getattr(torch, "_fused_sdp_choice", None)
+    if choose is None:
+        return False
+    x = torch.zeros(1, 2, 8, requires_grad=True)
+    try:
+        return bool(choose(x, x, x, None, 0.0, False) == 1)  # SDPBackend.FLASH_ATTENTION
+    except RuntimeError:
+        return False
+
+
 _FLASH_DTYPES = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
 
 
@@ -313,6 +328,10 @@ def cpu_fused_attention(
     q, k, v = query, key, value
     if _CPU_FLASH is None or not torch.backends.cuda.flash_sdp_enabled() or dropout_p > 0:
         return None
+    if {q.dim(), k.dim(), v.dim()} == {3} and _cpu_fuses_3d() and (attn_mask is None or attn_mask.dim() <= 3):
+        # torch ≥ 2.14 runs (heads, sequence, features) as a batch of one: views, the same storages
+        out = cpu_fused_attention(q[None], k[None], v[None], attn_mask, dropout_p, is_causal, scale, enable_gqa)
+        return None if out is None else out[0]
     if any(t.dim() != 4 or t.dtype not in _FLASH_DTYPES or t.dtype != q.dtype or t.stride(-1) != 1 for t in (k, v, q)):
         return None
     heads_fit = q.shape[1] == k.shape[1] == v.shape[1] or (

@@ -323,3 +323,29 @@ def test_every_bundled_spec_saves_the_same_on_meta_as_on_the_cpu(config: str) ->
     on_meta = layerscope.inspect(config, device="meta", train=True).train_memory
     assert on_cpu is not None and on_meta is not None
     assert on_cpu.activations_bytes == on_meta.activations_bytes
+
+
+class Attend(nn.Module):
+    """One scaled_dot_product_attention of q, k and v made from parameters (so autograd saves what
+    their gradients need), its mask a buffer."""
+
+    def __init__(self, q: Any, k: Any, v: Any, more: dict[str, Any]):
+        super().__init__()
+        self.q, self.k, self.v = (nn.Parameter(torch.randn(shape)) for shape in (q, k, v))
+        self.more = {key: value for key, value in more.items() if key != "attn_mask"}
+        self.register_buffer("mask", more.get("attn_mask"))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.scaled_dot_product_attention(self.q * x, self.k * x, self.v * x, attn_mask=self.mask, **self.more)
+
+
+@pytest.mark.parametrize(("q", "k", "v", "more"), ATTENTION)
+def test_attention_saves_on_meta_what_it_saves_on_the_cpu(q: Any, k: Any, v: Any, more: Any) -> None:
+    """Each case, fused or not, as the CPU runs it, counted on meta and in a real CPU forward."""
+    model, x = Attend(q, k, v, more), torch.ones(())
+    try:
+        expected = saved_by_a_real_forward(model, (x,))
+    except RuntimeError:
+        pytest.skip("shapes the CPU refuses")
+    on_meta = layerscope.inspect(model, inputs=x, device="meta", train=True).train_memory
+    assert on_meta is not None and on_meta.activations_bytes == expected
