@@ -49,6 +49,33 @@ def test_bundled_name_equals_the_file(cli) -> None:
     assert cli("inspect", "lenet").stdout == cli("inspect", "configs/lenet.yaml").stdout
 
 
+@pytest.mark.parametrize("command", ["inspect", "shapes", "params"])
+def test_a_bundled_file_name_works_anywhere_with_a_note(cli, tmp_path: Path, command: str) -> None:
+    """The README's `layerscope inspect lenet.yaml`, in a directory without that file: the bundled spec,
+    said on stderr, so JSON on stdout stays data; a file of that name here wins, and so does a path."""
+    bundled = cli(command, "lenet", "--format", "json")
+    run = cli(command, "lenet.yaml", "--format", "json", cwd=tmp_path)
+    # the same report; its sources name the bundled file by its full path, not as configs/ under the cwd
+    assert run.exit_code == 0 and run.stdout == bundled.stdout.replace('"configs/', f'"{ROOT}/configs/')
+    assert run.stderr == f"note: no lenet.yaml here: used the bundled spec lenet ({ROOT / 'configs' / 'lenet.yaml'})\n"
+    table = cli(command, "lenet.yaml", cwd=tmp_path)
+    assert table.stdout == cli(command, "lenet").stdout and "used the bundled spec lenet" in table.stderr
+    (tmp_path / "lenet.yaml").write_text((ROOT / "configs" / "tinymodel.yaml").read_text())
+    own = cli(command, "lenet.yaml", "--format", "json", cwd=tmp_path)
+    assert json.loads(own.stdout)["model"] == "TinyModel" and own.stderr == ""
+    assert cli(command, "./models/lenet.yaml", cwd=tmp_path).exit_code == 2  # a path is never a bundled name
+    assert "did you mean 'lenet'" in cli(command, "lenett.yaml", cwd=tmp_path).stderr
+
+
+def test_the_python_api_does_not_stand_in_a_bundled_spec(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import layerscope
+    from layerscope.errors import UsageError
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UsageError, match=r"lenet\.yaml: no such file"):
+        layerscope.load("lenet.yaml")
+
+
 def test_spec_may_be_omitted_when_the_directory_holds_one(cli, tmp_path: Path) -> None:
     shutil.copy(ROOT / "configs" / "lenet.yaml", tmp_path)
     run = cli("shapes", "--input", "1x1x32x32", cwd=tmp_path)

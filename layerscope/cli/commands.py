@@ -31,6 +31,7 @@ from layerscope.cli.options import (
     SpecArg,
     Target,
     TrainOpt,
+    WatchOpt,
 )
 from layerscope.cli.output import emit, guarded, writing
 from layerscope.errors import LayerscopeError, UsageError
@@ -64,6 +65,16 @@ def _run(
     emit(fmt, lambda: to_json(report), lambda: view(report), failure=failure, export=export, notes=notes)
 
 
+def _watched(watch: bool, spec: str | None, run_once: Callable[[str | None], None]) -> None:
+    """`run_once(spec)`, or with --watch, on the spec's file again after each save (cli/watch.py)."""
+    if not watch:
+        run_once(spec)
+        return
+    from layerscope.cli.watch import watch as watching
+
+    watching(spec, run_once)
+
+
 def _layer_table_command(name: str, view_name: str, summary: str) -> None:
     """Register a command that prints a per-layer table; `inspect` and `shapes` take the same options."""
 
@@ -80,6 +91,7 @@ def _layer_table_command(name: str, view_name: str, summary: str) -> None:
         args: ArgOpt = None,
         seed: SeedOpt = 0,
         export: ExportOpt = None,
+        watch: WatchOpt = False,
         debug: DebugOpt = False,
         train: TrainOpt = False,
         optimizer: OptimizerOpt = None,
@@ -91,7 +103,7 @@ def _layer_table_command(name: str, view_name: str, summary: str) -> None:
         options = Options(
             model, device, dtype, tuple(sets or ()), allow_import, tuple(args or ()), seed, (train, optimizer, momentum)
         )
-        _run(lambda r: view(r, depth), spec, inputs or [], fmt, options, debug, export)
+        _watched(watch, spec, lambda s: _run(lambda r: view(r, depth), s, inputs or [], fmt, options, debug, export))
 
     command.__doc__ = summary
     register(name)(command)
@@ -116,20 +128,14 @@ def params(
     args: ArgOpt = None,
     seed: SeedOpt = 0,
     export: ExportOpt = None,
+    watch: WatchOpt = False,
     debug: DebugOpt = False,
 ) -> None:
     """Every parameter: qualified name, shape, count, dtype, trainable, and what it is tied to."""
     from layerscope.render.views import params_view
 
-    _run(
-        params_view,
-        spec,
-        inputs or [],
-        fmt,
-        Options(model, device, dtype, tuple(sets or ()), allow_import, tuple(args or ()), seed),
-        debug,
-        export,
-    )
+    options = Options(model, device, dtype, tuple(sets or ()), allow_import, tuple(args or ()), seed)
+    _watched(watch, spec, lambda s: _run(params_view, s, inputs or [], fmt, options, debug, export))
 
 
 @register()

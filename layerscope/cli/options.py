@@ -108,6 +108,12 @@ OptimizerOpt = Annotated[
 MomentumOpt = Annotated[
     float | None, typer.Option("--momentum", metavar="F", help="With --train --optimizer sgd: its momentum (0: none).")
 ]
+WatchOpt = Annotated[
+    bool,
+    typer.Option(
+        "--watch", help="Run again each time the spec file is saved (a broken edit shows its error); Ctrl-C stops."
+    ),
+]
 
 
 def complete_spec(incomplete: str) -> list[str]:

@@ -13,9 +13,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import typer
+
 from layerscope import limits
 from layerscope.cli.options import Options
-from layerscope.errors import UsageError
+from layerscope.errors import UsageError, inert
 
 if TYPE_CHECKING:
     from torch import nn
@@ -33,7 +35,7 @@ def load(target: str | None, options: Options) -> ModelSpec | nn.Module:
     """What SPEC names: a spec (file, bundled name, or the only spec here) with --model and --set,
     or with --allow-import a Python-defined model `pkg.module:Class` made with --arg."""
     from layerscope.api import load_python
-    from layerscope.spec.bundled import resolve_spec
+    from layerscope.spec.bundled import resolve_spec_noting
     from layerscope.spec.model import load_spec
 
     if target and PYTHON_TARGET.fullmatch(target) and not Path(target).exists():
@@ -54,7 +56,10 @@ def load(target: str | None, options: Options) -> ModelSpec | nn.Module:
         )
     if options.args:
         raise UsageError("--arg is for Python-defined models (pkg.module:Class)", hint="for a spec's vars, use --set")
-    return load_spec(resolve_spec(target), options.model, parse_sets(list(options.sets)))
+    path, note = resolve_spec_noting(target)
+    if note is not None:  # on stderr, so JSON and CSV on stdout stay data
+        typer.echo(f"note: {inert(note, newlines=False)}", err=True)
+    return load_spec(path, options.model, parse_sets(list(options.sets)))
 
 
 def spec_inputs(spec: ModelSpec, input_texts: Sequence[str]) -> tuple[InputSpec, ...]:

@@ -56,7 +56,31 @@ def bundled_specs() -> list[Bundled]:
 
 def resolve_spec(arg: str | None, cwd: Path | None = None) -> Path:
     """The spec file meant by a SPEC argument: a path, a bundled name, or the only spec in `cwd`."""
+    return _resolved(arg, cwd or Path.cwd())
+
+
+def resolve_spec_noting(arg: str | None, cwd: Path | None = None) -> tuple[Path, str | None]:
+    """`resolve_spec` for the command line: a file name that is not here and names a bundled spec
+    (`lenet.yaml` in any directory) takes the bundled spec, with a note saying so, so the README's
+    usage works anywhere. The Python API's `load` does not guess."""
     cwd = cwd or Path.cwd()
+    if arg is not None and not Path(arg).exists():
+        stand_in = _bundled_stand_in(arg)
+        if stand_in is not None:
+            note = f"no {arg} here: used the bundled spec {Path(arg).stem} ({stand_in})"
+            return stand_in, note
+    return _resolved(arg, cwd), None
+
+
+def _bundled_stand_in(arg: str) -> Path | None:
+    """The bundled spec a bare file name `NAME.yaml` (no folder) names, if NAME is bundled."""
+    path = Path(arg)
+    if path.suffix not in SPEC_SUFFIXES or path.name != arg:
+        return None
+    return next((b.path for b in bundled_specs() if b.name == path.stem), None)
+
+
+def _resolved(arg: str | None, cwd: Path) -> Path:
     if arg is None:
         candidates = sorted(p.name for p in cwd.iterdir() if looks_like_spec(p))
         if len(candidates) == 1:

@@ -1,0 +1,74 @@
+"""`--watch`: run a command again each time its spec file changes, for editing a spec beside a terminal.
+
+Each run ends as it would alone (a table, or the one-line error of a broken edit, or the failing
+layer of a model that rejects its input), then the command waits for the next save. The spec's
+folder is watched, not the file, so an editor that saves by writing a new file and renaming it
+(vim, most IDEs) is followed too. Ctrl-C ends it with exit status 0.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import typer
+
+from layerscope.cli.targets import PYTHON_TARGET
+from layerscope.errors import UsageError, inert
+
+CLEAR = "\x1b[2J\x1b[H"  # erase the terminal, cursor home
+
+
+def watched_file(target: str | None) -> Path:
+    """The spec file a --watch follows: the file SPEC names (a bundled name, the only spec here),
+    found once: if it is removed, the runs say so rather than finding another. A Python model is
+    refused: its module, once imported, is not imported again."""
+    from layerscope.spec.bundled import resolve_spec_noting
+
+    if target is not None and PYTHON_TARGET.fullmatch(target) and not Path(target).exists():
+        raise UsageError(
+            "--watch follows a spec file; a Python model's module is imported once",
+            hint="rerun the command after editing the Python file",
+        )
+    path, note = resolve_spec_noting(target)
+    if note is not None:
+        typer.echo(f"note: {inert(note, newlines=False)}", err=True)
+    return path
+
+
+def watch(target: str | None, run_once: Callable[[str], None], changes: Iterable[object] | None = None) -> None:
+    """`run_once(spec file)` now and after each change of the file SPEC names, until Ctrl-C (exit 0).
+    `changes` (for tests) stands in for watchfiles' stream of changes."""
+    from layerscope.cli.output import guarded
+
+    path = guarded(lambda: watched_file(target), debug=False)
+    try:
+        _once(run_once, path, clear=False)
+        for _ in changes if changes is not None else _saves(path.resolve()):
+            _once(run_once, path, clear=sys.stdout.isatty())
+    except KeyboardInterrupt:
+        pass
+    raise typer.Exit(0)
+
+
+def _once(run_once: Callable[[str], None], path: Path, clear: bool) -> None:
+    if clear:
+        sys.stdout.write(CLEAR)
+    try:
+        run_once(str(path))
+    except typer.Exit as e:  # its error or failing layer is printed; the next save may mend it
+        if e.exit_code == 130:  # Ctrl-C while it ran
+            raise KeyboardInterrupt from None
+    sys.stdout.flush()
+    typer.echo(inert(f"watching {path.name} — Ctrl-C to stop", newlines=False), err=True)
+
+
+def _saves(path: Path) -> Iterable[object]:
+    """A change set each time `path` is written, created, replaced or removed (watchfiles)."""
+    import watchfiles
+
+    def is_the_spec(_: object, changed: str) -> bool:
+        return Path(changed).resolve() == path
+
+    return watchfiles.watch(path.parent, watch_filter=is_the_spec, recursive=False, raise_interrupt=False)
