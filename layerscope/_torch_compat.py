@@ -289,3 +289,69 @@ def _wrapper_code() -> types.CodeType | None:
     wrapped = disable(lambda: None)
     code = getattr(wrapped, "__code__", None)
     return code if isinstance(code, types.CodeType) else None
+
+
+_CPU_FLASH = getattr(aten, "_scaled_dot_product_flash_attention_for_cpu", None)
+
+
+@functools.cache
+def _cpu_fuses_3d() -> bool:
+    """Whether this torch's CPU takes its fused attention kernel for 3-d q, k, v (2.14 does, 2.13 not)."""
+    choose = getattr(torch, "_fused_sdp_choice", None)
+    if choose is None:
+        return False
+    x = torch.zeros(1, 2, 8, requires_grad=True)
+    try:
+        return bool(choose(x, x, x, None, 0.0, False) == 1)  # SDPBackend.FLASH_ATTENTION
+    except RuntimeError:
+        return False
+
+
+_FLASH_DTYPES = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
+
+
+def cpu_fused_attention(
+    query: Tensor,
+    key: Tensor,
+    value: Tensor,
+    attn_mask: Tensor | None = None,
+    dropout_p: float = 0.0,
+    is_causal: bool = False,
+    scale: float | None = None,
+    enable_gqa: bool = False,
+) -> Tensor | None:
+    """scaled_dot_product_attention as the CPU runs it where it picks its fused kernel, run on another
+    device (meta takes the math path, which saves the attention matrices for backward; the fused
+    kernel saves q, k, v, its output and a logsumexp). None where the CPU takes the math path too,
+    or this torch lacks the kernel. The conditions are the CPU's (use_flash_attention_cpp in torch's
+    sdp_utils_cpp); tests/test_training.py checks them against torch._fused_sdp_choice on the CPU."""
+    q, k, v = query, key, value
+    if _CPU_FLASH is None or not torch.backends.cuda.flash_sdp_enabled() or dropout_p > 0:
+        return None
+    if {q.dim(), k.dim(), v.dim()} == {3} and _cpu_fuses_3d() and (attn_mask is None or attn_mask.dim() <= 3):
+        # torch ≥ 2.14 runs (heads, sequence, features) as a batch of one: views, the same storages
+        out = cpu_fused_attention(q[None], k[None], v[None], attn_mask, dropout_p, is_causal, scale, enable_gqa)
+        return None if out is None else out[0]
+    if any(t.dim() != 4 or t.dtype not in _FLASH_DTYPES or t.dtype != q.dtype or t.stride(-1) != 1 for t in (k, v, q)):
+        return None
+    heads_fit = q.shape[1] == k.shape[1] == v.shape[1] or (
+        enable_gqa and k.shape[1] == v.shape[1] and k.shape[1] > 0 and q.shape[1] % k.shape[1] == 0
+    )
+    if not heads_fit or not q.shape[0] == k.shape[0] == v.shape[0] or not q.shape[-1] == k.shape[-1] == v.shape[-1]:
+        return None
+    if 0 in (q.shape[2], k.shape[2]) or (attn_mask is not None and is_causal):
+        return None
+    if attn_mask is not None:
+        scores = (q.shape[0], q.shape[1], q.shape[2], k.shape[2])
+        try:
+            if torch.broadcast_shapes(attn_mask.shape, scores) != scores:
+                return None
+        except RuntimeError:
+            return None
+        if attn_mask.dtype == torch.bool:  # the CPU turns it into an additive mask first, as here
+            attn_mask = torch.zeros(attn_mask.shape, dtype=q.dtype, device=q.device).masked_fill_(
+                attn_mask.logical_not(), float("-inf")
+            )
+        elif attn_mask.dtype != q.dtype:
+            return None
+    return _CPU_FLASH(q, k, v, 0.0, is_causal, attn_mask=attn_mask, scale=scale)[0]  # type: ignore[no-any-return]

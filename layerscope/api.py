@@ -35,6 +35,7 @@ from layerscope.render.views import inspect_view
 from layerscope.report.assemble import report, run_and_report, unbuilt_notes
 from layerscope.report.checkpoint import read_shapes
 from layerscope.report.model import Report
+from layerscope.report.train_memory import Training, add_train_memory, training
 from layerscope.report.weights import WeightsCheck, compare
 from layerscope.run.inputs import Example, Inputs, as_inputs
 from layerscope.run.inputs import make as make_inputs
@@ -72,6 +73,9 @@ def inspect(
     device: str = "auto",
     dtype: str = "float32",
     seed: int = 0,
+    train: bool = False,
+    optimizer: str | None = None,
+    momentum: float | None = None,
 ) -> Report:
     """The report `layerscope inspect` prints: layers, shapes, parameters, FLOPs, memory and, when
     the input does not fit, the diagnosis. `model` is a spec (object, file or bundled name) or any
@@ -81,16 +85,20 @@ def inspect(
     - `input_size`: a shape, a list of shapes, or a dict of keyword → shape, with `dtypes` (one per
       input, default float32); values are made by run/inputs.py's rule from `seed`;
     - neither: the module tree and parameters, without shapes or FLOPs.
+    `train` adds the training memory (`train_memory`, README "Training memory") for `optimizer`
+    (sgd, adam, adamw; default adam) and sgd's `momentum`.
     The module is left as it was: it runs as a copy (run/shadow.py).
     """
+    asked = training(train, optimizer, momentum)
     if not isinstance(model, nn.Module):
         spec = _spec(model)
-        return _shown(inspect_spec(spec, with_shapes(spec, _shapes(input_size)), device=device, dtype=dtype))
+        shapes = with_shapes(spec, _shapes(input_size))
+        return _shown(inspect_spec(spec, shapes, device=device, dtype=dtype, train=asked))
     if inputs is not None or kwargs:
         given = as_inputs(() if inputs is None else inputs)
         given.kwargs.update(as_inputs(dict(kwargs or {})).kwargs)
-        return _shown(inspect_module(model, given, device=device))
-    return _shown(inspect_module(model, examples(input_size, dtypes), device=device, seed=seed))
+        return _shown(inspect_module(model, given, device=device, train=asked))
+    return _shown(inspect_module(model, examples(input_size, dtypes), device=device, seed=seed, train=asked))
 
 
 class InspectReport(Report, JupyterMixin):
@@ -120,9 +128,16 @@ def _shown(report: Report) -> InspectReport:
 
 
 def inspect_spec(
-    spec: ModelSpec, inputs: Sequence[InputSpec], *, device: str = "auto", dtype: str = "float32", search: bool = True
+    spec: ModelSpec,
+    inputs: Sequence[InputSpec],
+    *,
+    device: str = "auto",
+    dtype: str = "float32",
+    search: bool = True,
+    train: Training | None = None,
 ) -> Report:
-    """Build `spec` for `inputs` and trace it; `search` off skips looking for inputs that fit."""
+    """Build `spec` for `inputs` and trace it; `search` off skips looking for inputs that fit;
+    `train` adds the training memory."""
     if canonical_dtype(dtype) in ("float32", "float64", "float16", "bfloat16"):
         dtype = canonical_dtype(dtype) or dtype  # fp16, half: float16 (any other is the builder's error)
     built = build_spec(spec, inputs, device=device, dtype=dtype)
@@ -136,18 +151,29 @@ def inspect_spec(
         respec=var_probe(spec, inputs, dtype),
     )
     report.notes.extend(unbuilt_notes(built.stopped_at, built.skipped))
+    if train is not None:
+        add_train_memory(report, built.model, built.inputs, {}, train, device)
     return report
 
 
 def inspect_module(
-    model: nn.Module, inputs: Inputs | Sequence[Example], *, device: str = "auto", search: bool = True, seed: int = 0
+    model: nn.Module,
+    inputs: Inputs | Sequence[Example],
+    *,
+    device: str = "auto",
+    search: bool = True,
+    seed: int = 0,
+    train: Training | None = None,
 ) -> Report:
     """Trace a user's module on `inputs` (given, or Examples to make) and report; run/runner.py
     picks the device and confirms on real tensors what fails on meta. No inputs: the module tree
     and parameters only."""
     if not isinstance(inputs, Inputs) and not inputs:
         why = "no input given: the module tree and parameters only; shapes, FLOPs and memory need an input (--input; in Python, input_size= or inputs=)"
-        return report(untraced(model, [], why))
+        bare = report(untraced(model, [], why))
+        if train is not None:
+            add_train_memory(bare, model, [], {}, train)  # says why there is none
+        return bare
     if isinstance(inputs, Inputs):
         given = inputs
         make: Callable[[torch.device], Inputs] = given.to
@@ -156,7 +182,13 @@ def inspect_module(
         wanted = list(inputs)
         size = sum(e.nbytes for e in wanted)
         make = partial(make_inputs, wanted, model, seed=seed)
-    return report(run_module(model, make, size, device), search=search)
+    made = report(run_module(model, make, size, device), search=search)
+    if train is not None and made.ran and made.failure is None:
+        on = make(torch.device(made.device))
+        add_train_memory(made, model, on.args, on.kwargs, train, device)
+    elif train is not None:
+        add_train_memory(made, model, [], {}, train, device)  # says why there is none
+    return made
 
 
 def check_weights(

@@ -99,6 +99,10 @@ RUNS = {
     "a module on meta": lambda: layerscope.inspect(SMALL, (2, 8), device="meta"),
     "torch.cond on meta": lambda: layerscope.inspect(COND, (2, 8), device="meta"),
     "a module traced as it is": lambda: run_and_report(SMALL, [torch.zeros(2, 8)]),
+    "--train, a spec on the CPU": lambda: layerscope.inspect("bn_convnet", train=True),
+    "--train, a spec on meta": lambda: layerscope.inspect("gpt2", device="meta", train=True, optimizer="sgd"),
+    "--train, a module with Dropout on the CPU": lambda: layerscope.inspect(SMALL, (2, 8), device="cpu", train=True),
+    "--train, a module on meta": lambda: layerscope.inspect(SMALL, (2, 8), device="meta", train=True),
 }
 
 

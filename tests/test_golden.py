@@ -33,6 +33,28 @@ CASES += [
     ("tiny_blocks_depth2.inspect", ["inspect", "tests/specs/tiny_blocks.yaml", "--depth", "2"], 0),
     ("tiny_blocks.params", ["params", "tests/specs/tiny_blocks.yaml"], 0),
     ("resnet18_bfloat16.inspect", ["inspect", "configs/resnet18.yaml", "--depth", "1", "--dtype", "bfloat16"], 0),
+    ("lenet_train.inspect", ["inspect", "configs/lenet.yaml", "--train"], 0),
+    ("lenet_train_json.inspect", ["inspect", "configs/lenet.yaml", "--train", "--format", "json"], 0),
+    (
+        "bn_convnet_train_sgd.inspect",
+        [
+            "inspect",
+            "configs/bn_convnet.yaml",
+            "--train",
+            "--optimizer",
+            "sgd",
+            "--momentum",
+            "0.9",
+            "--dtype",
+            "bfloat16",
+        ],
+        0,
+    ),
+    (
+        "gpt2_train_depth1.inspect",
+        ["inspect", "configs/gpt2.yaml", "--train", "--depth", "1", "--optimizer", "adamw"],
+        0,
+    ),
     (
         "classifier.check",
         ["check", "configs/classifier.yaml", "-i", "1x3x32x32", "-i", "1x3x16x16", "-i", "1x1x32x32"],

@@ -81,3 +81,19 @@ def test_a_torchvision_detector_with_its_anchor_cache(name: str) -> None:
     torch.manual_seed(0)
     model = torchvision.models.get_model(name, weights=None, weights_backbone=None).eval()
     check(model, ([torch.rand(3, 320, 320)],))
+
+
+@pytest.mark.parametrize("name", ["resnet18", "vit_tiny_patch16_224", "convnext_tiny", "mobilenetv3_small_100"])
+@pytest.mark.parametrize("device", ["cpu", "meta"])
+def test_training_memory_is_what_a_real_training_forward_saves(name: str, device: str) -> None:
+    """inspect --train's saved activations against a real CPU training-mode forward of the timm model
+    (tests/test_training.py's count); on meta too, attention taking the CPU's fused kernel."""
+    from test_training import saved_by_a_real_forward
+
+    model = timm.create_model(name, pretrained=False)
+    x = torch.randn(1, 3, 224, 224)
+    before = state(model)
+    report = layerscope.inspect(model, inputs=x, device=device, train=True)
+    assert state(model) == before
+    assert report.train_memory is not None
+    assert report.train_memory.activations_bytes == saved_by_a_real_forward(copy.deepcopy(model), (x,))

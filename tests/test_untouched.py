@@ -119,3 +119,25 @@ def rng_states_equal(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
         np.array_equal(x, y) if isinstance(x, np.ndarray) else x == y for x, y in zip(numpy_a, numpy_b, strict=True)
     )
     return torch.equal(torch_a, torch_b) and python_a == python_b and same_numpy
+
+
+@pytest.mark.parametrize("name", sorted(CATALOGUE))
+@pytest.mark.parametrize("where", ["auto", "cpu", "meta"])
+def test_a_training_inspect_leaves_the_model_as_it_was(name: str, where: str) -> None:
+    """--train runs a second forward in training mode with gradients (BatchNorm's running statistics
+    move, Dropout draws, `train()` may flip requires_grad): on the shadow, never on the model."""
+    factory, make_inputs = CATALOGUE[name]
+    model = made(factory)
+    model.eval()  # the mode the training forward must not leave behind
+    args, kwargs = make_inputs()
+    expected, _ = real_output(made(factory).eval(), [a.clone() for a in args], kwargs)
+    before_state, before_rng = state(model), rng_states()
+    grads = [(p, p.requires_grad, p.grad) for p in model.parameters()]
+
+    layerscope.inspect(model, inputs=args, kwargs=kwargs, device=where, train=True)
+
+    assert state(model) == before_state
+    assert rng_states_equal(rng_states(), before_rng)
+    assert all(p.requires_grad == flag and p.grad is grad for p, flag, grad in grads)
+    assert no_meta_anywhere(model) and not model.training
+    torch.testing.assert_close(real_output(model, args, kwargs)[0], expected, equal_nan=True)

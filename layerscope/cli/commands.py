@@ -23,11 +23,14 @@ from layerscope.cli.options import (
     FormatOpt,
     InputOpt,
     ModelOpt,
+    MomentumOpt,
+    OptimizerOpt,
     Options,
     SeedOpt,
     SetOpt,
     SpecArg,
     Target,
+    TrainOpt,
     WatchOpt,
 )
 from layerscope.cli.output import emit, guarded, writing
@@ -90,11 +93,16 @@ def _layer_table_command(name: str, view_name: str, summary: str) -> None:
         export: ExportOpt = None,
         watch: WatchOpt = False,
         debug: DebugOpt = False,
+        train: TrainOpt = False,
+        optimizer: OptimizerOpt = None,
+        momentum: MomentumOpt = None,
     ) -> None:
         from layerscope.render import views as render
 
         view = getattr(render, view_name)
-        options = Options(model, device, dtype, tuple(sets or ()), allow_import, tuple(args or ()), seed)
+        options = Options(
+            model, device, dtype, tuple(sets or ()), allow_import, tuple(args or ()), seed, (train, optimizer, momentum)
+        )
         _watched(watch, spec, lambda s: _run(lambda r: view(r, depth), s, inputs or [], fmt, options, debug, export))
 
     command.__doc__ = summary

@@ -98,6 +98,16 @@ SeedOpt = Annotated[
     ),
 ]
 
+TrainOpt = Annotated[
+    bool,
+    typer.Option("--train", help="Add the training memory: parameters, gradients, optimizer state, saved activations."),
+]
+OptimizerOpt = Annotated[
+    str | None, typer.Option("--optimizer", metavar="NAME", help="With --train: sgd, adam or adamw (default adam).")
+]
+MomentumOpt = Annotated[
+    float | None, typer.Option("--momentum", metavar="F", help="With --train --optimizer sgd: its momentum (0: none).")
+]
 WatchOpt = Annotated[
     bool,
     typer.Option(
@@ -130,3 +140,4 @@ class Options:
     allow_import: bool = False
     args: tuple[str, ...] = ()  # --arg, for a Python-defined model
     seed: int = 0  # --seed, for the values of a Python-defined model's inputs
+    train: tuple[bool, str | None, float | None] = (False, None, None)  # --train, --optimizer, --momentum

@@ -81,14 +81,17 @@ def inspect(
     """Build a spec for the --input texts (default: its input:), or take a Python model, and report
     on it; `search` off skips looking for inputs that fit."""
     from layerscope.api import inspect_module, inspect_spec
+    from layerscope.report.train_memory import training
     from layerscope.spec.model import ModelSpec
 
+    train = training(*options.train)
     if isinstance(subject, ModelSpec):
         inputs = spec_inputs(subject, input_texts)
-        return inspect_spec(subject, inputs, device=options.device, dtype=options.dtype, search=search)
+        return inspect_spec(subject, inputs, device=options.device, dtype=options.dtype, search=search, train=train)
     if options.dtype != "float32":
         raise UsageError("--dtype is for spec files", hint="a Python-defined model keeps its own dtypes")
-    return inspect_module(subject, examples(input_texts), device=options.device, search=search, seed=options.seed)
+    made = examples(input_texts)
+    return inspect_module(subject, made, device=options.device, search=search, seed=options.seed, train=train)
 
 
 def examples(input_texts: Sequence[str]) -> list[Example]:

@@ -9,6 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from layerscope.render.table import LineTable, Totals, cell, human_bytes, si
+from layerscope.render.train import saved_cell, train_rows
 from layerscope.report.model import CheckResult, LayerRecord, Report
 from layerscope.spec.bundled import Bundled
 from layerscope.spec.shapes import format_shape, format_shapes
@@ -80,7 +81,10 @@ def view_table(title: str, *columns: str) -> LineTable:
     """A view's table: numbers right-aligned, shapes never shortened, columns left out in _DROP's order."""
     return LineTable(
         title,
-        [(c, "right" if c in ("Params", "% of total", "Numel", "FLOPs", "Δ params") else "left") for c in columns],
+        [
+            (c, "right" if c in ("Params", "% of total", "Numel", "FLOPs", "Δ params", "Saved") else "left")
+            for c in columns
+        ],
         drop=_DROP,
         wrap=("Why", "Description", "Output shape / failing layer"),
         whole=_SHAPES,
@@ -207,7 +211,9 @@ def inspect_view(report: Report, depth: int | None = None) -> Group:
                 raw=(layer.name or report.model, layer.type, _params(layer), _percent(layer, report.total_params)),
             )
         return Group(table, _summary(report), *_tail(report))
-    table = view_table(f"{report.model} — layers", "Layer", "Type", "Output shape", "Params", "% of total", "FLOPs")
+    train = report.train_memory is not None  # --train: what each call saved for backward
+    columns = ("Layer", "Type", "Output shape", "Params", "% of total", "FLOPs", *(("Saved",) if train else ()))
+    table = view_table(f"{report.model} — layers", *columns)
     for layer, label in _visible_layers(report, depth):
         table.add_row(
             label,
@@ -216,6 +222,7 @@ def inspect_view(report: Report, depth: int | None = None) -> Group:
             _params_cell(layer),
             _percent_cell(layer, report.total_params),
             "?" if layer.flops is None else si(layer.flops) if layer.flops else "-",
+            *((saved_cell(layer),) if train else ()),
             key=layer.name or report.model,
             raw=(
                 layer.name or report.model,
@@ -224,9 +231,12 @@ def inspect_view(report: Report, depth: int | None = None) -> Group:
                 _params(layer),
                 _percent(layer, report.total_params),
                 layer.flops if layer.completed else None,
+                *((layer.saved_bytes,) if train else ()),
             ),
         )
-    return Group(table, _summary(report), *_tail(report))
+    summary = _summary(report)
+    summary.rows += train_rows(report)
+    return Group(table, summary, *_tail(report))
 
 
 def shapes_view(report: Report, depth: int | None = None) -> Group:

@@ -11,7 +11,7 @@ from typing import Any
 
 from layerscope.run.records import LayerRecord, Note, ParamRecord, Shape
 
-__all__ = ["ChainStep", "CheckResult", "Failure", "LayerRecord", "Note", "ParamRecord", "Report"]
+__all__ = ["ChainStep", "CheckResult", "Failure", "LayerRecord", "Note", "ParamRecord", "Report", "TrainMemory"]
 
 
 @dataclass
@@ -43,6 +43,19 @@ class Failure:
 
 
 @dataclass
+class TrainMemory:
+    """The bytes a training step holds, by kind (`inspect --train`, report/train_memory.py)."""
+
+    optimizer: str
+    momentum: float | None  # sgd's; None for adam and adamw
+    params_bytes: int
+    grads_bytes: int
+    optimizer_bytes: int
+    activations_bytes: int  # what autograd saves for backward in a training-mode forward
+    total_bytes: int  # the four summed
+
+
+@dataclass
 class Report:
     """Everything the tables show, as data; `to_dict` is the JSON contract.
 
@@ -66,6 +79,7 @@ class Report:
     ran: bool = True  # False when no forward ran (a Python model without input, TorchScript): parameters only
     buffers: list[ParamRecord] = field(default_factory=list)  # BatchNorm's running statistics, a spec's buffer:
     buffer_bytes: int = 0  # in the memory figure, in no parameter total
+    train_memory: TrainMemory | None = None  # under --train (report/train_memory.py)
 
     @property
     def non_trainable_params(self) -> int:
@@ -77,6 +91,10 @@ class Report:
         data["non_trainable_params"] = self.non_trainable_params
         data["total_macs"] = None if self.total_flops is None else self.total_flops // 2
         data["total_bytes"] = self.total_bytes
+        if self.train_memory is None:  # the keys of --train only under it
+            del data["train_memory"]
+            for layer in data["layers"]:
+                del layer["saved_bytes"]
         return data
 
     @property

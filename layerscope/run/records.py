@@ -31,6 +31,9 @@ class LayerRecord:
     )
     output_bytes: int = 0
     functional: bool = False  # a spec's functional op (relu, add, flatten): a module standing for a function call
+    saved_bytes: int | None = (
+        None  # under --train: what autograd saved for backward first in this call (run/training.py)
+    )
 
 
 @dataclass

@@ -43,9 +43,10 @@ class Shadow:
     shared: tuple[str, ...] = ()
 
 
-def shadow(model: nn.Module, device: torch.device, *, share_weights: bool = False) -> Shadow:
+def shadow(model: nn.Module, device: torch.device, *, share_weights: bool = False, by_shape: bool = True) -> Shadow:
     """`model` copied for one run on `device` (see the module's docstring for what each tensor
-    becomes); `share_weights`: parameters already on `device` keep their storage (see `weight_storages`)."""
+    becomes); `share_weights`: parameters already on `device` keep their storage (see `weight_storages`);
+    `by_shape` off keeps recurrent layers' own forward on meta (a training pass: what autograd saves)."""
     memo: dict[int, object] = {}
     for tensor in [*_tensors(model), *_plain_tensors(model)]:
         if id(tensor) not in memo:
@@ -55,7 +56,7 @@ def shadow(model: nn.Module, device: torch.device, *, share_weights: bool = Fals
         copied = _copied(model, memo, shared)
     except Exception as e:  # noqa: BLE001 - a module deepcopy refuses
         return Shadow(None, f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}")
-    if device.type == "meta":
+    if device.type == "meta" and by_shape:
         answer_by_shape(copied)  # recurrent layers: shapes and FLOPs without the step-by-step run
     return Shadow(copied, shared=tuple(dict.fromkeys(shared)))
 
