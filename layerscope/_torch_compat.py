@@ -289,3 +289,13 @@ def _wrapper_code() -> types.CodeType | None:
     wrapped = disable(lambda: None)
     code = getattr(wrapped, "__code__", None)
     return code if isinstance(code, types.CodeType) else None
+
+
+def tensor_version(t: Tensor) -> int | None:
+    """A tensor's version counter (`_version`, bumped by every in-place op), else None: an inference
+    tensor has none, and a torch without the attribute gives no answer."""
+    try:
+        version = getattr(t, "_version", None)
+    except RuntimeError:  # an inference-mode tensor
+        return None
+    return version if isinstance(version, int) else None

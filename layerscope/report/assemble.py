@@ -63,6 +63,7 @@ def report(
         failure=failure,
         notes=[*run.notes, *fixes.merged_batch_notes(run.records)] if failure is None else run.notes,
         ran=run.ran,
+        joins=run.joins,
     )
 
 

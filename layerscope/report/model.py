@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from layerscope.run.records import LayerRecord, Note, ParamRecord, Shape
+from layerscope.run.records import Join, LayerRecord, Note, ParamRecord, Shape
 
-__all__ = ["ChainStep", "CheckResult", "Failure", "LayerRecord", "Note", "ParamRecord", "Report"]
+__all__ = ["ChainStep", "CheckResult", "Failure", "Join", "LayerRecord", "Note", "ParamRecord", "Report"]
 
 
 @dataclass
@@ -66,6 +66,7 @@ class Report:
     ran: bool = True  # False when no forward ran (a Python model without input, TorchScript): parameters only
     buffers: list[ParamRecord] = field(default_factory=list)  # BatchNorm's running statistics, a spec's buffer:
     buffer_bytes: int = 0  # in the memory figure, in no parameter total
+    joins: list[Join] = field(default_factory=list)  # data-flow joins outside layers (run/flow.py)
 
     @property
     def non_trainable_params(self) -> int:

@@ -31,6 +31,22 @@ class LayerRecord:
     )
     output_bytes: int = 0
     functional: bool = False  # a spec's functional op (relu, add, flatten): a module standing for a function call
+    # data flow (run/flow.py), one entry per input / output tensor: the node that produced it, `input:k`,
+    # `layer:i` (the i-th record) or `join:j` (the j-th Join); None for a tensor none of them gave
+    inputs_from: list[str | None] = field(default_factory=list)
+    outputs_from: list[str | None] = field(default_factory=list)
+
+
+@dataclass
+class Join:
+    """An op outside any layer (Python code between modules: `out += identity`, `torch.cat`) that
+    combined tensors of different producers; a node of the data flow like a layer."""
+
+    op: str  # the aten op's name: add, cat, mul, bmm, …
+    inputs_from: list[str]  # the producers combined (as LayerRecord.inputs_from), each once
+    input_shapes: list[Shape]  # a tensor of each producer's, as the op took it
+    output_shapes: list[Shape]
+    within: str  # the module whose forward ran the op ("" the model's own)
 
 
 @dataclass
