@@ -39,6 +39,11 @@ CASES += [
         1,
     ),
 ]
+CASES += [  # the layer graph: a chain, a residual net, and DOT
+    ("lenet.graph", ["graph", "configs/lenet.yaml"], 0),
+    ("resnet18.graph", ["graph", "configs/resnet18.yaml", "--format", "mermaid"], 0),
+    ("lenet_dot.graph", ["graph", "configs/lenet.yaml", "--format", "dot"], 0),
+]
 CASES += [  # checkpoints of Python twins (tests/checkpoints/make_checkpoints.py writes them)
     ("lenet_mismatch.weights", ["weights", "configs/lenet.yaml", "tests/checkpoints/lenet_mismatch.pt"], 1),
     (
