@@ -35,6 +35,10 @@ class LayerRecord:
     # `layer:i` (the i-th record) or `join:j` (the j-th Join); None for a tensor none of them gave
     inputs_from: list[str | None] = field(default_factory=list)
     outputs_from: list[str | None] = field(default_factory=list)
+    # receptive field of the output, per spatial axis (report/receptive.py); None off a spatial path
+    receptive_field: list[int] | None = None
+    jump: list[int] | None = None  # input pixels between neighbouring outputs' fields
+    start: list[float] | None = None  # centre of output element 0's field, in input pixels
 
 
 @dataclass
