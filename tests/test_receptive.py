@@ -5,6 +5,9 @@ along sequential nets, and ResNet-18's worked by hand."""
 from __future__ import annotations
 
 import copy
+import csv
+import io
+import json
 import math
 
 import pytest
@@ -190,3 +193,28 @@ def test_resnet18_by_hand() -> None:
     assert got == {name: ([r, r], [j, j]) for name, (r, j) in expected.items()}
     assert all(layers[n].start == [0, 0] for n in expected)  # every padding is (k − 1)/2: centred on pixel 0
     assert layers["avgpool"].receptive_field is None and layers["fc"].receptive_field is None
+
+
+def test_rf_columns_in_csv_and_only_on_inspect(cli) -> None:
+    run = cli("inspect", "lenet", "--rf", "--format", "csv")
+    rows = list(csv.DictReader(io.StringIO(run.stdout)))
+    assert list(rows[0])[-3:] == ["rf", "jump", "start"]
+    by_name = {row["layer"]: row for row in rows}
+    assert (by_name["conv1"]["rf"], by_name["conv1"]["jump"], by_name["conv1"]["start"]) == ("5x5", "1x1", "2,2")
+    assert by_name["fc1"]["rf"] == ""  # off the spatial path: no value
+    plain = cli("inspect", "lenet", "--format", "csv").stdout
+    assert "rf" not in plain.splitlines()[0].split(",")
+    refused = cli("shapes", "lenet", "--rf")
+    assert (
+        refused.exit_code == 2 and refused.stderr.count("\n") == 1 and "--rf is an option of inspect" in refused.stderr
+    )
+
+
+def test_json_always_has_the_fields(cli) -> None:
+    layers = {r["name"]: r for r in json.loads(cli("inspect", "lenet", "--format", "json").stdout)["layers"]}
+    assert (layers["conv1"]["receptive_field"], layers["conv1"]["jump"], layers["conv1"]["start"]) == (
+        [5, 5],
+        [1, 1],
+        [2, 2],
+    )
+    assert layers["fc1"]["receptive_field"] is None and layers["fc1"]["jump"] is None and layers["fc1"]["start"] is None

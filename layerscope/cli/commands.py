@@ -24,6 +24,7 @@ from layerscope.cli.options import (
     InputOpt,
     ModelOpt,
     Options,
+    RfOpt,
     SeedOpt,
     SetOpt,
     SpecArg,
@@ -61,6 +62,10 @@ def _run(
     emit(fmt, lambda: to_json(report), lambda: view(report), failure=failure, export=export, notes=notes)
 
 
+def _only_inspect_has_rf() -> None:
+    raise UsageError("--rf is an option of inspect", hint="layerscope inspect SPEC --rf")
+
+
 def _layer_table_command(name: str, view_name: str, summary: str) -> None:
     """Register a command that prints a per-layer table; `inspect` and `shapes` take the same options."""
 
@@ -78,12 +83,17 @@ def _layer_table_command(name: str, view_name: str, summary: str) -> None:
         seed: SeedOpt = 0,
         export: ExportOpt = None,
         debug: DebugOpt = False,
+        rf: RfOpt = False,
     ) -> None:
         from layerscope.render import views as render
 
         view = getattr(render, view_name)
+        if rf and view_name != "inspect_view":
+            guarded(lambda: _only_inspect_has_rf(), debug)
         options = Options(model, device, dtype, tuple(sets or ()), allow_import, tuple(args or ()), seed)
-        _run(lambda r: view(r, depth), spec, inputs or [], fmt, options, debug, export)
+        _run(
+            lambda r: view(r, depth, rf=True) if rf else view(r, depth), spec, inputs or [], fmt, options, debug, export
+        )
 
     command.__doc__ = summary
     register(name)(command)
