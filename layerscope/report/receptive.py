@@ -197,13 +197,6 @@ def union(states: list[State]) -> State:
     return tuple(out)
 
 
-def _module(model: nn.Module, name: str) -> nn.Module | None:
-    try:
-        return model.get_submodule(name) if name else model
-    except AttributeError:
-        return None
-
-
 def _number(x: float) -> int | float:
     return int(x) if float(x).is_integer() else x
 
@@ -212,6 +205,7 @@ def annotate(model: nn.Module, records: list[LayerRecord], joins: list[Join]) ->
     """Set each record's `receptive_field`, `jump` and `start` (per spatial axis; None off the spatial
     path), following `inputs_from` back to the model's inputs."""
     states: dict[str, State] = {}
+    modules = dict(model.named_modules(remove_duplicate=False))  # every name a call can have (a spec's use:)
 
     def inputs_of(ref: str) -> list[str | None]:
         kind, _, number = ref.partition(":")
@@ -230,7 +224,7 @@ def annotate(model: nn.Module, records: list[LayerRecord], joins: list[Join]) ->
                 continue
             stack.pop()
             if top not in states:
-                states[top] = _node_state(model, records, top, [states[r] for r in inputs_of(top) if r is not None])
+                states[top] = _node_state(modules, records, top, [states[r] for r in inputs_of(top) if r is not None])
         return states[ref]
 
     for record in records:
@@ -241,13 +235,13 @@ def annotate(model: nn.Module, records: list[LayerRecord], joins: list[Join]) ->
             record.start = [_number(a.start) for a in state]
 
 
-def _node_state(model: nn.Module, records: list[LayerRecord], ref: str, taken: list[State]) -> State:
+def _node_state(modules: dict[str, nn.Module], records: list[LayerRecord], ref: str, taken: list[State]) -> State:
     kind, _, number = ref.partition(":")
     if kind == "input":
         return UNIT
-    met = union(taken)
+    met = taken[0] if len(taken) == 1 else union(taken)
     if kind == "join":
         return met
     record = records[int(number)]
-    module = _module(model, record.name) if record.is_leaf else None
+    module = modules.get(record.name) if record.is_leaf else None
     return None if module is None else layer_state(module, record, met)
