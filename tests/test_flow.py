@@ -84,3 +84,24 @@ def test_a_module_called_twice_and_a_tensor_used_twice() -> None:
     first, second = run.records[1], run.records[2]
     assert (first.inputs_from, second.inputs_from, second.shared_with) == (["input:0"], ["layer:1"], "lin")
     assert [(j.op, j.inputs_from) for j in run.joins] == [("mul", ["layer:1", "layer:2"])]
+
+
+def test_a_container_that_computes_its_own_output_produces_it() -> None:
+    """nn.MultiheadAttention has a child (out_proj) it never calls: its output is made by its own
+    forward, so the attention is the producer the residual add joins with the input."""
+
+    class Attention(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.attn = nn.MultiheadAttention(8, 2, batch_first=True)
+            self.norm = nn.LayerNorm(8)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.norm(x + self.attn(x, x, x, need_weights=False)[0])
+
+    run = trace(Attention(), [torch.zeros(1, 5, 8)])
+    names = [r.name for r in run.records]
+    attn = run.records[names.index("attn")]
+    assert (attn.is_leaf, attn.inputs_from, attn.outputs_from) == (False, ["input:0"] * 3, ["layer:1"])
+    assert [(j.op, j.inputs_from) for j in run.joins] == [("add", ["input:0", "layer:1"])]
+    assert run.records[names.index("norm")].inputs_from == ["join:0"]

@@ -34,14 +34,20 @@ def _tensors(value: Any) -> list[Tensor]:
     return []
 
 
+def _made_after(tag: str, index: int, joins_before: int) -> bool:
+    """Whether node `tag` came into being inside call `index`: a later layer, or a join made since."""
+    kind, _, number = tag.partition(":")
+    return (kind == "layer" and int(number) > index) or (kind == "join" and int(number) >= joins_before)
+
+
 class Flow:
     """The tags of one run, and the joins found; the hooks and the op counter feed it."""
 
     def __init__(self) -> None:
         self._tags: dict[int, tuple[weakref.ref[Tensor], str]] = {}
         self.joins: list[Join] = []
-        # calls still open, innermost last: record, its index, is it a leaf, its input tensors with their versions
-        self._open: list[tuple[LayerRecord, int, bool, list[tuple[Tensor, int | None]]]] = []
+        # calls still open, innermost last: record, its index, joins before it, its input tensors with their versions
+        self._open: list[tuple[LayerRecord, int, int, list[tuple[Tensor, int | None]]]] = []
         self._in_leaf = 0  # leaf calls open: their inner ops are not followed
 
     def tag_of(self, t: Tensor) -> str | None:
@@ -61,22 +67,23 @@ class Flow:
     def entered(self, record: LayerRecord, index: int, tensors: list[Tensor]) -> None:
         """Call `index` began with these input tensors: their producers, one each (aligned with `input_shapes`)."""
         record.inputs_from = [self.tag_of(t) for t in tensors]
-        self._open.append(
-            (record, index, record.is_leaf, [(t, tensor_version(t)) for t in tensors] if record.is_leaf else [])
-        )
+        self._open.append((record, index, len(self.joins), [(t, tensor_version(t)) for t in tensors]))
         self._in_leaf += record.is_leaf
 
     def left(self, outputs: list[Tensor]) -> None:
-        """The innermost open call returned these tensors: a leaf tags what it made (not an input it returned
-        untouched, as nn.Identity or eval-mode Dropout do); a container only tags what no layer in it
-        made (a tensor its own code created)."""
+        """The innermost open call returned these tensors. A leaf tags what it made, not an input it
+        returned untouched (nn.Identity, eval-mode Dropout). A container keeps the tag of what a layer
+        or join inside it made, and tags the rest of what its own code made: nn.MultiheadAttention,
+        whose out_proj is never called, computes its output in its forward."""
         if not self._open:
             return
-        record, index, leaf, taken = self._open.pop()
-        self._in_leaf -= leaf
+        record, index, joins_before, taken = self._open.pop()
+        self._in_leaf -= record.is_leaf
         for t in outputs:
-            unchanged = any(t is x and (v is None or tensor_version(t) == v) for x, v in taken)
-            if (leaf and not unchanged) or self.tag_of(t) is None:
+            if any(t is x and (v is None or tensor_version(t) == v) for x, v in taken):
+                continue  # returned as it came in
+            tag = self.tag_of(t)
+            if record.is_leaf or tag is None or not _made_after(tag, index, joins_before):
                 self._tag(t, f"layer:{index}")
         record.outputs_from = [self.tag_of(t) for t in outputs]
 
