@@ -143,3 +143,9 @@ def test_a_failing_model_draws_what_ran_and_exits_1(cli) -> None:
     assert run.exit_code == 1 and run.stderr.count("\n") == 1
     assert '    L8["fc1<br/>Linear (failed)"]' in run.stdout  # it got 1x16x5x5 flattened, 400 features
     assert '    L7 -->|"1x400"| L8' in run.stdout and "output" not in run.stdout
+
+
+def test_a_model_that_did_not_run_has_no_graph(cli) -> None:
+    run = cli("graph", "tests.python_models:Residual", "--allow-import")  # no --input: nothing ran
+    assert run.exit_code == 2 and run.stderr.count("\n") == 1 and run.stdout == ""
+    assert "this model did not run" in run.stderr and "--input" in run.stderr

@@ -72,6 +72,13 @@ def export_graph(path: Path, mermaid: str, dot: str) -> None:
     write_whole(path, drawn.stdout)
 
 
+def _needs_a_run(why: str) -> None:
+    raise UsageError(
+        "the graph follows the tensors of a run, and this model did not run" + (f" ({why})" if why else ""),
+        hint="give it an input with --input, e.g. --input 1x3x224x224",
+    )
+
+
 @register()
 def graph(
     spec: SpecArg = None,
@@ -103,6 +110,8 @@ def graph(
 
     options = Options(model, device, dtype, tuple(sets or ()), allow_import, tuple(args or ()), seed)
     report = guarded(lambda: targets.inspect(targets.load(spec, options), inputs or [], options), debug)
+    if not report.ran:  # a Python model without an input, a TorchScript module: no data flow to draw
+        guarded(lambda: _needs_a_run(report.notes[0].message.split(":")[0] if report.notes else ""), debug)
     drawn = build_graph(report)
     mermaid, dot = to_mermaid(drawn), to_dot(drawn)
     if export is not None:
