@@ -75,7 +75,9 @@ def export_graph(path: Path, mermaid: str, dot: str) -> None:
 def _needs_a_run(why: str) -> None:
     raise UsageError(
         "the graph follows the tensors of a run, and this model did not run" + (f" ({why})" if why else ""),
-        hint="give it an input with --input, e.g. --input 1x3x224x224",
+        hint="give it an input with --input, e.g. --input 1x3x224x224"
+        if "TorchScript" not in why
+        else "graph the Python module it was scripted from",
     )
 
 
