@@ -30,7 +30,7 @@ def test_a_python_residual_block_drawn_from_its_forward(cli) -> None:
         '    L3["conv2<br/>Conv2d"]\n'
         '    J0(("add<br/>in Residual"))\n'  # out += x: two producers, a join
         '    J1(("cat<br/>in Residual"))\n'  # torch.cat([out, x], 1): the add's output and the input again
-        '    out(["output"])\n'
+        '    OUT(["output"])\n'
         '    I0 -->|"1x3x8x8"| L1\n'
         '    L1 -->|"1x3x8x8"| L2\n'
         '    L2 -->|"1x3x8x8"| L3\n'
@@ -38,7 +38,7 @@ def test_a_python_residual_block_drawn_from_its_forward(cli) -> None:
         '    I0 -->|"1x3x8x8"| J0\n'
         '    J0 -->|"1x3x8x8"| J1\n'
         '    I0 -->|"1x3x8x8"| J1\n'
-        '    J1 -->|"1x6x8x8"| out\n'  # 3 + 3 channels
+        '    J1 -->|"1x6x8x8"| OUT\n'  # 3 + 3 channels
     )
 
 
@@ -54,7 +54,7 @@ def test_every_layer_of_resnet18_is_a_node_with_its_producers() -> None:
     assert {s for s, t in into if t == f"L{residual}"} == {
         f"L{i}" for i, r in leaves if r.name in ("layer2.0.bn2", "layer2.0.downsample.1")
     }
-    assert ("L" + str(len(report.layers) - 1), "out") in into  # fc, the last layer, gives the output
+    assert ("L" + str(len(report.layers) - 1), "OUT") in into  # fc, the last layer, gives the output
 
 
 class OddNames(nn.Module):

@@ -70,10 +70,10 @@ def build_graph(report: Report) -> Graph:
     for j, join in enumerate(report.joins):
         graph.nodes.append(Node(f"J{j}", [join.op, f"in {join.within or report.model}"], "join"))
     if consumers and consumers[-1][0] == "output":
-        graph.nodes.append(Node("out", ["output"], "output"))
+        graph.nodes.append(Node("OUT", ["output"], "output"))  # capitals: Mermaid may read `--o` as a circle edge
     seen: set[tuple[str, str, str]] = set()
     for ref, froms, shapes in consumers:
-        target = "out" if ref == "output" else _node_id(ref)
+        target = "OUT" if ref == "output" else _node_id(ref)
         for source, shape in zip(froms, shapes, strict=False):
             edge = (_node_id(source), target, _shape(shape)) if source is not None else None
             if edge is not None and edge not in seen:
