@@ -106,6 +106,10 @@ NETS = {
         (1, 64, 60),
     ),
     "1d": (nn.Sequential(nn.Conv1d(1, 2, 5, stride=3), nn.Tanh(), nn.MaxPool1d(3, stride=2)), (1, 60)),
+    "3d": (
+        nn.Sequential(nn.Conv3d(1, 2, 3, stride=(1, 2, 2), padding=1), nn.BatchNorm3d(2), nn.AvgPool3d(2)),
+        (1, 10, 14, 14),
+    ),
     "two paths": (TwoPaths(), (1, 16, 16)),
 }
 

@@ -11,7 +11,10 @@ with a larger stride it has no field here (its outputs do not step by whole inpu
 Decided, and documented in the README:
 - identity for activations, normalisation over channels (BatchNorm, GroupNorm, InstanceNorm,
   LocalResponseNorm, a LayerNorm over dim 1 of a channels-first tensor), dropout, nn.Identity and a
-  spec's elementwise functional ops; padding layers shift `start` by the padding before;
+  spec's elementwise functional ops; padding layers shift `start` by the padding before. GroupNorm,
+  InstanceNorm and LayerNorm take their statistics over the whole map of each sample, so strictly
+  every pixel moves every output; as is usual, those statistics are not counted (BatchNorm in eval
+  mode uses stored ones, so it is pointwise indeed);
 - where paths meet (a spec's `add`/`cat`/`mul`, a join of Python code): the union of the fields —
   the largest for a ResNet, whose shortcut's field lies inside its main path's; `jump` the largest;
   a path without a field (a squeeze-excitation scale, a global context) is left out;
