@@ -355,3 +355,13 @@ def cpu_fused_attention(
         elif attn_mask.dtype != q.dtype:
             return None
     return _CPU_FLASH(q, k, v, 0.0, is_causal, attn_mask=attn_mask, scale=scale)[0]  # type: ignore[no-any-return]
+
+
+def tensor_version(t: Tensor) -> int | None:
+    """A tensor's version counter (`_version`, bumped by every in-place op), else None: an inference
+    tensor has none, and a torch without the attribute gives no answer."""
+    try:
+        version = getattr(t, "_version", None)
+    except RuntimeError:  # an inference-mode tensor
+        return None
+    return version if isinstance(version, int) else None

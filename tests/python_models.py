@@ -1,5 +1,6 @@
 """Python-defined models for tests/test_python_models.py: `layerscope inspect tests.python_models:Classifier`."""
 
+import torch
 from torch import nn
 
 
@@ -87,3 +88,18 @@ class Buggy(nn.Module):
         import torch.functional as F
 
         return F.max_pool2d(self.conv(x), 2)
+
+
+class Residual(nn.Module):
+    """A residual block written in Python: its `out += x` and `torch.cat` are not modules."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 3, 3, padding=1)
+        self.relu = nn.ReLU()
+        self.conv2 = nn.Conv2d(3, 3, 3, padding=1)
+
+    def forward(self, x):
+        out = self.conv2(self.relu(self.conv1(x)))
+        out += x
+        return torch.cat([out, x], 1)

@@ -61,6 +61,12 @@ CASES += [
         1,
     ),
 ]
+CASES += [  # the layer graph: a chain, a residual net, and DOT
+    ("lenet.graph", ["graph", "configs/lenet.yaml"], 0),
+    ("resnet18.graph", ["graph", "configs/resnet18.yaml", "--format", "mermaid"], 0),
+    ("lenet_dot.graph", ["graph", "configs/lenet.yaml", "--format", "dot"], 0),
+    ("resnet18_rf_depth1.inspect", ["inspect", "configs/resnet18.yaml", "--depth", "1", "--rf"], 0),
+]
 CASES += [  # checkpoints of Python twins (tests/checkpoints/make_checkpoints.py writes them)
     ("lenet_mismatch.weights", ["weights", "configs/lenet.yaml", "tests/checkpoints/lenet_mismatch.pt"], 1),
     (
@@ -87,6 +93,7 @@ NARROW = [  # at 60 columns: the golden file's name ends in _60
     ("llama_7b_60_depth3.inspect", ["inspect", "configs/llama_7b.yaml", "--depth", "3"], 0),
     ("classifier_60.check", ["check", "configs/classifier.yaml", "-i", "1x3x32x32", "-i", "1x3x16x16"], 1),
     ("list_60", ["list"], 0),
+    ("resnet18_60_rf_depth1.inspect", ["inspect", "configs/resnet18.yaml", "--depth", "1", "--rf"], 0),
 ]
 CASES += NARROW
 

@@ -129,7 +129,7 @@ def test_a_failure_points_at_the_python_line_that_called_the_layer(cli) -> None:
     data = as_json(cli, "shapes", f"{TARGET}:Classifier", "--allow-import", "-i", "1x3x16x16")["failure"]
     assert data["kind"] == "input" and data["error_type"] == "RuntimeError"
     assert (
-        data["called_at"] == "tests/python_models.py:15 in Classifier.forward: return self.fc(self.convs(x).flatten(1))"
+        data["called_at"] == "tests/python_models.py:16 in Classifier.forward: return self.fc(self.convs(x).flatten(1))"
     )
     assert data["hints"][0] == "Linear(in_features=768, …) would accept this input"  # its constructor's terms
 

@@ -97,3 +97,38 @@ def test_training_memory_is_what_a_real_training_forward_saves(name: str, device
     assert state(model) == before
     assert report.train_memory is not None
     assert report.train_memory.activations_bytes == saved_by_a_real_forward(copy.deepcopy(model), (x,))
+
+
+def test_torchvision_resnet18_flow_and_fields() -> None:
+    """torchvision's BasicBlock adds `out += identity` in Python: eight joins, one per block, each of
+    bn2 and the block's input (or its downsample); the fields as for configs/resnet18.yaml, by hand:
+    conv1 7 (jump 2), maxpool 7 + 2·2 = 11 (jump 4), then each 3×3 conv adds 2·jump, and the first
+    conv of layers 2–4 doubles the jump after adding."""
+    model = torchvision.models.resnet18(weights=None).eval()
+    report = layerscope.inspect(model, (1, 3, 224, 224), device="meta")
+    names = [r.name for r in report.layers]
+    assert [j.op for j in report.joins] == ["add"] * 8
+    first, second = report.joins[2].inputs_from
+    assert (names[int(first[6:])], names[int(second[6:])]) == ("layer2.0.bn2", "layer2.0.downsample.1")
+    fields = {r.name: r.receptive_field for r in report.layers if r.depth == 1}
+    assert fields == {
+        "conv1": [7, 7],
+        "bn1": [7, 7],
+        "relu": [7, 7],
+        "maxpool": [11, 11],
+        "layer1": [11 + 4 * 2 * 4] * 2,  # 43
+        "layer2": [43 + 2 * 4 + 3 * 2 * 8] * 2,  # 99
+        "layer3": [99 + 2 * 8 + 3 * 2 * 16] * 2,  # 211
+        "layer4": [211 + 2 * 16 + 3 * 2 * 32] * 2,  # 435
+        "avgpool": None,  # global: no field
+        "fc": None,
+    }
+
+
+def test_torchvision_googlenet_concatenations_are_joins() -> None:
+    """Each Inception block ends in `torch.cat(outputs, 1)` of its four branches."""
+    model = torchvision.models.googlenet(weights=None, init_weights=False, aux_logits=False).eval()
+    report = layerscope.inspect(model, (1, 3, 224, 224), device="meta")
+    cats = [j for j in report.joins if j.op == "cat"]
+    assert len(cats) == 9 and all(len(j.inputs_from) == 4 for j in cats)
+    assert [j.within for j in cats[:2]] == ["inception3a", "inception3b"]

@@ -26,6 +26,7 @@ from layerscope.cli.options import (
     MomentumOpt,
     OptimizerOpt,
     Options,
+    RfOpt,
     SeedOpt,
     SetOpt,
     SpecArg,
@@ -75,44 +76,60 @@ def _watched(watch: bool, spec: str | None, run_once: Callable[[str | None], Non
     watching(spec, run_once)
 
 
-def _layer_table_command(name: str, view_name: str, summary: str) -> None:
-    """Register a command that prints a per-layer table; `inspect` and `shapes` take the same options."""
+@register()
+def inspect(
+    spec: SpecArg = None,
+    inputs: InputOpt = None,
+    depth: DepthOpt = None,
+    train: TrainOpt = False,
+    optimizer: OptimizerOpt = None,
+    momentum: MomentumOpt = None,
+    rf: RfOpt = False,
+    fmt: FormatOpt = Format.table,
+    model: ModelOpt = None,
+    device: DeviceOpt = "auto",
+    dtype: DtypeOpt = "float32",
+    sets: SetOpt = None,
+    allow_import: AllowImportOpt = False,
+    args: ArgOpt = None,
+    seed: SeedOpt = 0,
+    export: ExportOpt = None,
+    watch: WatchOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """The layer tree: name, type, output shape, parameters, share of the total; totals below."""
+    from layerscope.render.views import inspect_view
 
-    def command(
-        spec: SpecArg = None,
-        inputs: InputOpt = None,
-        depth: DepthOpt = None,
-        fmt: FormatOpt = Format.table,
-        model: ModelOpt = None,
-        device: DeviceOpt = "auto",
-        dtype: DtypeOpt = "float32",
-        sets: SetOpt = None,
-        allow_import: AllowImportOpt = False,
-        args: ArgOpt = None,
-        seed: SeedOpt = 0,
-        export: ExportOpt = None,
-        watch: WatchOpt = False,
-        debug: DebugOpt = False,
-        train: TrainOpt = False,
-        optimizer: OptimizerOpt = None,
-        momentum: MomentumOpt = None,
-    ) -> None:
-        from layerscope.render import views as render
-
-        view = getattr(render, view_name)
-        options = Options(
-            model, device, dtype, tuple(sets or ()), allow_import, tuple(args or ()), seed, (train, optimizer, momentum)
-        )
-        _watched(watch, spec, lambda s: _run(lambda r: view(r, depth), s, inputs or [], fmt, options, debug, export))
-
-    command.__doc__ = summary
-    register(name)(command)
+    options = Options(
+        model, device, dtype, tuple(sets or ()), allow_import, tuple(args or ()), seed, (train, optimizer, momentum)
+    )
+    _watched(
+        watch, spec, lambda s: _run(lambda r: inspect_view(r, depth, rf), s, inputs or [], fmt, options, debug, export)
+    )
 
 
-_layer_table_command(
-    "inspect", "inspect_view", "The layer tree: name, type, output shape, parameters, share of the total; totals below."
-)
-_layer_table_command("shapes", "shapes_view", "Input and output shape of every layer, in the order they run.")
+@register()
+def shapes(
+    spec: SpecArg = None,
+    inputs: InputOpt = None,
+    depth: DepthOpt = None,
+    fmt: FormatOpt = Format.table,
+    model: ModelOpt = None,
+    device: DeviceOpt = "auto",
+    dtype: DtypeOpt = "float32",
+    sets: SetOpt = None,
+    allow_import: AllowImportOpt = False,
+    args: ArgOpt = None,
+    seed: SeedOpt = 0,
+    export: ExportOpt = None,
+    watch: WatchOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Input and output shape of every layer, in the order they run."""
+    from layerscope.render.views import shapes_view
+
+    options = Options(model, device, dtype, tuple(sets or ()), allow_import, tuple(args or ()), seed)
+    _watched(watch, spec, lambda s: _run(lambda r: shapes_view(r, depth), s, inputs or [], fmt, options, debug, export))
 
 
 @register()

@@ -75,6 +75,13 @@ SetOpt = Annotated[
         "--set", "-s", metavar="NAME=VALUE", help="Override a var of the spec, e.g. --set classes=100. Repeatable."
     ),
 ]
+RfOpt = Annotated[
+    bool,
+    typer.Option(
+        "--rf",
+        help="Add the receptive field, jump and start of each layer on a spatial path (inspect; JSON always has them).",
+    ),
+]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show Python tracebacks instead of one-line errors.")]
 AllowImportOpt = Annotated[
     bool,

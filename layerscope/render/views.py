@@ -73,7 +73,7 @@ def _output_cell(layer: LayerRecord) -> Text:
 
 
 # The columns a narrow terminal leaves out first, in this order (README "Tables in a narrow terminal").
-_DROP = ("% of total", "Type", "FLOPs", "Dtype", "Trainable", "Tied to", "Input shape", "Δ params")
+_DROP = ("% of total", "Start", "Type", "FLOPs", "Jump", "Dtype", "Trainable", "Tied to", "Input shape", "Δ params")
 _SHAPES = ("Output shape", "Input shape", "Shape", "Input", "Model shape", "Checkpoint shape")  # never shortened
 
 
@@ -196,9 +196,9 @@ def _tail(report: Report) -> list[RenderableType]:
     return parts
 
 
-def inspect_view(report: Report, depth: int | None = None) -> Group:
-    """The layer tree: name, type, output shape, params, share of the total, FLOPs (without a run:
-    name, type and params)."""
+def inspect_view(report: Report, depth: int | None = None, rf: bool = False) -> Group:
+    """The layer tree: name, type, output shape, params, share of the total, FLOPs, and with `rf` the
+    receptive field, jump and start (without a run: name, type and params)."""
     if not report.ran:
         table = view_table(f"{report.model} — modules", "Layer", "Type", "Params", "% of total")
         for layer, label in _visible_layers(report, depth):
@@ -212,9 +212,11 @@ def inspect_view(report: Report, depth: int | None = None) -> Group:
             )
         return Group(table, _summary(report), *_tail(report))
     train = report.train_memory is not None  # --train: what each call saved for backward
-    columns = ("Layer", "Type", "Output shape", "Params", "% of total", "FLOPs", *(("Saved",) if train else ()))
+    extra = (*(("Saved",) if train else ()), *(_RF if rf else ()))
+    columns = ("Layer", "Type", "Output shape", "Params", "% of total", "FLOPs", *extra)
     table = view_table(f"{report.model} — layers", *columns)
     for layer, label in _visible_layers(report, depth):
+        fields = [_axes(layer.receptive_field), _axes(layer.jump), _axes(layer.start, ",")] if rf else []
         table.add_row(
             label,
             layer.type,
@@ -223,6 +225,7 @@ def inspect_view(report: Report, depth: int | None = None) -> Group:
             _percent_cell(layer, report.total_params),
             "?" if layer.flops is None else si(layer.flops) if layer.flops else "-",
             *((saved_cell(layer),) if train else ()),
+            *(f or "-" for f in fields),
             key=layer.name or report.model,
             raw=(
                 layer.name or report.model,
@@ -232,11 +235,20 @@ def inspect_view(report: Report, depth: int | None = None) -> Group:
                 _percent(layer, report.total_params),
                 layer.flops if layer.completed else None,
                 *((layer.saved_bytes,) if train else ()),
+                *fields,
             ),
         )
     summary = _summary(report)
     summary.rows += train_rows(report)
     return Group(table, summary, *_tail(report))
+
+
+_RF = ("RF", "Jump", "Start")  # --rf: receptive field, jump and start per spatial axis (report/receptive.py)
+
+
+def _axes(values: list[int] | list[float] | None, sep: str = "x") -> str | None:
+    """Per-axis figures as `43x43` (a start as `-0.5,0`); None off the spatial path."""
+    return None if values is None else sep.join(f"{v:g}" for v in values)
 
 
 def shapes_view(report: Report, depth: int | None = None) -> Group:

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from layerscope._torch_compat import module_type_name
-from layerscope.report import diagnose, fixes
+from layerscope.report import diagnose, fixes, receptive
 from layerscope.report.model import Note, Report
 from layerscope.run.trace import Trace, nbytes, shapes_of, trace
 
@@ -26,6 +26,7 @@ def report(
     diagnose.module_probe, the model on stand-in weights) and other values of a spec's vars with
     `respec` (builder.var_probe), unless `search` is off."""
     counted = [p for p in run.params if p.counted]
+    receptive.annotate(run.model, run.records, run.joins)
     failure = None
     if run.failed is not None:
         failed = run.failed
@@ -63,6 +64,7 @@ def report(
         failure=failure,
         notes=[*run.notes, *fixes.merged_batch_notes(run.records)] if failure is None else run.notes,
         ran=run.ran,
+        joins=run.joins,
     )
 
 

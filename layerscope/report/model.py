@@ -9,9 +9,19 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from layerscope.run.records import LayerRecord, Note, ParamRecord, Shape
+from layerscope.run.records import Join, LayerRecord, Note, ParamRecord, Shape
 
-__all__ = ["ChainStep", "CheckResult", "Failure", "LayerRecord", "Note", "ParamRecord", "Report", "TrainMemory"]
+__all__ = [
+    "ChainStep",
+    "CheckResult",
+    "Failure",
+    "Join",
+    "LayerRecord",
+    "Note",
+    "ParamRecord",
+    "Report",
+    "TrainMemory",
+]
 
 
 @dataclass
@@ -80,6 +90,7 @@ class Report:
     buffers: list[ParamRecord] = field(default_factory=list)  # BatchNorm's running statistics, a spec's buffer:
     buffer_bytes: int = 0  # in the memory figure, in no parameter total
     train_memory: TrainMemory | None = None  # under --train (report/train_memory.py)
+    joins: list[Join] = field(default_factory=list)  # data-flow joins outside layers (run/flow.py)
 
     @property
     def non_trainable_params(self) -> int:

@@ -217,6 +217,7 @@ class OpCounter(UncompiledDispatchMode):
         self.flops = 0
         self.uncounted: list[str] = []  # why FLOPs are missing, an entry per operator that was not counted
         self.guarded = guarded  # storages (by data_ptr) no op may write: a user's own weights
+        self.flow: Callable[[Any, tuple[Any, ...], dict[str, Any], Any], None] | None = None  # run.flow.Flow.op
 
     def _check_writes(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         """Raise WritesWeights before an in-place op (`clamp_`, `copy_`, `out=`) writes a guarded storage."""
@@ -255,6 +256,8 @@ class OpCounter(UncompiledDispatchMode):
         formula = FORMULAS.get(func.overloadpacket)
         if formula is not None:
             self.flops += formula(*args, **kwargs, out_val=out)
+        if self.flow is not None:  # every op that ran reaches here; a decomposed one through its parts
+            self.flow(func, args, kwargs, out)
         return out
 
     def _higher_order(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:

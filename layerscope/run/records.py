@@ -34,6 +34,26 @@ class LayerRecord:
     saved_bytes: int | None = (
         None  # under --train: what autograd saved for backward first in this call (run/training.py)
     )
+    # data flow (run/flow.py), one entry per input / output tensor: the node that produced it, `input:k`,
+    # `layer:i` (the i-th record) or `join:j` (the j-th Join); None for a tensor none of them gave
+    inputs_from: list[str | None] = field(default_factory=list)
+    outputs_from: list[str | None] = field(default_factory=list)
+    # receptive field of the output, per spatial axis (report/receptive.py); None off a spatial path
+    receptive_field: list[int] | None = None
+    jump: list[int] | None = None  # input pixels between neighbouring outputs' fields
+    start: list[float] | None = None  # centre of output element 0's field, in input pixels
+
+
+@dataclass
+class Join:
+    """An op outside any layer (Python code between modules: `out += identity`, `torch.cat`) that
+    combined tensors of different producers; a node of the data flow like a layer."""
+
+    op: str  # the aten op's name: add, cat, mul, bmm, …
+    inputs_from: list[str]  # the producers combined (as LayerRecord.inputs_from), each once
+    input_shapes: list[Shape]  # a tensor of each producer's, as the op took it
+    output_shapes: list[Shape]
+    within: str  # the module whose forward ran the op ("" the model's own)
 
 
 @dataclass

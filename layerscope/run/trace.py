@@ -27,7 +27,8 @@ from torch.func import functional_call
 from layerscope._torch_compat import module_type_name
 from layerscope.run.counting import OpCounter
 from layerscope.run.devices import Restart
-from layerscope.run.records import LayerRecord, Note, ParamRecord, Shape
+from layerscope.run.flow import Flow
+from layerscope.run.records import Join, LayerRecord, Note, ParamRecord, Shape
 from layerscope.run.tensors import buffer_records, count_params, param_records, subtree_counts
 
 
@@ -113,6 +114,7 @@ class Trace:
     kwargs: dict[str, Any] = field(default_factory=dict)  # its keyword arguments
     ran: bool = True  # False when no forward ran (untraced): no shapes, FLOPs or activations
     buffers: list[ParamRecord] = field(default_factory=list)  # running statistics and the like: no parameters
+    joins: list[Join] = field(default_factory=list)  # ops outside layers that combined producers (run/flow.py)
 
     @property
     def all_inputs(self) -> list[Any]:
@@ -141,6 +143,8 @@ class _Recorder:
             self.names.setdefault(id(module), []).append(qualname)
         self.sources = sources
         self.counter = counter
+        self.flow = Flow()
+        counter.flow = self.flow.op
         self.calls: dict[int, int] = {}
         self.first_call: dict[int, str] = {}
         self.counts = subtree_counts(model)  # parameters of each module and its children, by module id
@@ -181,6 +185,7 @@ class _Recorder:
             source=self._source(qualname, n),
         )
         self.first_call.setdefault(key, qualname)
+        self.flow.entered(record, len(self.records), tensors_in([args, kwargs]) if kwargs else tensors_in(args))
         self.records.append(record)
         self.stack.append((record, module, args, self.counter.flops, len(self.counter.uncounted)))
 
@@ -199,6 +204,7 @@ class _Recorder:
         unknown = len(self.counter.uncounted) > uncounted_before
         record.flops = None if unknown else self.counter.flops - flops_before
         record.completed = True
+        self.flow.left(tensors_in(output))
         for i in range(len(self.raised_in), len(self.caught)):
             self.raised_in[i] = record.name  # inner calls finish first, so they claim first
         self.uncounted_in += [record.name] * (len(self.counter.uncounted) - len(self.uncounted_in))
@@ -255,6 +261,7 @@ def trace(
     counter = OpCounter(guarded)
     recorder = _Recorder(model, sources or {}, counter, before_leaf, after_leaf)
     handles = recorder.attach(model)
+    recorder.flow.start(tensors_in([*inputs, kwargs]))
     output: Any = None
     error: BaseException | None = None
     with warnings.catch_warnings(record=True) as caught:
@@ -286,6 +293,7 @@ def trace(
         device=str(first.device) if first is not None else "cpu",
         failed=None if error is None else _failed(model, [*inputs, *kwargs.values()], recorder, error),
         kwargs=kwargs,
+        joins=recorder.flow.joins,
     )
 
 
