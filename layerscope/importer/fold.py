@@ -1,0 +1,244 @@
+"""Importer, the layers made into a spec: names, blocks and `repeat:`.
+
+- Names: a list that names some of its layers (a class's forward) leaves its function calls and
+  second calls (`use:`) unnamed, and the spec names them as layers/layers.py does (`relu`, `relu_1`);
+  the names are worked out here the same way, for the `from:`s that refer to them.
+- Blocks: every call of a container class of the user's becomes a use of a block. Calls of one class
+  whose layers differ only in numbers, text or true/false share one block, with a param for each
+  value that differs (values that differ together share a param); calls that differ in anything
+  else (a downsample present in one only) get a block each, `Class`, `Class_2`, ...
+- `repeat:`: an nn.Sequential whose children are uses of one block becomes that block repeated,
+  each param that changes with the index written as `${a if i == 0 else b}`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from typing import Any
+
+from layerscope.importer.walk import Ref, Use
+from layerscope.spec.catalog import op_names
+
+_STRUCTURE = frozenset({"name", "op", "from", "use", "layers", "repeat", "param", "buffer"})
+_MAX_EXPRESSION = 200  # spec/expr.py's limit on one expression
+
+
+def name_layers(layers: list[dict[str, Any]], positional: bool) -> None:
+    """Give each layer of a list the name the spec will give it, and turn `Ref`s into names: in a
+    positional list (an nn.Sequential) every layer's position; else, for the unnamed ones, the spec's
+    automatic name (op in lower case, numbered), written out where the spec's would differ."""
+    names: dict[int, str] = {}
+    explicit = {layer["name"] for layer in layers if "name" in layer}
+    defined: set[str] = set()
+    counters: dict[str, int] = {}
+    for position, layer in enumerate(layers):
+        if positional:
+            names[id(layer)] = str(position)
+        elif "name" in layer:
+            names[id(layer)] = layer["name"]
+        else:
+            base = layer["use"].replace(".", "_") if "use" in layer else str(layer["op"]).lower()
+            name = _auto(base, defined, counters)
+            if name in explicit:  # a later layer holds it: the spec would refuse the second
+                name = _fresh(base, explicit | defined)
+                layer["name"] = name
+            names[id(layer)] = name
+        defined.add(names[id(layer)])
+    for layer in layers:
+        if "from" in layer:
+            sources = layer["from"] if isinstance(layer["from"], list) else [layer["from"]]
+            resolved = [names[id(s.layer)] if isinstance(s, Ref) else s for s in sources]
+            layer["from"] = resolved if isinstance(layer["from"], list) else resolved[0]
+        if "layers" in layer:
+            name_layers(layer["layers"], positional=True)
+        if isinstance(layer.get("op"), Use):
+            layer["op"].site = layer
+            name_layers(layer["op"].layers, positional=not any("name" in x for x in layer["op"].layers))
+
+
+def _auto(base: str, defined: set[str], counters: dict[str, int]) -> str:
+    while True:
+        n = counters.get(base, 0)
+        counters[base] = n + 1
+        name = base if n == 0 else f"{base}_{n}"
+        if name not in defined:
+            return name
+
+
+def _fresh(base: str, taken: set[str]) -> str:
+    n = 1
+    while f"{base}_x{n}" in taken:
+        n += 1
+    return f"{base}_x{n}"
+
+
+def make_blocks(uses: list[Use]) -> dict[str, dict[str, Any]]:
+    """Replace each `Use` in the layers by a use of a block, and return the blocks, innermost first."""
+    blocks: dict[str, dict[str, Any]] = {}
+    taken = set(op_names())
+    pending = list(uses)
+    while pending:
+        ready = [u for u in pending if not _holds_use(u.layers)]
+        if not ready:
+            raise AssertionError("a block that holds itself")
+        groups: dict[tuple[str, str], list[Use]] = defaultdict(list)
+        for use in ready:
+            groups[use.cls, _structure(use.layers)].append(use)
+        for (cls, _), members in groups.items():
+            name = _fresh_block(cls, taken)
+            blocks[name] = _block(name, members)
+        done = {id(u) for u in ready}
+        pending = [u for u in pending if id(u) not in done]
+    return blocks
+
+
+def _fresh_block(cls: str, taken: set[str]) -> str:
+    name, n = cls, 1
+    while name in taken:
+        n += 1
+        name = f"{cls}_{n}"
+    taken.add(name)
+    return name
+
+
+def _holds_use(value: Any) -> bool:
+    if isinstance(value, Use):
+        return True
+    if isinstance(value, dict):
+        return any(_holds_use(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_holds_use(v) for v in value)
+    return False
+
+
+def _leaves(layers: list[dict[str, Any]], path: tuple[Any, ...] = ()) -> list[tuple[tuple[Any, ...], Any]]:
+    """Each number, text or true/false argument in `layers` (nested `layers:` too), with where it is;
+    lists stay part of the structure, since a block param holds one value."""
+    found: list[tuple[tuple[Any, ...], Any]] = []
+    for i, layer in enumerate(layers):
+        for key, value in layer.items():
+            if key == "layers":
+                found += _leaves(value, (*path, i, "layers"))
+            elif key not in _STRUCTURE and isinstance(value, (bool, int, float, str)):
+                found.append(((*path, i, key), value))
+    return found
+
+
+def _structure(layers: list[dict[str, Any]]) -> str:
+    """The layers with every argument value blanked: calls with equal structures share a block."""
+    blank = {path: None for path, _ in _leaves(layers)}
+    return json.dumps(_replaced(layers, blank), default=str)
+
+
+def _replaced(layers: list[dict[str, Any]], new: dict[tuple[Any, ...], Any], path: tuple[Any, ...] = ()) -> list[Any]:
+    result = []
+    for i, layer in enumerate(layers):
+        copy = {}
+        for key, value in layer.items():
+            if key == "layers":
+                copy[key] = _replaced(value, new, (*path, i, "layers"))
+            else:
+                copy[key] = new.get((*path, i, key), value)
+        result.append(copy)
+    return result
+
+
+def _block(name: str, members: list[Use]) -> dict[str, Any]:
+    """One block for calls of one structure: a param for each argument whose value differs between them."""
+    leaves = [dict(_leaves(m.layers)) for m in members]
+    params: dict[str, tuple[Any, ...]] = {}  # param name → its value in each call
+    new: dict[tuple[Any, ...], str] = {}
+    for path in leaves[0]:
+        values = tuple(leaf[path] for leaf in leaves)
+        if all(_equal(v, values[0]) for v in values):
+            continue
+        same = next((p for p, vs in params.items() if all(_equal(a, b) for a, b in zip(vs, values, strict=True))), None)
+        if same is None:
+            same = _param_name(path, members[0].layers, params)
+            params[same] = values
+        new[path] = "${" + same + "}"
+    body: dict[str, Any] = {}
+    if params:
+        body["params"] = dict.fromkeys(params)
+    if members[0].inputs != ["input"]:
+        body["inputs"] = members[0].inputs
+    body["layers"] = _replaced(members[0].layers, new)
+    for i, member in enumerate(members):
+        parent = member.site
+        parent.pop("op")
+        parent["op"] = name
+        for param, values in params.items():
+            parent[param] = values[i]
+        if "from" in parent:
+            parent["from"] = parent.pop("from")  # after the params, as the docs write it
+    return body
+
+
+def _equal(a: Any, b: Any) -> bool:
+    return type(a) is type(b) and a == b
+
+
+def _param_name(path: tuple[Any, ...], layers: list[dict[str, Any]], taken: dict[str, Any]) -> str:
+    """The argument's own name (`out_channels`), else prefixed with its layer's (`conv2_out_channels`)."""
+    layer = layers[path[0]]
+    for j in range(2, len(path) - 1, 2):
+        layer = layer["layers"][path[j]]
+    key = str(path[-1])
+    base = f"{layer.get('name', 'p')}_{key}" if key in taken or key == "i" else key
+    name, n = base, 1
+    while name in taken or not name.isidentifier():
+        n += 1
+        name = f"{base}_{n}" if base.isidentifier() else f"p_{n}"
+    return name
+
+
+def fold_repeats(layers: list[dict[str, Any]], blocks: dict[str, dict[str, Any]]) -> None:
+    """Each `layers:` list of uses of one block, unnamed and reading the one before, as a `repeat:`."""
+    for layer in layers:
+        if "layers" in layer:
+            fold_repeats(layer["layers"], blocks)
+            repeated = _repeated(layer["layers"], blocks)
+            if repeated is not None:
+                del layer["layers"]
+                layer.update(repeated)
+    for body in blocks.values():
+        if not body.get("_folded"):
+            body["_folded"] = True
+            fold_repeats(body["layers"], blocks)
+            body.pop("_folded")
+
+
+def _repeated(children: list[dict[str, Any]], blocks: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+    if len(children) < 2 or any("name" in c or "from" in c or c.get("op") not in blocks for c in children):
+        return None
+    op = children[0]["op"]
+    if any(c["op"] != op for c in children):
+        return None
+    folded: dict[str, Any] = {"op": op, "repeat": len(children)}
+    for param in blocks[op].get("params", {}):
+        values = [c[param] for c in children]
+        if all(_equal(v, values[0]) for v in values):
+            folded[param] = values[0]
+            continue
+        if not all(isinstance(v, (int, float, bool)) for v in values):
+            return None
+        folded[param] = _by_index(values)
+        if len(folded[param]) > _MAX_EXPRESSION:
+            return None
+    return folded
+
+
+def _by_index(values: list[Any]) -> str:
+    """`${v0 if i == 0 else v1}`: the value at each index, the last one for every index past the changes."""
+    last = len(values) - 1
+    while last > 0 and _equal(values[last - 1], values[last]):
+        last -= 1
+    parts = [f"{_number(values[i])} if i == {i} else " for i in range(last)]
+    return "${" + "".join(parts) + _number(values[last]) + "}"
+
+
+def _number(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return repr(value)
