@@ -194,19 +194,21 @@ def _param_name(path: tuple[Any, ...], layers: list[dict[str, Any]], taken: dict
 
 
 def fold_repeats(layers: list[dict[str, Any]], blocks: dict[str, dict[str, Any]]) -> None:
-    """Each `layers:` list of uses of one block, unnamed and reading the one before, as a `repeat:`."""
+    """Each `layers:` list of uses of one block, unnamed and reading the one before, as a `repeat:`
+    (in `layers` and in every block's layers)."""
+    for body in blocks.values():
+        _fold(body["layers"], blocks)
+    _fold(layers, blocks)
+
+
+def _fold(layers: list[dict[str, Any]], blocks: dict[str, dict[str, Any]]) -> None:
     for layer in layers:
         if "layers" in layer:
-            fold_repeats(layer["layers"], blocks)
+            _fold(layer["layers"], blocks)
             repeated = _repeated(layer["layers"], blocks)
             if repeated is not None:
                 del layer["layers"]
                 layer.update(repeated)
-    for body in blocks.values():
-        if not body.get("_folded"):
-            body["_folded"] = True
-            fold_repeats(body["layers"], blocks)
-            body.pop("_folded")
 
 
 def _repeated(children: list[dict[str, Any]], blocks: dict[str, dict[str, Any]]) -> dict[str, Any] | None:

@@ -26,6 +26,7 @@ class T:
     """A tensor argument: the fx node that made it."""
 
     node: Any
+    value: Any = None  # the tensor itself (a meta tensor: its shape)
 
 
 @dataclass
@@ -45,7 +46,14 @@ for _name in (*_UNARY, "gelu", "softmax", "log_softmax", "flatten", "reshape", "
             _NAMES[getattr(_space, _name)] = _name
 for _name in ("unsqueeze", "squeeze", "mean", "sum", "amax", "add", "mul", "sub", "matmul", "cat", "unbind"):
     _NAMES[getattr(torch, _name)] = _name
-for _name in ("max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "dropout"):
+for _name in (
+    "max_pool2d",
+    "avg_pool2d",
+    "adaptive_avg_pool2d",
+    "dropout",
+    "layer_norm",
+    "scaled_dot_product_attention",
+):
     _NAMES[getattr(F, _name)] = _name
 _NAMES.update({
     operator.add: "add", operator.iadd: "add", operator.mul: "mul", operator.imul: "mul",
@@ -159,6 +167,37 @@ def _cat(name: str, args: list[Any], kwargs: dict[str, Any], what: str) -> Call:
     return Call("cat", {"dim": dim}, [p.node for p in parts])
 
 
+def _expand(name: str, args: list[Any], kwargs: dict[str, Any], what: str) -> Call:
+    sizes = list(args[1]) if len(args) == 2 and isinstance(args[1], (list, tuple)) else list(args[1:])
+    _no_tensors({"sizes": sizes}, what)
+    return Call("expand", {"sizes": [int(v) for v in sizes]}, [args[0].node])
+
+
+def _layer_norm(name: str, args: list[Any], kwargs: dict[str, Any], what: str) -> Call:
+    given = dict(zip(("input", "normalized_shape", "weight", "bias", "eps"), args, strict=False)) | kwargs
+    shape = given.get("normalized_shape")
+    width = given["input"].value.shape[-1]
+    if not isinstance(shape, (list, tuple)) or len(shape) != 1 or shape[0] != width:
+        raise UsageError(f"{what}: the spec's functional_layer_norm normalises the last dim only, not {shape!r}")
+    affine = [given.get("weight"), given.get("bias")]
+    if affine[0] is None and affine[1] is not None:
+        raise UsageError(f"{what}: a bias without a weight has no spec op")
+    tensors = [given["input"].node] + [t.node for t in affine if isinstance(t, T)]
+    eps = given.get("eps", 1e-5)
+    return Call("functional_layer_norm", {} if eps == 1e-5 else {"eps": eps}, tensors)
+
+
+def _attention(name: str, args: list[Any], kwargs: dict[str, Any], what: str) -> Call:
+    names = ("query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale", "enable_gqa")
+    given = dict(zip(names, args, strict=False)) | kwargs
+    if given.get("attn_mask") is not None or given.get("dropout_p", 0.0) or given.get("enable_gqa"):
+        raise UsageError(f"{what}: a mask, dropout or grouped heads in attention have no spec op")
+    arguments = {"causal": True} if given.get("is_causal") else {}
+    if given.get("scale") is not None:
+        arguments["scale"] = given["scale"]
+    return Call("scaled_dot_product_attention", arguments, [given[k].node for k in ("query", "key", "value")])
+
+
 def _dropout(name: str, args: list[Any], kwargs: dict[str, Any], what: str) -> Call:
     training = args[2] if len(args) > 2 else kwargs.get("training", True)
     if training:
@@ -201,4 +240,7 @@ _HANDLERS: dict[str, Callable[[str, list[Any], dict[str, Any], str], Call]] = {
     "matmul": _matmul,
     "cat": _cat,
     "dropout": _dropout,
+    "expand": _expand,
+    "layer_norm": _layer_norm,
+    "scaled_dot_product_attention": _attention,
 }

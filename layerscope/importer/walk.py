@@ -12,6 +12,7 @@ op (importer/functional.py), a parameter or buffer of the container's own a `par
 
 from __future__ import annotations
 
+import inspect
 import operator
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,7 +27,7 @@ from layerscope.importer.arguments import layer_arguments
 from layerscope.importer.functional import T, call_name, getitem, read_call
 
 _CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
-_MULTI = ("add", "mul", "matmul", "cat")
+_MULTI = ("add", "mul", "matmul", "cat", "functional_layer_norm", "scaled_dot_product_attention")
 
 
 @dataclass
@@ -78,7 +79,7 @@ def walk_module(module: nn.Module, path: str, args: list[Any], walk: Walk) -> tu
             f"{path or 'the model'}: a {type(module).__name__} without a forward of its own cannot be called"
         )
     try:
-        graph = _ChildrenAreLeaves(module).trace(module)
+        graph = _ChildrenAreLeaves(module).trace(module, concrete_args=_defaults_after(module, len(args)))
     except Exception as e:  # noqa: BLE001 - whatever fx cannot trace: data-dependent control flow, …
         message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UsageError(
@@ -86,6 +87,32 @@ def walk_module(module: nn.Module, path: str, args: list[Any], walk: Walk) -> tu
             hint="a spec is read from the forward as torch.fx traces it: no branches on values, no len() of a tensor",
         ) from None
     return _Container(module, path, walk).run(graph, args)
+
+
+def _at_defaults(child: nn.Module, kwargs: dict[str, Any]) -> bool:
+    """Whether every keyword argument of a call is the forward's default (`attn_mask=None`)."""
+    if not kwargs:
+        return True
+    try:
+        parameters = inspect.signature(child.forward).parameters
+    except (TypeError, ValueError):
+        return False
+    return all(
+        k in parameters and parameters[k].default is v for k, v in kwargs.items() if v is None or isinstance(v, bool)
+    ) and all(v is None or isinstance(v, bool) for v in kwargs.values())
+
+
+def _defaults_after(module: nn.Module, given: int) -> dict[str, Any] | None:
+    """The forward's parameters past the `given` inputs, at their defaults (ViT's `attn_mask=None`):
+    fx makes each an input otherwise, and the branches on them stay open."""
+    try:
+        parameters = list(inspect.signature(module.forward).parameters.values())
+    except (TypeError, ValueError):
+        return None
+    rest = {p.name: p.default for p in parameters[given:] if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    if any(p.default is p.empty for p in parameters[given:] if p.name in rest):
+        return None  # a required input not given: the placeholder count reports it
+    return rest or None
 
 
 def _sequential(module: nn.Sequential, path: str, args: list[Any], walk: Walk) -> tuple[list[dict[str, Any]], Any]:
@@ -137,9 +164,12 @@ class _Container:
 
     def run(self, graph: fx.Graph, args: list[Any]) -> tuple[list[dict[str, Any]], Any]:
         placeholders = [n for n in graph.nodes if n.op == "placeholder"]
-        if len(placeholders) != len(args):
+        fixed = placeholders[len(args) :]  # the forward's parameters left at their defaults
+        if len(placeholders) < len(args) or any(not n.args for n in fixed):
             raise UsageError(f"{self.path or 'the model'}: takes {len(placeholders)} inputs, given {len(args)}")
-        for i, node in enumerate(placeholders):
+        for node in fixed:
+            self.values[node] = node.args[0]
+        for i, node in enumerate(placeholders[: len(args)]):
             self.values[node] = args[i]
             self.made_by[node] = "input" if len(args) == 1 else f"input{i}"
         self.last = placeholders[0] if placeholders else None
@@ -192,7 +222,10 @@ class _Container:
 
     def _call_module(self, node: fx.Node) -> None:
         target = str(node.target)
-        if "." in target or node.kwargs:
+        at_defaults = "." not in target and _at_defaults(
+            self.module.get_submodule(target), self._value(dict(node.kwargs))
+        )
+        if "." in target or not at_defaults:
             raise UsageError(
                 f"{self.where(node)}: calls {target}"
                 + (" with keyword arguments" if node.kwargs else ", a module inside a child"),
@@ -220,7 +253,7 @@ class _Container:
         name = call_name(node.op, node.target)
         marked = fx.node.map_arg(
             (list(node.args), dict(node.kwargs)),
-            lambda n: T(n) if isinstance(self.values[n], Tensor) else self.values[n],
+            lambda n: T(n, self.values[n]) if isinstance(self.values[n], Tensor) else self.values[n],
         )
         if name == "unbind":
             dim = (marked[0][1:] or [marked[1].get("dim", 0)])[0]
