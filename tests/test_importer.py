@@ -155,3 +155,49 @@ def test_o_replaces_nothing_but_a_regular_file(cli, tmp_path: Path) -> None:
     run = cli("import", f"{source}:LeNet", "--allow-import", "-i", "1x1x32x32", "-o", str(source))
     assert run.exit_code == 2 and "is the model's own code" in run.stderr
     assert stat.S_ISREG(source.stat().st_mode) and "LeNet" in source.read_text(encoding="utf-8")
+
+
+class ChannelNorm(nn.LayerNorm):
+    """timm's LayerNorm2d: a LayerNorm over the channels of an image, holding its own weight."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.permute(0, 2, 3, 1)
+        x = nn.functional.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+        return x.permute(0, 3, 1, 2)
+
+
+class TinyViT(nn.Module):
+    """A class token expanded over the batch, a position embedding, attention by
+    F.scaled_dot_product_attention on split heads (timm's Attention), the class token's output."""
+
+    def __init__(self, width: int = 16, heads: int = 2) -> None:
+        super().__init__()
+        self.heads = heads
+        self.patch = nn.Conv2d(3, width, 4, 4)
+        self.norm = ChannelNorm(width, eps=1e-6)
+        self.cls_token = nn.Parameter(torch.randn(1, 1, width))
+        self.pos_embed = nn.Parameter(torch.randn(1, 17, width))
+        self.qkv = nn.Linear(width, 3 * width)
+        self.head = nn.Linear(width, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.norm(self.patch(x)).flatten(2).transpose(1, 2)
+        x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1) + self.pos_embed
+        b, n, c = x.shape
+        q, k, v = self.qkv(x).reshape(b, n, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4).unbind(0)
+        x = nn.functional.scaled_dot_product_attention(q, k, v)
+        return self.head(x.transpose(1, 2).reshape(b, n, c)[:, 0])
+
+
+def test_a_vit_with_its_own_layer_norm_and_attention_round_trips_and_computes_the_same() -> None:
+    torch.manual_seed(0)
+    model = TinyViT().eval()
+    trip = round_trip(model, [[2, 3, 16, 16]], "TinyViT")
+    assert trip.ok, trip.differences
+    assert "op: functional_layer_norm, eps: 1.0e-06, from: [permute, weight, bias]" in trip.text
+    assert "op: scaled_dot_product_attention" in trip.text and "op: expand, sizes: [2, -1, -1]" in trip.text
+    ours = built(trip.text).eval()
+    ours.load_state_dict(model.state_dict(), strict=True)
+    x = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), model(x))
