@@ -63,11 +63,16 @@ def test_the_python_weights_load_strictly_and_compute_the_same_output(name: str)
         assert torch.allclose(ours(x), model(x), atol=1e-5)
 
 
-def test_resnet_blocks_fold_into_blocks_and_repeats() -> None:
+def test_resnet_blocks_fold_into_one_block_and_repeats() -> None:
+    """torchvision's BasicBlock with and without its downsample: one block, the downsample switched by
+    `when:`, each stage a `repeat: 2` whose first block strides and downsamples — as configs/resnet18.yaml."""
     text = to_spec(zoo_twins.TWINS["resnet18"](), [((1, 3, 224, 224), "float32")], "ResNet")
     document = load_documents(text, "<imported>")[0]
-    assert set(document["blocks"]) == {"BasicBlock", "BasicBlock_2"}  # without a downsample, and with one
-    assert "{name: layer1, op: BasicBlock, repeat: 2, out_channels: 64}" in text
+    assert list(document["blocks"]) == ["BasicBlock"]
+    assert document["blocks"]["BasicBlock"]["layers"][0]["when"] == "${with_downsample}"
+    stages = {layer.get("name"): layer for layer in document["layers"]}
+    assert stages["layer1"]["repeat"] == 2 and stages["layer1"]["with_downsample"] is False
+    assert stages["layer3"]["stride"] == "${2 if i == 0 else 1}" and stages["layer3"]["out_channels"] == 256
     assert "{op: add, from: [bn2, downsample]}" in text and "{use: relu}" in text
 
 

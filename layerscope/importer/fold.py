@@ -18,7 +18,7 @@ from collections import defaultdict
 from typing import Any
 
 from layerscope.importer.walk import Ref, Use
-from layerscope.spec.catalog import op_names
+from layerscope.spec.catalog import lookup, op_names
 
 _STRUCTURE = frozenset({"name", "op", "from", "use", "layers", "repeat", "param", "buffer"})
 _MAX_EXPRESSION = 200  # spec/expr.py's limit on one expression
@@ -83,7 +83,7 @@ def make_blocks(uses: list[Use]) -> dict[str, dict[str, Any]]:
         if not ready:
             raise AssertionError("a block that holds itself")
         groups: dict[tuple[str, str], list[Use]] = defaultdict(list)
-        for use in ready:
+        for use in _with_optional_layers(ready):
             groups[use.cls, _structure(use.layers)].append(use)
         for (cls, _), members in groups.items():
             name = _fresh_block(cls, taken)
@@ -91,6 +91,138 @@ def make_blocks(uses: list[Use]) -> dict[str, dict[str, Any]]:
         done = {id(u) for u in ready}
         pending = [u for u in pending if id(u) not in done]
     return blocks
+
+
+class _Any:
+    """The value of an argument of a layer switched off (`when: false`): whatever the others need."""
+
+    def __repr__(self) -> str:
+        return "any"
+
+
+ANY = _Any()
+
+
+def _with_optional_layers(uses: list[Use]) -> list[Use]:
+    """Calls of one class whose layers are another's without some named ones (a BasicBlock without
+    its downsample) rewritten as that other's layers, those switched off with `when:`, so that both
+    share one block and a stack of them can be one `repeat:`."""
+    by_class: dict[str, dict[str, list[Use]]] = defaultdict(dict)
+    for use in uses:
+        by_class[use.cls].setdefault(_structure(use.layers), []).append(use)
+    for shapes in by_class.values():
+        if len(shapes) != 2:
+            continue
+        fuller, other = sorted(shapes.values(), key=lambda group: -len(group[0].layers))
+        template = fuller[0].layers
+        extras = _extras(template, other[0].layers)
+        if extras is None:
+            continue
+        try:
+            rewritten = [_as_template(template, extras, use.layers) for use in other]
+        except _NoMerge:
+            continue
+        for use, layers in zip(other, rewritten, strict=True):
+            use.layers = layers
+        for use in fuller:
+            for i in extras:
+                use.layers[i]["when"] = True
+    return uses
+
+
+class _NoMerge(Exception):
+    pass
+
+
+def _skeleton(layers: list[dict[str, Any]]) -> str:
+    """The layers' names, ops and wiring, without their arguments."""
+
+    def bare(layer: dict[str, Any]) -> dict[str, Any]:
+        return {k: [bare(x) for x in v] if k == "layers" else v for k, v in layer.items() if k in _STRUCTURE}
+
+    return json.dumps([bare(layer) for layer in layers], default=str)
+
+
+def _default(op: Any, key: str) -> Any:
+    info = lookup(op) if isinstance(op, str) else None
+    parameter = info.signature.parameters.get(key) if info is not None else None
+    if parameter is None or parameter.default is parameter.empty:
+        raise _NoMerge
+    return parameter.default
+
+
+def _extras(template: list[dict[str, Any]], layers: list[dict[str, Any]]) -> list[int] | None:
+    """The positions of the named layers `template` has and `layers` lacks, when `layers` is
+    `template` without them (each `from:` one names read as what it reads); else None."""
+    names = {layer.get("name") for layer in layers}
+    extras = [i for i, layer in enumerate(template) if layer.get("name") not in names]
+    if not extras or any("name" not in template[i] or "when" in template[i] for i in extras):
+        return None
+    reads: dict[str, Any] = {}
+    for i in extras:
+        before = template[i - 1].get("name") if i else "input"
+        reads[template[i]["name"]] = template[i].get("from", before)
+    kept = [dict(layer) for i, layer in enumerate(template) if i not in extras]
+    for layer in kept:
+        if "from" in layer:
+            sources = layer["from"] if isinstance(layer["from"], list) else [layer["from"]]
+            sources = [reads.get(x, x) for x in sources]
+            layer["from"] = sources if isinstance(layer["from"], list) else sources[0]
+    if _defaults_dropped(kept) is None or _defaults_dropped(layers) is None:
+        return None
+    return extras if _skeleton(_defaults_dropped(kept)) == _skeleton(_defaults_dropped(layers)) else None
+
+
+def _defaults_dropped(layers: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+    """`layers` without the `from:`s that name the layer before (or, first, `input`); None when a
+    layer before one is unnamed (its name is the spec's to make)."""
+    result = []
+    for i, layer in enumerate(layers):
+        before = layers[i - 1].get("name") if i else "input"
+        if "from" in layer and layer["from"] == before:
+            if before is None:
+                return None
+            layer = {k: v for k, v in layer.items() if k != "from"}
+        result.append(layer)
+    return result
+
+
+def _as_template(
+    template: list[dict[str, Any]], extras: list[int], layers: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """`layers` written as `template`: its own values in the layers both have, the extras switched off."""
+    mine = iter(layers)
+    result = []
+    for i, layer in enumerate(template):
+        if i in extras:
+            result.append({**_off(layer), "when": False})
+        else:
+            own = next(mine)
+            if any(k not in layer and k not in _STRUCTURE for k in own):
+                raise _NoMerge
+            made = {}
+            for key, value in layer.items():
+                if key == "layers":
+                    made[key] = own[key]
+                elif key in _STRUCTURE:
+                    made[key] = value
+                else:
+                    made[key] = own[key] if key in own else _default(layer.get("op"), key)
+            result.append(made)
+    return result
+
+
+def _off(layer: dict[str, Any]) -> dict[str, Any]:
+    """A copy of `layer` whose arguments are ANY."""
+    copy = {}
+    for key, value in layer.items():
+        if key == "layers":
+            copy[key] = [_off(x) for x in value]
+        elif key not in _STRUCTURE and isinstance(value, (bool, int, float, str)):
+            copy[key] = ANY
+        else:
+            copy[key] = value
+    return copy
 
 
 def _fresh_block(cls: str, taken: set[str]) -> str:
@@ -120,7 +252,7 @@ def _leaves(layers: list[dict[str, Any]], path: tuple[Any, ...] = ()) -> list[tu
         for key, value in layer.items():
             if key == "layers":
                 found += _leaves(value, (*path, i, "layers"))
-            elif key not in _STRUCTURE and isinstance(value, (bool, int, float, str)):
+            elif key not in _STRUCTURE and isinstance(value, (bool, int, float, str, _Any)):
                 found.append(((*path, i, key), value))
     return found
 
@@ -149,14 +281,19 @@ def _block(name: str, members: list[Use]) -> dict[str, Any]:
     leaves = [dict(_leaves(m.layers)) for m in members]
     params: dict[str, tuple[Any, ...]] = {}  # param name → its value in each call
     new: dict[tuple[Any, ...], str] = {}
-    for path in leaves[0]:
+    # the values every call has first, so that a layer switched off in some takes a param of theirs
+    for path in sorted(leaves[0], key=lambda path: any(leaf[path] is ANY for leaf in leaves)):
         values = tuple(leaf[path] for leaf in leaves)
-        if all(_equal(v, values[0]) for v in values):
+        known = [v for v in values if v is not ANY]
+        if all(_equal(v, known[0]) for v in known):
+            new[path] = known[0]  # the same wherever the layer is on
             continue
-        same = next((p for p, vs in params.items() if all(_equal(a, b) for a, b in zip(vs, values, strict=True))), None)
+        same = next(
+            (p for p, vs in params.items() if all(_matches(a, b) for a, b in zip(vs, values, strict=True))), None
+        )
         if same is None:
             same = _param_name(path, members[0].layers, params)
-            params[same] = values
+            params[same] = tuple(known[0] if v is ANY else v for v in values)
         new[path] = "${" + same + "}"
     body: dict[str, Any] = {}
     if params:
@@ -179,13 +316,23 @@ def _equal(a: Any, b: Any) -> bool:
     return type(a) is type(b) and a == b
 
 
+def _matches(param: Any, value: Any) -> bool:
+    return value is ANY or _equal(param, value)
+
+
 def _param_name(path: tuple[Any, ...], layers: list[dict[str, Any]], taken: dict[str, Any]) -> str:
     """The argument's own name (`out_channels`), else prefixed with its layer's (`conv2_out_channels`)."""
     layer = layers[path[0]]
     for j in range(2, len(path) - 1, 2):
         layer = layer["layers"][path[j]]
     key = str(path[-1])
-    base = f"{layer.get('name', 'p')}_{key}" if key in taken or key == "i" else key
+    base = (
+        f"with_{layer.get('name')}"
+        if key == "when"
+        else f"{layer.get('name', 'p')}_{key}"
+        if key in taken or key == "i"
+        else key
+    )
     name, n = base, 1
     while name in taken or not name.isidentifier():
         n += 1
