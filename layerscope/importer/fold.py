@@ -5,8 +5,9 @@
   the names are worked out here the same way, for the `from:`s that refer to them.
 - Blocks: every call of a container class of the user's becomes a use of a block. Calls of one class
   whose layers differ only in numbers, text or true/false share one block, with a param for each
-  value that differs (values that differ together share a param); calls that differ in anything
-  else (a downsample present in one only) get a block each, `Class`, `Class_2`, ...
+  value that differs (values that differ together share a param). Calls whose layers are another's
+  without some named ones (a BasicBlock without its downsample) share its block, those layers
+  switched by a `when:` param; calls that differ in anything else get a block each, `Class`, `Class_2`.
 - `repeat:`: an nn.Sequential whose children are uses of one block becomes that block repeated,
   each param that changes with the index written as `${a if i == 0 else b}`.
 """
