@@ -59,8 +59,8 @@ CASES += [
 
 
 CASES += [  # `layerscope import`: a Python model's spec
-    ("lenet.import", ["import", "tests/reference_models.py:LeNet", "--allow-import", "--input", "1x1x32x32"], 0),
-    ("zoo_resnet18.import", ["import", "tests/zoo_twins.py:resnet18", "--allow-import", "--input", "1x3x224x224"], 0),
+    ("lenet.import", ["import", "tests.reference_models:LeNet", "--allow-import", "--input", "1x1x32x32"], 0),
+    ("zoo_resnet18.import", ["import", "tests.zoo_twins:resnet18", "--allow-import", "--input", "1x3x224x224"], 0),
 ]
 
 NARROW = [  # at 60 columns: the golden file's name ends in _60

@@ -121,7 +121,7 @@ def test_what_the_spec_cannot_express_is_named(name: str) -> None:
 
 
 def test_the_command_prints_the_spec_and_writes_it_with_o(cli, tmp_path: Path) -> None:
-    target = "tests/reference_models.py:LeNet"
+    target = "tests.reference_models:LeNet"
     printed = cli("import", target, "--allow-import", "--input", "1x1x32x32")
     assert printed.exit_code == 0 and printed.stdout.startswith("name: LeNet\n")
     out = tmp_path / "lenet.yaml"
@@ -134,13 +134,13 @@ def test_the_command_prints_the_spec_and_writes_it_with_o(cli, tmp_path: Path) -
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["tests/reference_models.py:LeNet", "-i", "1x1x32x32"], "names Python code, and importing it runs that code"),
-        (["tests/reference_models.py:LeNet", "--allow-import"], "importing a model needs the shapes of its inputs"),
+        (["tests.reference_models:LeNet", "-i", "1x1x32x32"], "names Python code, and importing it runs that code"),
+        (["tests.reference_models:LeNet", "--allow-import"], "importing a model needs the shapes of its inputs"),
         (["configs/lenet.yaml", "--allow-import", "-i", "1x1x32x32"], "'configs/lenet.yaml' is not a Python model"),
-        (["tests/python_models.py:TwoHeads", "--allow-import", "-i", "2x8"], "the model: returns a dict"),
+        (["tests.python_models:TwoHeads", "--allow-import", "-i", "2x8"], "the model: returns a dict"),
         # torchvision's alexnet as zoo_twins builds it: a plain nn.Module holding the layers, no forward
         (
-            ["tests/zoo_twins.py:alexnet", "--allow-import", "-i", "1x3x224x224"],
+            ["tests.zoo_twins:alexnet", "--allow-import", "-i", "1x3x224x224"],
             "a Module without a forward of its own",
         ),
     ],
@@ -152,7 +152,7 @@ def test_the_command_fails_in_one_line(cli, args: list[str], message: str) -> No
 
 
 def test_o_replaces_nothing_but_a_regular_file(cli, tmp_path: Path) -> None:
-    args = ["import", "tests/reference_models.py:LeNet", "--allow-import", "-i", "1x1x32x32", "-o"]
+    args = ["import", "tests.reference_models:LeNet", "--allow-import", "-i", "1x1x32x32", "-o"]
     run = cli(*args, str(tmp_path))
     assert run.exit_code == 2 and "is a directory; it was left as it is" in run.stderr
     source = tmp_path / "model.py"
