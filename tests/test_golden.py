@@ -86,6 +86,11 @@ CASES += [
 ]
 
 
+CASES += [  # `layerscope import`: a Python model's spec
+    ("lenet.import", ["import", "tests.reference_models:LeNet", "--allow-import", "--input", "1x1x32x32"], 0),
+    ("zoo_resnet18.import", ["import", "tests.zoo_twins:resnet18", "--allow-import", "--input", "1x3x224x224"], 0),
+]
+
 NARROW = [  # at 60 columns: the golden file's name ends in _60
     ("lenet_60.inspect", ["inspect", "configs/lenet.yaml"], 0),
     ("lenet_60.shapes", ["shapes", "configs/lenet.yaml"], 0),

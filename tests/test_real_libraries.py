@@ -132,3 +132,39 @@ def test_torchvision_googlenet_concatenations_are_joins() -> None:
     cats = [j for j in report.joins if j.op == "cat"]
     assert len(cats) == 9 and all(len(j.inputs_from) == 4 for j in cats)
     assert [j.within for j in cats[:2]] == ["inception3a", "inception3b"]
+
+
+@pytest.mark.parametrize("name", ["resnet18", "convnext_atto", "vit_tiny_patch16_224"])
+def test_a_timm_model_imported_as_a_spec_round_trips(name: str) -> None:
+    """`layerscope import`: the spec inspects as the model does (params, every call's name and output
+    shapes, FLOPs), and takes the model's own weights strictly to compute its output on the CPU."""
+    from layerscope.spec.model import parse_model
+    from layerscope.spec.source import load_documents
+
+    from import_roundtrip import round_trip
+
+    torch.manual_seed(0)
+    model = timm.create_model(name, pretrained=False).eval()
+    trip = round_trip(model, [[1, 3, 224, 224]], name)
+    assert trip.ok, trip.differences
+    spec = parse_model(load_documents(trip.text, f"<{name}>")[0], default_name=name)
+    ours = layerscope.build(spec).eval()
+    ours.load_state_dict(model.state_dict(), strict=True)
+    x = torch.randn(1, 3, 224, 224)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), model(x), atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("efficientnet_b0", "bn1: torch.nn.functional.batch_norm(…) has no equivalent in the spec language"),
+        ("swin_tiny_patch4_window7_224", "layers.0.blocks.0: torch.nn.functional.pad(…) has no equivalent"),
+    ],
+)
+def test_a_timm_model_the_spec_cannot_express_is_refused_naming_where(name: str, message: str) -> None:
+    from layerscope.errors import UsageError
+    from layerscope.importer.document import to_spec
+
+    with pytest.raises(UsageError, match=message.replace("(", r"\(").replace(")", r"\)").replace(".", r"\.")):
+        to_spec(timm.create_model(name, pretrained=False), [((1, 3, 224, 224), "float32")], name)

@@ -96,9 +96,13 @@ def alexnet(classes: int = 1000) -> nn.Module:  # torchvision.models.alexnet, it
     return model
 
 
+def resnet18() -> nn.Module:  # torchvision.models.resnet18
+    return ResNet(BasicBlock, [2, 2, 2, 2])
+
+
 # zoo config name → its twin's factory
 TWINS = {
-    "resnet18": lambda: ResNet(BasicBlock, [2, 2, 2, 2]),
+    "resnet18": resnet18,
     "resnet50": lambda: ResNet(Bottleneck, [3, 4, 6, 3]),
     "alexnet": alexnet,
 }

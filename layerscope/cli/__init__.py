@@ -18,7 +18,7 @@ __all__ = ["app", "run"]
 def run() -> None:
     """The console script: the app with its commands, run as main.run does."""
     try:
-        from layerscope.cli import commands, graph  # noqa: F401 - register the commands on the app
+        from layerscope.cli import commands, graph, importing  # noqa: F401 - register the commands on the app
         from layerscope.cli.main import run as run_app
     except KeyboardInterrupt:  # before any command runs, while the imports are under way
         print("layerscope: interrupted", file=sys.stderr)
@@ -28,7 +28,7 @@ def run() -> None:
 
 def __getattr__(name: str) -> Any:
     if name == "app":
-        from layerscope.cli import commands, graph  # noqa: F401 - register the commands on the app
+        from layerscope.cli import commands, graph, importing  # noqa: F401 - register the commands on the app
         from layerscope.cli.main import app
 
         return app

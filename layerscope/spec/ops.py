@@ -118,6 +118,26 @@ def attention(*xs: Tensor, num_heads: int, causal: bool = False) -> Tensor:
     return out.transpose(1, 2).flatten(-2)
 
 
+def scaled_dot_product_attention(*xs: Tensor, causal: bool = False, scale: float | None = None) -> Tensor:
+    """torch's F.scaled_dot_product_attention of `from: [q, k, v]`, heads already split: (batch, heads, sequence, width)."""
+    if len(xs) != 3:
+        raise ValueError(f"scaled_dot_product_attention takes q, k and v; got {len(xs)} inputs")
+    return F.scaled_dot_product_attention(xs[0], xs[1], xs[2], is_causal=causal, scale=scale)
+
+
+def functional_layer_norm(*xs: Tensor, eps: float = 1e-5) -> Tensor:
+    """F.layer_norm over the last dim of `from: [x, weight, bias]` (weight and bias optional: `param:` layers)."""
+    if not 1 <= len(xs) <= 3:
+        raise ValueError(f"functional_layer_norm takes x, and optionally its weight and bias; got {len(xs)} inputs")
+    weight, bias = (*xs[1:], None, None)[:2]
+    return F.layer_norm(xs[0], (xs[0].shape[-1],), weight, bias, eps)
+
+
+def expand(x: Tensor, sizes: Sequence[int]) -> Tensor:
+    """`x.expand(*sizes)`: a size-1 dim repeated without copying (-1 keeps a dim), e.g. ViT's class token over the batch."""
+    return x.expand(*sizes)
+
+
 def mean(x: Tensor, dim: int | Sequence[int] | None = None, keepdim: bool = False) -> Tensor:
     return (
         x.mean() if dim is None else x.mean(dim=tuple(dim) if isinstance(dim, (list, tuple)) else dim, keepdim=keepdim)
@@ -185,9 +205,12 @@ FUNCTIONAL_OPS: dict[str, Callable[..., Any]] = {
         flatten, reshape, view, permute, transpose, unsqueeze, squeeze, contiguous,
         select, getitem, mean, sum, amax, max_pool2d, avg_pool2d, adaptive_avg_pool2d,
         add, mul, matmul, cat, positions, attention,
+        scaled_dot_product_attention, functional_layer_norm, expand,
     )
 }  # fmt: skip
-MULTI_INPUT_OPS = frozenset({"add", "mul", "matmul", "cat", "attention"})  # take every tensor named in `from:`
+MULTI_INPUT_OPS = frozenset(
+    {"add", "mul", "matmul", "cat", "attention", "scaled_dot_product_attention", "functional_layer_norm"}
+)  # take every tensor named in `from:`
 
 
 class FunctionalOp(nn.Module):

@@ -1,0 +1,65 @@
+"""`layerscope import`: a Python-defined model written as a spec (layerscope/importer/)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from layerscope.cli import targets
+from layerscope.cli.main import command as register
+from layerscope.cli.options import AllowImportOpt, ArgOpt, DebugOpt, InputOpt, Options
+from layerscope.cli.output import guarded, writing
+from layerscope.errors import UsageError
+
+TargetArg = Annotated[
+    str,
+    typer.Argument(
+        metavar="MODEL", help="A Python-defined model: pkg.module:ClassOrFactory or path/to/file.py:ClassOrFactory."
+    ),
+]
+OutputOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--output", "-o", metavar="FILE", help="Write the spec to FILE instead of printing it.", show_default=False
+    ),
+]
+
+
+@register("import")
+def import_model(
+    model: TargetArg,
+    inputs: InputOpt = None,
+    allow_import: AllowImportOpt = False,
+    args: ArgOpt = None,
+    output: OutputOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """A Python-defined model as a spec: its layers, its classes as blocks, repeats folded (needs --input)."""
+
+    def spec_text() -> str:
+        from layerscope.importer.document import to_spec
+        from layerscope.spec.model import ModelSpec
+
+        if not targets.PYTHON_TARGET.fullmatch(model) or Path(model).exists():
+            raise UsageError(f"{model!r} is not a Python model", hint="name one as pkg.module:Class or file.py:Class")
+        source = Path(model.rpartition(":")[0])
+        if output is not None and source.exists() and output.resolve() == source.resolve():
+            raise UsageError(f"{output} is the model's own code", hint="write the spec to another file")
+        loaded = targets.load(model, Options(allow_import=allow_import, args=tuple(args or ())))
+        assert not isinstance(loaded, ModelSpec)
+        examples = targets.examples(inputs or [])
+        if any(e.name is not None for e in examples):
+            raise UsageError("a spec's inputs are positional", hint="give --input without NAME=")
+        shapes = [(e.shape, str(e.dtype).removeprefix("torch.")) for e in examples]
+        name = model.rpartition(":")[2].rpartition(".")[2]
+        return to_spec(loaded, shapes, name, description=f"imported from {model}")
+
+    text = guarded(spec_text, debug)
+    if output is None:
+        writing(lambda: typer.echo(text, nl=False))
+    else:
+        from layerscope.render.files import write_whole
+
+        guarded(lambda: write_whole(output, text), debug)

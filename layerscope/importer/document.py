@@ -1,0 +1,104 @@
+"""Importer, the whole: a Python nn.Module → the text of a spec that builds the same model, checked.
+
+The module is read on a copy on the meta device (run/shadow.py: the user's module is not touched,
+nothing is allocated), in eval mode, for the given input shapes. The YAML is written by
+yaml.safe_dump from plain data, so every name and value re-reads as itself; then it is parsed and
+built again, and its parameter and buffer names and shapes must be the module's, or the import fails
+naming the first module whose differ.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import yaml
+from torch import nn
+
+from layerscope.builder.builder import build
+from layerscope.errors import UsageError
+from layerscope.importer.fold import fold_repeats, make_blocks, name_layers
+from layerscope.importer.walk import Walk, is_layer, walk_module
+from layerscope.run.shadow import shadow
+from layerscope.spec.model import parse_model
+from layerscope.spec.source import load_documents
+
+Input = tuple[tuple[int, ...], str]  # a shape and a dtype name
+
+
+def to_spec(model: nn.Module, inputs: Sequence[Input], name: str, description: str = "") -> str:
+    """The spec of `model` called on inputs of these shapes and dtypes, as YAML text."""
+    if not inputs:
+        raise UsageError(
+            "importing a model needs the shapes of its inputs", hint="give --input, e.g. --input 1x3x224x224"
+        )
+    if is_layer(model):
+        raise UsageError(
+            f"the model is a single torch.nn.{type(model).__name__}",
+            hint="write it as one layer: the spec's names nest under the model",
+        )
+    copy = shadow(model, torch.device("meta"))
+    if copy.module is None:
+        raise UsageError(f"cannot copy the model to read it: {copy.problem}")
+    module = copy.module.eval()
+    args = [torch.empty(shape, dtype=getattr(torch, dtype), device="meta") for shape, dtype in inputs]
+    walk = Walk()
+    with torch.no_grad():
+        layers, _ = walk_module(module, "", args, walk)
+    name_layers(layers, positional=type(module) is nn.Sequential or not any("name" in x for x in layers))
+    blocks = make_blocks(walk.uses)
+    fold_repeats(layers, blocks)
+    document: dict[str, Any] = {"name": name}
+    if description:
+        document["description"] = description
+    document["input"] = _inputs(inputs)
+    if blocks:
+        document["blocks"] = blocks
+    document["layers"] = layers
+    text = yaml.dump(document, Dumper=_Dumper, sort_keys=False, width=110, allow_unicode=False)
+    check(text, module, name)
+    return text
+
+
+class _Dumper(yaml.SafeDumper):
+    """yaml.safe_dump's representation; a mapping without mappings inside (a layer) on one line."""
+
+
+def _mapping(dumper: yaml.SafeDumper, data: dict[str, Any]) -> yaml.MappingNode:
+    nested = any(
+        isinstance(v, dict) or (isinstance(v, list) and any(isinstance(x, dict) for x in v)) for v in data.values()
+    )
+    return dumper.represent_mapping("tag:yaml.org,2002:map", data.items(), flow_style=not nested)
+
+
+_Dumper.add_representer(dict, _mapping)
+
+
+def _inputs(inputs: Sequence[Input]) -> Any:
+    made = []
+    for i, (shape, dtype) in enumerate(inputs):
+        one: dict[str, Any] = {"name": f"input{i}"} if len(inputs) > 1 else {}
+        one["shape"] = list(shape)
+        if dtype != "float32":
+            one["dtype"] = dtype
+        made.append(one)
+    return made[0] if len(made) == 1 else made
+
+
+def check(text: str, module: nn.Module, name: str) -> None:
+    """Build the spec `text` on meta; its state_dict's names and shapes must be `module`'s."""
+    documents = load_documents(text, f"<{name} imported>")
+    spec = parse_model(documents[0], default_name=name)
+    built = build(spec, spec.inputs, device="meta")
+    if built.stopped_at is not None:
+        raise UsageError(f"the imported spec does not accept its input at {built.stopped_at}")
+    wanted = {k: list(v.shape) for k, v in module.state_dict(keep_vars=True).items()}
+    got = {k: list(v.shape) for k, v in built.model.state_dict(keep_vars=True).items()}
+    for key in [*wanted, *got]:
+        if wanted.get(key) != got.get(key):
+            owner = key.rpartition(".")[0] or "the model"
+            raise UsageError(
+                f"{owner}: the spec would hold {key} as {got.get(key)}, the model holds {wanted.get(key)}",
+                hint="its constructor arguments cannot be read off its attributes",
+            )

@@ -1,0 +1,208 @@
+"""`layerscope import`: a Python model → a spec. The round trip (tests/import_roundtrip.py) checks the
+spec against the Python model through two independent inspections; the real-forward tests load the
+Python model's own weights into the built spec (strictly) and compare outputs on a CPU forward."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+import torch
+import zoo_twins
+from torch import nn
+
+import layerscope
+from layerscope.errors import UsageError
+from layerscope.importer.document import to_spec
+from layerscope.spec.model import parse_model
+from layerscope.spec.source import load_documents
+
+import python_models
+import reference_models as ref
+from import_roundtrip import round_trip
+from test_untouched import state
+
+# expressible models of the test zoo, with the input they take
+EXPRESSIBLE = {
+    "zoo resnet18": (zoo_twins.TWINS["resnet18"], [1, 3, 224, 224]),
+    "zoo resnet50": (zoo_twins.TWINS["resnet50"], [1, 3, 224, 224]),
+    "LeNet": (ref.LeNet, [1, 1, 32, 32]),
+    "TinyModel": (ref.TinyModel, [1, 100]),
+    "Classifier": (ref.Classifier, [1, 3, 32, 32]),
+    "python_models.Classifier": (python_models.Classifier, [1, 3, 32, 32]),
+    "bn_convnet": (ref.bn_convnet, [1, 3, 32, 32]),
+    "exercise_convnet": (ref.exercise_convnet, [1, 1, 32, 32]),
+    "three_layer_mlp": (lambda: ref.three_layer_mlp(True), [1, 784]),
+    "small": (python_models.small, [3, 2]),
+}
+
+
+def built(text: str) -> nn.Module:
+    spec = parse_model(load_documents(text, "<imported>")[0], default_name="imported")
+    return layerscope.build(spec)
+
+
+@pytest.mark.parametrize("name", EXPRESSIBLE)
+def test_the_imported_spec_inspects_as_the_python_model_does(name: str) -> None:
+    make, shape = EXPRESSIBLE[name]
+    trip = round_trip(make(), [shape], name)
+    assert trip.ok, trip.differences
+    assert trip.layers > 0 and trip.params[0] > 0 and trip.flops[0]
+
+
+@pytest.mark.parametrize("name", ["LeNet", "zoo resnet18", "Classifier", "bn_convnet"])
+def test_the_python_weights_load_strictly_and_compute_the_same_output(name: str) -> None:
+    make, shape = EXPRESSIBLE[name]
+    torch.manual_seed(0)
+    model = make().eval()
+    ours = built(to_spec(model, [(tuple(shape), "float32")], "imported")).eval()
+    ours.load_state_dict(model.state_dict(), strict=True)
+    x = torch.randn(shape)
+    with torch.no_grad():
+        assert torch.allclose(ours(x), model(x), atol=1e-5)
+
+
+def test_resnet_blocks_fold_into_one_block_and_repeats() -> None:
+    """torchvision's BasicBlock with and without its downsample: one block, the downsample switched by
+    `when:`, each stage a `repeat: 2` whose first block strides and downsamples — as configs/resnet18.yaml."""
+    text = to_spec(zoo_twins.TWINS["resnet18"](), [((1, 3, 224, 224), "float32")], "ResNet")
+    document = load_documents(text, "<imported>")[0]
+    assert list(document["blocks"]) == ["BasicBlock"]
+    assert document["blocks"]["BasicBlock"]["layers"][0]["when"] == "${with_downsample}"
+    stages = {layer.get("name"): layer for layer in document["layers"]}
+    assert stages["layer1"]["repeat"] == 2 and stages["layer1"]["with_downsample"] is False
+    assert stages["layer3"]["stride"] == "${2 if i == 0 else 1}" and stages["layer3"]["out_channels"] == 256
+    assert "{op: add, from: [bn2, downsample]}" in text and "{use: relu}" in text
+
+
+def test_importing_leaves_the_model_and_torch_as_they_were() -> None:
+    model = zoo_twins.TWINS["resnet18"]().train()
+    before, rng = state(model), torch.random.get_rng_state()
+    to_spec(model, [((1, 3, 64, 64), "float32")], "ResNet")
+    assert state(model) == before and model.training
+    assert torch.equal(torch.random.get_rng_state(), rng)
+
+
+class Sine(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sin(self.fc(x))
+
+
+INEXPRESSIBLE = {
+    # a function with no spec op, named with where it is called
+    "Sine": (Sine, [2, 4], r"^the model: torch\.sin\(…\) has no equivalent in the spec language"),
+    # a dict output
+    "TwoHeads": (python_models.TwoHeads, [2, 8], r"^the model: returns a dict, not one tensor"),
+    # control flow on values (D2L's `while X.abs().sum() > 1`)
+    "FixedHiddenMLP": (
+        ref.FixedHiddenMLP,
+        [2, 20],
+        r"^the model \(FixedHiddenMLP\): torch\.fx cannot trace its forward",
+    ),
+    # a ModuleList's children called one by one, inside a block
+    "reference resnet": (lambda: ref.resnet([1, 1, 1, 1], False), [1, 3, 64, 64], r"^4: convs\.0\(…\): calls convs\.0"),
+    # lazy layers not yet made
+    "NestMLP": (ref.NestMLP, [2, 20], r"^net\.0: LazyLinear is lazy and not yet made"),
+    # an input the model rejects
+    "exercise_convnet 28x28": (ref.exercise_convnet, [1, 1, 28, 28], r"^7: the model does not accept its input here"),
+}
+
+
+@pytest.mark.parametrize("name", INEXPRESSIBLE)
+def test_what_the_spec_cannot_express_is_named(name: str) -> None:
+    make, shape, message = INEXPRESSIBLE[name]
+    with pytest.raises(UsageError, match=message):
+        to_spec(make(), [(tuple(shape), "float32")], name)
+
+
+def test_the_command_prints_the_spec_and_writes_it_with_o(cli, tmp_path: Path) -> None:
+    target = "tests.reference_models:LeNet"
+    printed = cli("import", target, "--allow-import", "--input", "1x1x32x32")
+    assert printed.exit_code == 0 and printed.stdout.startswith("name: LeNet\n")
+    out = tmp_path / "lenet.yaml"
+    written = cli("import", target, "--allow-import", "--input", "1x1x32x32", "-o", str(out))
+    assert written.exit_code == 0 and written.stdout == "" and out.read_text(encoding="utf-8") == printed.stdout
+    again = cli("inspect", str(out))
+    assert again.exit_code == 0 and "81,290" in again.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["tests.reference_models:LeNet", "-i", "1x1x32x32"], "names Python code, and importing it runs that code"),
+        (["tests.reference_models:LeNet", "--allow-import"], "importing a model needs the shapes of its inputs"),
+        (["configs/lenet.yaml", "--allow-import", "-i", "1x1x32x32"], "'configs/lenet.yaml' is not a Python model"),
+        (["tests.python_models:TwoHeads", "--allow-import", "-i", "2x8"], "the model: returns a dict"),
+        # torchvision's alexnet as zoo_twins builds it: a plain nn.Module holding the layers, no forward
+        (
+            ["tests.zoo_twins:alexnet", "--allow-import", "-i", "1x3x224x224"],
+            "a Module without a forward of its own",
+        ),
+    ],
+)
+def test_the_command_fails_in_one_line(cli, args: list[str], message: str) -> None:
+    run = cli("import", *args)
+    assert run.exit_code == 2 and run.stdout == ""
+    assert run.stderr.count("\n") == 1 and message in run.stderr
+
+
+def test_o_replaces_nothing_but_a_regular_file(cli, tmp_path: Path) -> None:
+    args = ["import", "tests.reference_models:LeNet", "--allow-import", "-i", "1x1x32x32", "-o"]
+    run = cli(*args, str(tmp_path))
+    assert run.exit_code == 2 and "is a directory; it was left as it is" in run.stderr
+    source = tmp_path / "model.py"
+    source.write_text("from tests.reference_models import LeNet\n", encoding="utf-8")
+    run = cli("import", f"{source}:LeNet", "--allow-import", "-i", "1x1x32x32", "-o", str(source))
+    assert run.exit_code == 2 and "is the model's own code" in run.stderr
+    assert stat.S_ISREG(source.stat().st_mode) and "LeNet" in source.read_text(encoding="utf-8")
+
+
+class ChannelNorm(nn.LayerNorm):
+    """timm's LayerNorm2d: a LayerNorm over the channels of an image, holding its own weight."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.permute(0, 2, 3, 1)
+        x = nn.functional.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+        return x.permute(0, 3, 1, 2)
+
+
+class TinyViT(nn.Module):
+    """A class token expanded over the batch, a position embedding, attention by
+    F.scaled_dot_product_attention on split heads (timm's Attention), the class token's output."""
+
+    def __init__(self, width: int = 16, heads: int = 2) -> None:
+        super().__init__()
+        self.heads = heads
+        self.patch = nn.Conv2d(3, width, 4, 4)
+        self.norm = ChannelNorm(width, eps=1e-6)
+        self.cls_token = nn.Parameter(torch.randn(1, 1, width))
+        self.pos_embed = nn.Parameter(torch.randn(1, 17, width))
+        self.qkv = nn.Linear(width, 3 * width)
+        self.head = nn.Linear(width, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.norm(self.patch(x)).flatten(2).transpose(1, 2)
+        x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1) + self.pos_embed
+        b, n, c = x.shape
+        q, k, v = self.qkv(x).reshape(b, n, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4).unbind(0)
+        x = nn.functional.scaled_dot_product_attention(q, k, v)
+        return self.head(x.transpose(1, 2).reshape(b, n, c)[:, 0])
+
+
+def test_a_vit_with_its_own_layer_norm_and_attention_round_trips_and_computes_the_same() -> None:
+    torch.manual_seed(0)
+    model = TinyViT().eval()
+    trip = round_trip(model, [[2, 3, 16, 16]], "TinyViT")
+    assert trip.ok, trip.differences
+    assert "op: functional_layer_norm, eps: 1.0e-06, from: [permute, weight, bias]" in trip.text
+    assert "op: scaled_dot_product_attention" in trip.text and "op: expand, sizes: [2, -1, -1]" in trip.text
+    ours = built(trip.text).eval()
+    ours.load_state_dict(model.state_dict(), strict=True)
+    x = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), model(x))
