@@ -20,6 +20,7 @@ from typing import Any
 
 from layerscope.importer.walk import Ref, Use
 from layerscope.spec.catalog import lookup, op_names
+from layerscope.spec.layers import auto_name
 
 _STRUCTURE = frozenset({"name", "op", "from", "use", "layers", "repeat", "param", "buffer"})
 _MAX_EXPRESSION = 200  # spec/expr.py's limit on one expression
@@ -40,7 +41,7 @@ def name_layers(layers: list[dict[str, Any]], positional: bool) -> None:
             names[id(layer)] = layer["name"]
         else:
             base = layer["use"].replace(".", "_") if "use" in layer else str(layer["op"]).lower()
-            name = _auto(base, defined, counters)
+            name = auto_name(base, defined, counters)
             if name in explicit:  # a later layer holds it: the spec would refuse the second
                 name = _fresh(base, explicit | defined)
                 layer["name"] = name
@@ -56,15 +57,6 @@ def name_layers(layers: list[dict[str, Any]], positional: bool) -> None:
         if isinstance(layer.get("op"), Use):
             layer["op"].site = layer
             name_layers(layer["op"].layers, positional=not any("name" in x for x in layer["op"].layers))
-
-
-def _auto(base: str, defined: set[str], counters: dict[str, int]) -> str:
-    while True:
-        n = counters.get(base, 0)
-        counters[base] = n + 1
-        name = base if n == 0 else f"{base}_{n}"
-        if name not in defined:
-            return name
 
 
 def _fresh(base: str, taken: set[str]) -> str:

@@ -7,6 +7,7 @@ What a layer is lives in layer_spec.py, block definitions in blocks.py, op argum
 
 from __future__ import annotations
 
+from collections.abc import Container
 from dataclasses import replace
 from typing import Any
 
@@ -269,7 +270,7 @@ def _layer_name(
     """The name written under name:, else `base` (a position), or one made from it (the op, or the layer a use: calls)."""
     name = layer_name(head.get("name"))
     if name is None:
-        name = _auto_name(base, defined, counters) if auto else base
+        name = auto_name(base, defined, counters) if auto else base
     identifier(name, "layer name", head.where("name"), LAYER_NAME_HINT)
     if name in MODULE_ATTRS or (name.startswith("__") and name.endswith("__")) or name in input_names:
         why = "an input's name" if name in input_names else "an attribute every torch module has"
@@ -281,7 +282,9 @@ def _layer_name(
     return name
 
 
-def _auto_name(op: str, defined: dict[str, Source], counters: dict[str, int]) -> str:
+def auto_name(op: str, defined: Container[str], counters: dict[str, int]) -> str:
+    """The automatic name of an unnamed layer: its op (or the layer a use: calls) in lower case, then
+    numbered `_1`, `_2`, … past the names `defined` so far; the importer names layers by it too."""
     base = op.lower()
     while True:
         n = counters.get(base, 0)
