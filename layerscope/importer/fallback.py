@@ -169,6 +169,8 @@ class _Container:
         entries = self.made[tag]
         numel = _numel(shape)
         fits = [(s, v) for s, v in entries if _numel(list(v.shape)) == numel]
+        if len(entries) == 1 and not fits:
+            raise _Refused(f"{what}: its producer's {list(entries[0][1].shape)} becomes {shape} by ops of no module")
         if len({id(s) if not isinstance(s, str) else s for s, _ in entries}) != 1 or len(fits) != 1:
             raise _Refused(f"{what}: which of its producer's tensors it takes")
         source, value = fits[0]
