@@ -21,13 +21,14 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from layerscope import limits
 from layerscope.builder.builder import build
 from layerscope.errors import UsageError
 from layerscope.importer.walk import Ref, Walk, child_layer, ran
 from layerscope.run.inputs import Inputs
 from layerscope.run.records import LayerRecord
 from layerscope.run.runner import run_module, run_on
-from layerscope.run.trace import Trace, tensors_in
+from layerscope.run.trace import Trace, nbytes, tensors_in
 from layerscope.spec.model import ModelSpec
 
 _JOINS = {"add": torch.add, "mul": torch.mul}
@@ -95,8 +96,8 @@ class _Container:
         self.module, self.path, self.walk, self.trace = module, path, walk, trace
         records = trace.records
         calls = [i for i, r in enumerate(records) if r.name == path]
-        if len(calls) != 1:
-            raise _Refused(f"its layers: it was called {len(calls)} times in the recorded run")
+        if not calls:  # a later call of it, like the first, is checked by check_fallback
+            raise _Refused("its layers: it was not called in the recorded run")
         self.index = calls[0]
         self.record = records[self.index]
         depth = self.record.depth
@@ -268,6 +269,7 @@ def check_fallback(spec: ModelSpec, model: nn.Module, walk: Walk, make: Callable
 def _values_differ(
     spec: ModelSpec, model: nn.Module, python: Trace, make: Callable[[torch.device], Inputs]
 ) -> str | None:
+    limits.check_cpu_bytes(2 * nbytes([*model.parameters(), *model.buffers()]))  # the model's and the spec's
     real = build(spec, spec.inputs, device="cpu").model.eval()
     real.load_state_dict(model.state_dict(), strict=True)
     with torch.no_grad():
