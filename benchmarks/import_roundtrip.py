@@ -13,6 +13,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 import zoo_twins
+from torch import nn
 
 from layerscope.errors import UsageError
 
@@ -33,6 +34,13 @@ MODELS = {
     "reference transformer_encoder": (ref.transformer_encoder, [10, 2, 512]),
     "python_models Classifier": (python_models.Classifier, [1, 3, 32, 32]),
     "python_models TwoHeads": (python_models.TwoHeads, [2, 8]),
+    # forwards torch.fx cannot trace, written from their recorded calls (importer/fallback.py)
+    "python_models Gated": (python_models.Gated, [2, 3, 8, 8]),
+    "python_models Doubled": (python_models.Doubled, [2, 3, 8, 8]),
+    "Sequential(Gated, ReLU, Linear)": (
+        lambda: nn.Sequential(python_models.Gated(), nn.ReLU(), nn.Linear(10, 3)),
+        [2, 3, 8, 8],
+    ),
 }
 
 
@@ -49,8 +57,10 @@ def main() -> None:
     print("| --- | --- | --- | --- | --- |")
     for name, (make, shape) in models.items():
         dtypes = ["int64"] if name.endswith("LSTMTagger") else []
+        notes: list[str] = []
         try:
-            print(round_trip(make(), [shape], name, dtypes).row())
+            trip = round_trip(make(), [shape], name, dtypes, notes)
+            print(trip.row()[: -len(" |")] + (", from the recorded calls |" if notes else " |"))
         except UsageError as e:
             print(f"| {name} | | | | exit 2: {e.message} |")
 

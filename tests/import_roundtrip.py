@@ -42,12 +42,21 @@ def calls(report: layerscope.Report) -> list[tuple[str, list[list[int]]]]:
     return [(r.name, r.output_shapes) for r in report.layers if r.name and not r.functional]
 
 
-def round_trip(model: nn.Module, shapes: Sequence[Sequence[int]], name: str, dtypes: Sequence[str] = ()) -> RoundTrip:
-    """Import `model` for inputs of `shapes`, inspect both, and list where they differ."""
+def round_trip(
+    model: nn.Module,
+    shapes: Sequence[Sequence[int]],
+    name: str,
+    dtypes: Sequence[str] = (),
+    notes: list[str] | None = None,
+) -> RoundTrip:
+    """Import `model` for inputs of `shapes`, inspect both, and list where they differ; `notes` takes
+    the importer's (a container written from its recorded calls)."""
     dtypes = list(dtypes) or ["float32"] * len(shapes)
-    text = to_spec(model, [(tuple(s), d) for s, d in zip(shapes, dtypes, strict=True)], name)
+    text = to_spec(model, [(tuple(s), d) for s, d in zip(shapes, dtypes, strict=True)], name, notes=notes)
     spec = parse_model(load_documents(text, f"<{name}>")[0], default_name=name)
     python = layerscope.inspect(model, [list(s) for s in shapes], dtypes=dtypes, device="meta")
+    if python.failure is not None:  # a forward that reads values (`if x.sum() > 0`): on the CPU where it fits
+        python = layerscope.inspect(model, [list(s) for s in shapes], dtypes=dtypes, device="auto")
     imported = layerscope.inspect(spec, device="meta")
     ours, theirs = calls(python), calls(imported)
     differences = []

@@ -103,3 +103,34 @@ class Residual(nn.Module):
         out = self.conv2(self.relu(self.conv1(x)))
         out += x
         return torch.cat([out, x], 1)
+
+
+class Gated(nn.Module):
+    """A forward torch.fx cannot trace (`if` on a value, `range` of a size) that calls its layers in
+    a fixed order: a residual add, a cat, a flatten between two layers, a layer called twice."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.bn = nn.BatchNorm2d(4)
+        self.act = nn.ReLU()
+        self.side = nn.Conv2d(3, 4, 1)
+        self.fc = nn.Linear(8 * 8 * 8, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.act(self.bn(self.conv(x)))
+        if x.sum() > -1e9:  # always taken: the order of the calls does not depend on the values
+            y = self.act(y + self.side(x))
+        for _ in range(x.shape[0] // x.shape[0]):
+            y = torch.cat([y, self.side(x)], dim=1)
+        return self.fc(y.flatten(1))
+
+
+class Doubled(Gated):
+    """Gated with `x * 2` between two layers: a value change no recorded call shows."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.act(self.bn(self.conv(x))) * 2
+        if x.sum() > -1e9:
+            y = self.act(y + self.side(x))
+        return self.fc(torch.cat([y, self.side(x)], dim=1).flatten(1))

@@ -98,12 +98,8 @@ INEXPRESSIBLE = {
     "Sine": (Sine, [2, 4], r"^the model: torch\.sin\(…\) has no equivalent in the spec language"),
     # a dict output
     "TwoHeads": (python_models.TwoHeads, [2, 8], r"^the model: returns a dict, not one tensor"),
-    # control flow on values (D2L's `while X.abs().sum() > 1`)
-    "FixedHiddenMLP": (
-        ref.FixedHiddenMLP,
-        [2, 20],
-        r"^the model \(FixedHiddenMLP\): torch\.fx cannot trace its forward",
-    ),
+    # control flow on values (D2L's `while X.abs().sum() > 1`), its LazyLinear not yet made
+    "FixedHiddenMLP": (ref.FixedHiddenMLP, [2, 20], r"^linear: LazyLinear is lazy and not yet made"),
     # a ModuleList's children called one by one, inside a block
     "reference resnet": (lambda: ref.resnet([1, 1, 1, 1], False), [1, 3, 64, 64], r"^4: convs\.0\(…\): calls convs\.0"),
     # lazy layers not yet made
@@ -206,3 +202,82 @@ def test_a_vit_with_its_own_layer_norm_and_attention_round_trips_and_computes_th
     x = torch.randn(2, 3, 16, 16)
     with torch.no_grad():
         torch.testing.assert_close(ours(x), model(x))
+
+
+def test_a_forward_fx_cannot_trace_is_written_from_its_recorded_calls_and_computes_the_same() -> None:
+    """python_models.Gated branches on a value and loops over a size: its calls in order, the add and the
+    cat of two layers' outputs, the flatten between cat and fc as a reshape, act and side called twice."""
+    torch.manual_seed(0)
+    model = python_models.Gated().eval()
+    notes: list[str] = []
+    text = to_spec(model, [((2, 3, 8, 8), "float32")], "Gated", notes=notes)
+    assert notes == [
+        "the model (Gated) was written from its recorded calls: torch.fx cannot trace its forward: "
+        "symbolically traced variables cannot be used as inputs to control flow"
+    ]
+    assert "{op: add, from: [act, side]}" in text and "{op: cat, dim: 1, from: [act_1, side_1]}" in text
+    assert "{op: reshape, shape: [2, 512]}" in text and "{use: side, from: input}" in text
+    trip = round_trip(model, [[2, 3, 8, 8]], "Gated")
+    assert trip.ok, trip.differences
+    ours = built(text).eval()
+    ours.load_state_dict(model.state_dict(), strict=True)
+    x = torch.randn(2, 3, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), model(x))
+
+
+def test_a_container_inside_a_traced_model_falls_back_on_its_own() -> None:
+    model = nn.Sequential(python_models.Gated(), nn.ReLU(), nn.Linear(10, 3))
+    trip = round_trip(model, [[2, 3, 8, 8]], "nested")
+    assert trip.ok, trip.differences
+    assert "blocks:\n  Gated:\n" in trip.text and "- {op: Gated}\n- {op: ReLU}\n" in trip.text
+
+
+def _materialised_fixed_hidden_mlp() -> nn.Module:
+    model = ref.FixedHiddenMLP()
+    model(torch.rand(2, 20))
+    return model
+
+
+REFUSED = {
+    # `* 2` between bn's act and the add: no call shows it, the outputs differ
+    "Doubled": (python_models.Doubled, (2, 3, 8, 8), "float32", "its output values"),
+    # log_softmax of hidden2tag's output, in Python: the same
+    "LSTMTagger": (ref.LSTMTagger, (5,), "int64", "its output values"),
+    # the output is `X.sum()` of the last linear's, after a `while` on values
+    "FixedHiddenMLP": (_materialised_fixed_hidden_mlp, (2, 20), "float32", r"its output: .* becomes \[\]"),
+}
+
+
+@pytest.mark.parametrize("name", REFUSED)
+def test_what_the_recorded_calls_do_not_show_is_refused_not_mis_imported(name: str) -> None:
+    make, shape, dtype, why = REFUSED[name]
+    model = make()
+    with pytest.raises(
+        UsageError,
+        match=rf"^the model \({type(model).__name__}\): torch\.fx cannot trace its forward, "
+        rf"and the recorded calls do not determine {why}",
+    ):
+        to_spec(model, [(shape, dtype)], name)
+
+
+def test_the_command_notes_the_fallback_on_stderr_and_refuses_in_one_line(cli) -> None:
+    run = cli("import", "tests.python_models:Gated", "--allow-import", "-i", "2x3x8x8")
+    assert run.exit_code == 0 and run.stdout.startswith("name: Gated\n")
+    assert run.stderr == (
+        "note: the model (Gated) was written from its recorded calls: torch.fx cannot trace its forward: "
+        "symbolically traced variables cannot be used as inputs to control flow\n"
+    )
+    run = cli("import", "tests.python_models:Doubled", "--allow-import", "-i", "2x3x8x8")
+    assert run.exit_code == 2 and run.stdout == "" and run.stderr.count("\n") == 1
+    assert (
+        "the model (Doubled): torch.fx cannot trace its forward, and the recorded calls do not determine" in run.stderr
+    )
+
+
+def test_falling_back_leaves_the_model_and_torch_as_they_were() -> None:
+    model = python_models.Gated().train()
+    before, rng = state(model), torch.random.get_rng_state()
+    to_spec(model, [((2, 3, 8, 8), "float32")], "Gated")
+    assert state(model) == before and model.training
+    assert torch.equal(torch.random.get_rng_state(), rng)

@@ -10,7 +10,7 @@ import typer
 from layerscope.cli import targets
 from layerscope.cli.main import command as register
 from layerscope.cli.options import AllowImportOpt, ArgOpt, DebugOpt, InputOpt, Options
-from layerscope.cli.output import guarded, writing
+from layerscope.cli.output import guarded, inert, writing
 from layerscope.errors import UsageError
 
 TargetArg = Annotated[
@@ -54,9 +54,12 @@ def import_model(
             raise UsageError("a spec's inputs are positional", hint="give --input without NAME=")
         shapes = [(e.shape, str(e.dtype).removeprefix("torch.")) for e in examples]
         name = model.rpartition(":")[2].rpartition(".")[2]
-        return to_spec(loaded, shapes, name, description=f"imported from {model}")
+        return to_spec(loaded, shapes, name, description=f"imported from {model}", notes=notes)
 
+    notes: list[str] = []
     text = guarded(spec_text, debug)
+    for note in notes:  # a container written from its recorded calls (importer/fallback.py)
+        typer.echo(inert(f"note: {note}", newlines=False), err=True)
     if output is None:
         writing(lambda: typer.echo(text, nl=False))
     else:

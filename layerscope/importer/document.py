@@ -18,17 +18,22 @@ from torch import nn
 
 from layerscope.builder.builder import build
 from layerscope.errors import UsageError
+from layerscope.importer.fallback import check_fallback, inputs_maker, recorder
 from layerscope.importer.fold import fold_repeats, make_blocks, name_layers
 from layerscope.importer.walk import Walk, is_layer, walk_module
 from layerscope.run.shadow import shadow
-from layerscope.spec.model import parse_model
+from layerscope.spec.model import ModelSpec, parse_model
 from layerscope.spec.source import load_documents
 
 Input = tuple[tuple[int, ...], str]  # a shape and a dtype name
 
 
-def to_spec(model: nn.Module, inputs: Sequence[Input], name: str, description: str = "") -> str:
-    """The spec of `model` called on inputs of these shapes and dtypes, as YAML text."""
+def to_spec(
+    model: nn.Module, inputs: Sequence[Input], name: str, description: str = "", notes: list[str] | None = None
+) -> str:
+    """The spec of `model` called on inputs of these shapes and dtypes, as YAML text. A container
+    torch.fx cannot trace is written from its recorded calls (importer/fallback.py), checked against
+    the model's run, and said in `notes`."""
     if not inputs:
         raise UsageError(
             "importing a model needs the shapes of its inputs", hint="give --input, e.g. --input 1x3x224x224"
@@ -43,7 +48,8 @@ def to_spec(model: nn.Module, inputs: Sequence[Input], name: str, description: s
         raise UsageError(f"cannot copy the model to read it: {copy.problem}")
     module = copy.module.eval()
     args = [torch.empty(shape, dtype=getattr(torch, dtype), device="meta") for shape, dtype in inputs]
-    walk = Walk()
+    make = inputs_maker(inputs)
+    walk = Walk(recorded=recorder(model, make))
     with torch.no_grad():
         layers, _ = walk_module(module, "", args, walk)
     name_layers(layers, positional=type(module) is nn.Sequential or not any("name" in x for x in layers))
@@ -57,7 +63,13 @@ def to_spec(model: nn.Module, inputs: Sequence[Input], name: str, description: s
         document["blocks"] = blocks
     document["layers"] = layers
     text = yaml.dump(document, Dumper=_Dumper, sort_keys=False, width=110, allow_unicode=False)
-    check(text, module, name)
+    spec = check(text, module, name)
+    if walk.fell_back:
+        check_fallback(spec, model, walk, make)
+        for where, why in walk.fell_back:
+            (notes if notes is not None else []).append(
+                f"{where} was written from its recorded calls: torch.fx cannot trace its forward: {why}"
+            )
     return text
 
 
@@ -86,7 +98,7 @@ def _inputs(inputs: Sequence[Input]) -> Any:
     return made[0] if len(made) == 1 else made
 
 
-def check(text: str, module: nn.Module, name: str) -> None:
+def check(text: str, module: nn.Module, name: str) -> ModelSpec:
     """Build the spec `text` on meta; its state_dict's names and shapes must be `module`'s."""
     documents = load_documents(text, f"<{name} imported>")
     spec = parse_model(documents[0], default_name=name)
@@ -102,3 +114,4 @@ def check(text: str, module: nn.Module, name: str) -> None:
                 f"{owner}: the spec would hold {key} as {got.get(key)}, the model holds {wanted.get(key)}",
                 hint="its constructor arguments cannot be read off its attributes",
             )
+    return spec

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import inspect
 import operator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,6 +54,9 @@ class Walk:
     """Every `Use` met, innermost first."""
 
     uses: list[Use] = field(default_factory=list)
+    # one traced run of the whole model (run.trace.Trace), for a container fx cannot trace (importer/fallback.py)
+    recorded: Callable[[], Any] | None = None
+    fell_back: list[tuple[str, str]] = field(default_factory=list)  # (the container, why fx failed)
 
 
 class _ChildrenAreLeaves(fx.Tracer):
@@ -82,6 +86,10 @@ def walk_module(module: nn.Module, path: str, args: list[Any], walk: Walk) -> tu
         graph = _ChildrenAreLeaves(module).trace(module, concrete_args=_defaults_after(module, len(args)))
     except Exception as e:  # noqa: BLE001 - whatever fx cannot trace: data-dependent control flow, …
         message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if walk.recorded is not None:
+            from layerscope.importer.fallback import recorded_layers
+
+            return recorded_layers(module, path, args, walk, message)
         raise UsageError(
             f"{path or 'the model'} ({type(module).__name__}): torch.fx cannot trace its forward: {message}",
             hint="a spec is read from the forward as torch.fx traces it: no branches on values, no len() of a tensor",
