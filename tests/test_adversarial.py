@@ -31,6 +31,8 @@ from layerscope.render.files import write_whole
 from layerscope.report.assemble import run_and_report
 from layerscope.spec.model import load_spec
 
+from conftest import ROOT
+
 CPU_SECONDS = 60  # a hard stop for a child that runs away; the budgets stop every case long before
 ADDRESS_SPACE = 6 << 30  # torch maps ~0.8 GB of address space on import
 MEMORY_MARGIN = 300 << 20  # a budget case's peak memory over an ordinary run's
@@ -214,17 +216,35 @@ def _make_target(how: str | None, tmp_path: Path, name: str) -> Path:
     return target
 
 
-@pytest.mark.parametrize("option", ["export -o", "inspect --export"])
+_WRITERS = {  # option → the file name it writes, and the command line writing `{}`
+    "export -o": ("out.py", ["export", "lenet", "-o", "{}"]),
+    "inspect --export": ("out.svg", ["inspect", "lenet", "--export", "{}"]),
+    "graph --export": ("out.mmd", ["graph", "lenet", "--export", "{}"]),
+    "import -o": (
+        "out.yaml",
+        ["import", "tests.reference_models:LeNet", "--allow-import", "-i", "1x1x32x32", "-o", "{}"],
+    ),
+}
+
+
+@pytest.mark.parametrize("option", list(_WRITERS))
 @pytest.mark.parametrize(("name", "how", "code", "pattern"), WRITES, ids=[w[0] for w in WRITES])
 def test_writes_replace_nothing_but_a_regular_file(
-    option: str, name: str, how: str | None, code: int, pattern: str | None, cli, tmp_path: Path
+    option: str,
+    name: str,
+    how: str | None,
+    code: int,
+    pattern: str | None,
+    cli,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    file_name = "out.py" if option == "export -o" else "out.svg"
+    file_name, command = _WRITERS[option]
     target = _make_target(how, tmp_path, file_name)
     before = _snapshot(target) if target.exists() or target.is_symlink() else None
     relative = str(target.relative_to(tmp_path))
-    args = ["export", "lenet", "-o", relative] if option == "export -o" else ["inspect", "lenet", "--export", relative]
-    run = cli(*args, cwd=tmp_path)
+    monkeypatch.syspath_prepend(str(ROOT))  # tests.reference_models, from another directory
+    run = cli(*[relative if a == "{}" else a for a in command], cwd=tmp_path)
     assert run.exit_code == code, run.stderr
     if pattern is not None:
         one_line(run.stderr, pattern.replace("out\\.py", re.escape(file_name)))
@@ -238,6 +258,27 @@ def test_writes_replace_nothing_but_a_regular_file(
         if how == "file":
             assert stat.S_IMODE(written.stat().st_mode) == 0o640  # the replaced file's mode kept
     assert not list(tmp_path.rglob("*.part")), "a temporary file was left behind"
+
+
+@pytest.mark.parametrize(
+    ("option", "suffix"), [("graph --export", ".mmd"), ("import -o", ".yaml"), ("inspect --export", ".svg")]
+)
+def test_no_write_replaces_the_code_of_a_loaded_module(option: str, suffix: str, cli, tmp_path: Path) -> None:
+    """The Python model's file, or a module it imports, named directly or through a symlink with the
+    output's suffix: refused, left as it was (a tester's `-o mm.py` through a wrapper module lost its code)."""
+    (tmp_path / "mm.py").write_text("from torch import nn\n\n\ndef MLP():\n    return nn.Sequential(nn.Linear(4, 2))\n")
+    (tmp_path / "wrap.py").write_text("from mm import MLP\n")
+    (tmp_path / f"link{suffix}").symlink_to("mm.py")
+    before = (tmp_path / "mm.py").read_bytes()
+    command, flag = option.split()
+    for target in ("mm.py", f"link{suffix}"):
+        run = cli(command, "wrap.py:MLP", "--allow-import", "-i", "1x4", flag, target, cwd=tmp_path)
+        assert run.exit_code == 2, run.stderr
+        if target != "mm.py":  # by its own name, a .py is refused sooner (not a .svg; the model's own code)
+            one_line(
+                run.stderr, r"layerscope: error: .*is the code of the imported module 'mm'; it was left as it is — .*"
+            )
+    assert (tmp_path / "mm.py").read_bytes() == before
 
 
 def test_export_never_replaces_the_spec_it_reads(cli, tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import stat
+import sys
 import tempfile
 from pathlib import Path
 
@@ -28,8 +29,10 @@ def write_whole(path: Path, text: str) -> None:
 
     The target must be absent or a regular file the mode bits let its owner write (checked, not
     left to the OS: as root it would write anyway); a symlink is written through, the link kept;
-    a directory, device, FIFO or socket is refused. The text goes to a temporary file beside the
-    target, renamed over it at the end, and removed on every way out short of that, Ctrl-C included.
+    a directory, device, FIFO or socket is refused, and so is the file of any loaded module (the
+    Python model's own code, a module it imports), named directly or through a link. The text goes
+    to a temporary file beside the target, renamed over it at the end, and removed on every way out
+    short of that, Ctrl-C included.
     """
     target = _target(path)
     temporary: str | None = None
@@ -70,11 +73,33 @@ def _target(path: Path) -> Path:
         raise UsageError(f"cannot write {path}: {e.strerror or e}") from None
     if not stat.S_ISREG(info.st_mode):
         raise UsageError(f"{path} is {file_kind(info.st_mode)}; it was left as it is", hint="name a file")
+    module = _module_from(target, info)
+    if module is not None:
+        shown = path if target == path else f"{path} (a symlink to {target})"
+        raise UsageError(
+            f"{shown} is the code of the imported module {module!r}; it was left as it is", hint="name another file"
+        )
     if not info.st_mode & stat.S_IWUSR:
         raise UsageError(
             f"{path} is read-only; it was left as it is", hint="name another file, or make it writable first"
         )
     return target
+
+
+def _module_from(target: Path, info: os.stat_result) -> str | None:
+    """The name of a loaded module whose source (or compiled) file `target` is — a Python model
+    imported for this command, the file beside it it imports, layerscope's own — else None."""
+    for name, module in list(sys.modules.items()):
+        where = getattr(module, "__file__", None)
+        if not isinstance(where, str) or Path(where).name != target.name:
+            continue
+        try:
+            found = os.stat(where)
+        except OSError:
+            continue
+        if (found.st_dev, found.st_ino) == (info.st_dev, info.st_ino):
+            return name
+    return None
 
 
 def _mode(target: Path) -> int:
