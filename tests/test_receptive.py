@@ -220,3 +220,27 @@ def test_json_always_has_the_fields(cli) -> None:
         [2, 2],
     )
     assert layers["fc1"]["receptive_field"] is None and layers["fc1"]["jump"] is None and layers["fc1"]["start"] is None
+
+
+class _Reduced(nn.Module):
+    """Python code between layers changes the tensor's shape: a mean over the map, a flatten, a
+    functional max-pool. No layer rule describes those, so the field stops there (a tester saw 3x3
+    on a 2x4 tensor)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c = nn.Conv2d(3, 4, 3)
+        self.act = nn.ReLU()
+        self.norm = nn.BatchNorm1d(4 * 3 * 3)
+        self.after_pool = nn.Conv2d(4, 4, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        h = self.c(x)
+        pooled = self.after_pool(torch.nn.functional.max_pool2d(h, 2))  # 6x6 → 3x3, outside any layer
+        return self.act(h.mean(dim=(2, 3))), self.norm(pooled.flatten(1)), pooled
+
+
+def test_a_reshape_or_pooling_in_python_code_ends_the_field() -> None:
+    report = api.inspect(_Reduced().eval(), (2, 3, 8, 8))
+    fields = {r.name: r.receptive_field for r in report.layers}
+    assert fields == {"": None, "c": [3, 3], "after_pool": None, "act": None, "norm": None}

@@ -18,7 +18,9 @@ Decided, and documented in the README:
 - where paths meet (a spec's `add`/`cat`/`mul`, a join of Python code): the union of the fields —
   the largest for a ResNet, whose shortcut's field lies inside its main path's; `jump` the largest;
   a path without a field (a squeeze-excitation scale, a global context) is left out;
-- no field (null) off the spatial path: after flatten, reshape, permute or a reduction, for Linear,
+- no field (null) off the spatial path: after flatten, reshape, permute or a reduction (a spec's
+  layer, or Python code between layers: a tensor that reaches a layer in another shape than its
+  producer gave, pooled by `F.max_pool2d` in a forward too), for Linear,
   Embedding, attention, recurrent layers, global pooling (an adaptive pool to size 1), an adaptive
   pool whose output does not divide its input, and any layer type not named here;
 - before the first convolution or pooling the field is one pixel, but how many axes are spatial is
@@ -216,6 +218,34 @@ def annotate(model: nn.Module, records: list[LayerRecord], joins: list[Join]) ->
             return list(joins[int(number)].inputs_from)
         return records[int(number)].inputs_from if kind == "layer" else []
 
+    def shapes_in(ref: str) -> list[Any]:
+        """The shapes node `ref` took, one per entry of inputs_of(ref)."""
+        kind, _, number = ref.partition(":")
+        if kind == "join":
+            return list(joins[int(number)].input_shapes)
+        return records[int(number)].input_shapes if kind == "layer" else []
+
+    def made(ref: str) -> list[Any] | None:
+        """The shapes node `ref` gave out; None where not known (an input)."""
+        kind, _, number = ref.partition(":")
+        if kind == "join":
+            return list(joins[int(number)].output_shapes)
+        return records[int(number)].output_shapes if kind == "layer" else None
+
+    def taken(ref: str) -> list[State]:
+        """The fields reaching `ref`: a producer's, or none where the tensor changed shape on the way
+        (Python code between layers: `x.flatten(1)`, `.view`, `.mean(...)`, `F.max_pool2d`, which the
+        flow passes through but no layer rule describes)."""
+        shapes = shapes_in(ref)
+        found = []
+        for k, producer in enumerate(inputs_of(ref)):
+            if producer is None:
+                continue
+            given = made(producer)
+            reshaped = given is not None and k < len(shapes) and shapes[k] not in given
+            found.append(None if reshaped else states[producer])
+        return found
+
     def resolve(ref: str) -> State:
         """The field of node `ref`, its producers first (a stack, not recursion: nets run deep)."""
         stack = [ref]
@@ -227,7 +257,7 @@ def annotate(model: nn.Module, records: list[LayerRecord], joins: list[Join]) ->
                 continue
             stack.pop()
             if top not in states:
-                states[top] = _node_state(modules, records, top, [states[r] for r in inputs_of(top) if r is not None])
+                states[top] = _node_state(modules, records, top, taken(top))
         return states[ref]
 
     for record in records:
