@@ -52,7 +52,8 @@ def test_each_save_runs_again_and_a_broken_edit_keeps_watching(
     lines = run.stderr.splitlines()
     assert lines.count("watching net.yaml — Ctrl-C to stop") == 5
     assert "net.yaml:11:62: error: Conv2d kernel_size must be a positive whole number, got 'three'" in lines
-    assert "net.yaml: no such file" in run.stderr  # removed: said, not replaced by the bundled lenet
+    # removed: said, not replaced by the bundled lenet, nor a bundled name suggested
+    assert "layerscope: error: net.yaml: no such file now — watching for it to come back" in lines
     reports = json_documents(run.stdout)  # the broken edit and the removed file printed none
     assert [reports[0]["total_params"], reports[2]["total_params"]] == [81_290, 81_290 + 2 * 84 + 2]  # 12 classes
     assert [(r["failure"] or {}).get("layer") for r in reports] == [None, "fc1", None]  # rejected input: shown
@@ -65,6 +66,27 @@ def json_documents(text: str) -> list[dict]:
         found.append(document)
         at += len(text[at:]) - len(text[at:].lstrip())
     return found
+
+
+def test_a_save_the_watcher_did_not_see_is_caught_on_its_next_wake_up(
+    cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A save during the first run, before watchfiles was set up: its next timeout compares the
+    file's signature with the one the run read, and runs again (a tester's edit at 5 s was lost)."""
+    from layerscope.cli import watch
+
+    spec = tmp_path / "net.yaml"
+    spec.write_text(LENET)
+
+    def saved_unseen(_: Path) -> Iterator[object]:
+        spec.write_text(LENET.replace("classes: 10", "classes: 100"))
+        yield set()  # the watcher's timeout: no change reported
+        yield set()  # nothing new since: no run
+
+    monkeypatch.setattr(watch, "_saves", saved_unseen)
+    run = cli("params", "net.yaml", "--watch", "--format", "json", cwd=tmp_path)
+    assert [r["total_params"] for r in json_documents(run.stdout)] == [81_290, 81_290 + 90 * 85]
+    assert run.stderr.count("watching net.yaml") == 2
 
 
 def test_a_python_model_is_not_watched(cli) -> None:
@@ -125,5 +147,6 @@ def test_a_real_watch_follows_saves_and_ends_on_ctrl_c(tmp_path: Path) -> None:
     reader.join(timeout=10)
     text = (tmp_path / "out.txt").read_text()
     assert text.count("LeNet — shapes") == 2  # the good versions; the broken one is its error line
+    assert not any("KeyboardInterrupt" in line for line in seen)  # Ctrl-C ends it quietly
     assert "lenet.yaml:11:62: error: Conv2d kernel_size must be a positive whole number, got 'three'\n" in seen
     assert "1x84          1x12" in text.split("LeNet — shapes")[-1]

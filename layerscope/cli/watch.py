@@ -39,36 +39,63 @@ def watched_file(target: str | None) -> Path:
 
 def watch(target: str | None, run_once: Callable[[str], None], changes: Iterable[object] | None = None) -> None:
     """`run_once(spec file)` now and after each change of the file SPEC names, until Ctrl-C (exit 0).
-    `changes` (for tests) stands in for watchfiles' stream of changes."""
+    `changes` (for tests) stands in for watchfiles' stream of changes.
+
+    A save made while a run is under way, before the watcher is set up (the first run takes
+    seconds), is caught too: each run notes the file's signature, and every wake-up of the watcher —
+    a change, or its timeout each second — compares it."""
     from layerscope.cli.output import guarded
 
     path = guarded(lambda: watched_file(target), debug=False)
     try:
-        _once(run_once, path, clear=False)
-        for _ in changes if changes is not None else _saves(path.resolve()):
-            _once(run_once, path, clear=sys.stdout.isatty())
+        seen = _once(run_once, path, clear=False)
+        for change in changes if changes is not None else _saves(path.resolve()):
+            if change or _signature(path) != seen:
+                seen = _once(run_once, path, clear=sys.stdout.isatty())
     except KeyboardInterrupt:
         pass
     raise typer.Exit(0)
 
 
-def _once(run_once: Callable[[str], None], path: Path, clear: bool) -> None:
+def _signature(path: Path) -> tuple[int, ...] | None:
+    """What changes when the file is saved (modified time, size, inode); None while it is absent."""
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return (info.st_mtime_ns, info.st_size, info.st_ino)
+
+
+def _once(run_once: Callable[[str], None], path: Path, clear: bool) -> tuple[int, ...] | None:
+    """One run on the file as it is now; its signature before the run."""
+    seen = _signature(path)
     if clear:
         sys.stdout.write(CLEAR)
-    try:
-        run_once(str(path))
-    except typer.Exit as e:  # its error or failing layer is printed; the next save may mend it
-        if e.exit_code == 130:  # Ctrl-C while it ran
-            raise KeyboardInterrupt from None
+    if seen is None:  # removed (an editor between its delete and its write, or for good): said, not guessed
+        from layerscope.cli.output import ending
+
+        typer.echo(
+            inert(ending(UsageError(f"{path}: no such file now", hint="watching for it to come back"))[0]), err=True
+        )
+    else:
+        try:
+            run_once(str(path))
+        except typer.Exit as e:  # its error or failing layer is printed; the next save may mend it
+            if e.exit_code == 130:  # Ctrl-C while it ran
+                raise KeyboardInterrupt from None
     sys.stdout.flush()
     typer.echo(inert(f"watching {path.name} — Ctrl-C to stop", newlines=False), err=True)
+    return seen
 
 
 def _saves(path: Path) -> Iterable[object]:
-    """A change set each time `path` is written, created, replaced or removed (watchfiles)."""
+    """A change set each time `path` is written, created, replaced or removed (watchfiles), and an
+    empty one each second the watcher has seen nothing (to compare the file's signature)."""
     import watchfiles
 
     def is_the_spec(_: object, changed: str) -> bool:
         return Path(changed).resolve() == path
 
-    return watchfiles.watch(path.parent, watch_filter=is_the_spec, recursive=False, raise_interrupt=False)
+    return watchfiles.watch(
+        path.parent, watch_filter=is_the_spec, recursive=False, yield_on_timeout=True, rust_timeout=1000
+    )
