@@ -227,6 +227,36 @@ def test_gradients_and_optimizer_state_are_what_a_real_torch_step_keeps(
     assert memory.total_bytes == params + grads + state + memory.activations_bytes
 
 
+class FreezesInTrain(nn.Module):
+    """Its train() freezes the first layer (as detection models' `_freeze_stages` do): a training step
+    keeps no gradient or optimizer state for it, though it requires grad until train() is called."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem, self.head = nn.Linear(8, 4), nn.Linear(4, 4)
+
+    def train(self, mode: bool = True) -> FreezesInTrain:
+        super().train(mode)
+        self.stem.requires_grad_(not mode)
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.tanh(self.stem(x)))
+
+
+def test_what_trains_is_what_requires_grad_after_train() -> None:
+    model, x = FreezesInTrain().eval(), torch.randn(3, 8)
+    memory = layerscope.inspect(model, inputs=x, train=True).train_memory
+    assert not model.training and model.stem.weight.requires_grad  # left as it was
+    model.train()
+    step = torch.optim.Adam([p for p in model.parameters() if p.requires_grad])
+    model(x).sum().backward()
+    step.step()
+    assert memory is not None
+    assert memory.grads_bytes == sum(p.grad.nbytes for p in model.parameters() if p.grad is not None) == 80
+    assert memory.optimizer_bytes == sum(t.nbytes for s in step.state.values() for t in s.values()) == 168
+
+
 def test_the_json_section(cli: Any) -> None:
     done = cli("inspect", "lenet", "--train", "--optimizer", "sgd", "--momentum", "0.9", "--format", "json")
     data = json.loads(done.stdout)
@@ -248,8 +278,8 @@ def test_the_json_section(cli: Any) -> None:
     (["--train", "--momentum", "0.9"], "--momentum is sgd's; adam keeps no momentum buffer"),
     (["--optimizer", "sgd"], "--optimizer is for training memory — add --train"),
     (["--momentum", "0.9"], "--momentum is for training memory — add --train"),
-    (["--train", "--optimizer", "sgd", "--momentum", "nan"], "--momentum nan: must be a number, 0 or more"),
-    (["--train", "--optimizer", "sgd", "--momentum", "-1"], "--momentum -1.0: must be a number, 0 or more"),
+    (["--train", "--optimizer", "sgd", "--momentum", "nan"], "--momentum nan: must be a finite number, 0 or more"),
+    (["--train", "--optimizer", "sgd", "--momentum", "-1"], "--momentum -1.0: must be a finite number, 0 or more"),
 ])  # fmt: skip
 def test_a_wrong_training_option_is_one_line_and_exit_2(cli: Any, args: list[str], says: str) -> None:
     done = cli("inspect", "lenet", *args)

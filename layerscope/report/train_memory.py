@@ -55,13 +55,14 @@ def training(train: bool, optimizer: str | None = None, momentum: float | None =
             f"--momentum is sgd's; {name} keeps no momentum buffer", hint="use --optimizer sgd --momentum F"
         )
     if momentum is not None and not (math.isfinite(momentum) and momentum >= 0):
-        raise UsageError(f"--momentum {momentum}: must be a number, 0 or more", hint="e.g. --momentum 0.9")
+        raise UsageError(f"--momentum {momentum}: must be a finite number, 0 or more", hint="e.g. --momentum 0.9")
     return Training(name, float(momentum or 0.0))
 
 
-def optimizer_bytes(training: Training, params: list[ParamRecord]) -> int:
-    """The optimizer's state for the trainable parameters (see the module's docstring)."""
-    trainable = [p for p in params if p.counted and p.trainable and not p.buffer]
+def optimizer_bytes(training: Training, params: list[ParamRecord], trains: set[str] | None = None) -> int:
+    """The optimizer's state for the trainable parameters (see the module's docstring); `trains`, the
+    names that require grad in training mode, where known (a `train()` that freezes layers)."""
+    trainable = [p for p in params if p.counted and not p.buffer and _trains(p, trains)]
     size = sum(p.numel * _itemsize(p.dtype) for p in trainable)
     if training.optimizer in ("adam", "adamw"):
         # torch keeps `step` as a scalar tensor per parameter tensor: float32, float64 where that is the default dtype
@@ -77,8 +78,8 @@ def with_train_memory(report: Report, saved: Saved, training: Training) -> None:
         return
     report.notes.extend(Note("", note) for note in saved.notes)
     counted = [p for p in report.params if p.counted and not p.buffer]
-    grads = sum(p.numel * _itemsize(p.dtype) for p in counted if p.trainable)
-    state = optimizer_bytes(training, report.params)
+    grads = sum(p.numel * _itemsize(p.dtype) for p in counted if _trains(p, saved.trains))
+    state = optimizer_bytes(training, report.params, saved.trains)
     report.train_memory = TrainMemory(
         optimizer=training.optimizer,
         momentum=training.momentum if training.optimizer == "sgd" else None,
@@ -120,6 +121,12 @@ def add_train_memory(
         where = torch.device("meta")
     saved = saved_in_training(model, moved(list(args), where), moved(dict(kwargs), where), where)
     with_train_memory(report, saved, training)
+
+
+def _trains(param: ParamRecord, trains: set[str] | None) -> bool:
+    """Whether a parameter gets a gradient in a training step: as it is after `model.train()` (which
+    may freeze layers, as detection models' `_freeze_stages` do) where the training run told, else now."""
+    return param.trainable if trains is None else param.name in trains
 
 
 def _itemsize(dtype: str) -> int:

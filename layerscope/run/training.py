@@ -46,6 +46,7 @@ class Saved:
     calls: list[tuple[str, int]] = field(default_factory=list)  # in call order: name, bytes first saved in it
     error: str | None = None  # the training forward failed: the exception, one line
     notes: list[str] = field(default_factory=list)
+    trains: set[str] | None = None  # the parameters requiring grad in training mode (after train()); None: as before
 
 
 def saved_in_training(model: nn.Module, args: Sequence[Any], kwargs: Mapping[str, Any], device: torch.device) -> Saved:
@@ -70,6 +71,7 @@ def _saved(
     handles = calls.attach(run)
     guarded = weight_storages(model) if share and not in_place else frozenset()
     error = None
+    trains: set[str] | None = None
     try:
         with (
             restored(model) if in_place else contextlib.nullcontext(),
@@ -79,6 +81,7 @@ def _saved(
             saved_tensors_hooks(counter.pack, _unpack),
         ):
             if weights is None:
+                trains = {name for name, p in run.named_parameters() if p.requires_grad}
                 run(*args, **kwargs)
             else:
                 functional_call(run, weights, tuple(args), dict(kwargs))
@@ -96,7 +99,7 @@ def _saved(
             " not as the CPU does (its oneDNN LSTM kernel saves a workspace, batch_first a copy of the input);"
             " --device cpu measures the CPU's"
         )
-    return Saved(counter.total, [(name, saved) for name, saved in calls.calls], error, notes)
+    return Saved(counter.total, [(name, saved) for name, saved in calls.calls], error, notes, trains)
 
 
 def _unpack(t: Tensor) -> Tensor:
