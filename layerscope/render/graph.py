@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, field
 
 from layerscope.report.model import Report
+from layerscope.run.records import LayerRecord
 
 Shape = list[int]
 
@@ -41,11 +42,18 @@ def _shape(shape: Shape) -> str:
     return "x".join(str(d) for d in shape) if shape else "scalar"
 
 
+def _passed_on(index: int, record: LayerRecord) -> bool:
+    """Whether a call returned its input untouched (nn.Identity, eval-mode Dropout): what comes next
+    takes the input from its producer (run/flow.py), so the call would be a dead end in the graph."""
+    return record.completed and bool(record.outputs_from) and f"layer:{index}" not in record.outputs_from
+
+
 def build_graph(report: Report) -> Graph:
     """The report's data flow as nodes and edges: every leaf layer that ran (or failed), every join,
-    the inputs and the output, and any container a tensor came from directly."""
+    the inputs and the output, and any container a tensor came from directly. A leaf that passed its
+    input on untouched is left out: nothing took a tensor from it."""
     graph = Graph(report.model)
-    wanted = {f"layer:{i}" for i, r in enumerate(report.layers) if r.is_leaf and i > 0}  # the failing one too
+    wanted = {f"layer:{i}" for i, r in enumerate(report.layers) if r.is_leaf and i > 0 and not _passed_on(i, r)}
     if len(report.layers) == 1:  # the model is one layer
         wanted.add("layer:0")
     consumers: list[tuple[str, list[str | None], list[Shape]]] = [

@@ -7,8 +7,8 @@ flatten, `out += identity`, `torch.cat`) passes its input's tag on, and where it
 of different producers it is a join, a node of its own. Ops inside a leaf layer are not followed:
 the layer's output is tagged when it returns. A container none of whose child modules was called
 (nn.MultiheadAttention, which computes with its out_proj's weights but never calls it) is a leaf of
-the flow too: what it returns is tagged as its own and the joins its inner ops made are dropped, as
-are the tags that still point at them. The ops are seen by run.counting.OpCounter, the
+the flow too: what it returns is tagged as its own and the joins its inner ops made are dropped; a
+tensor still tagged with one of them is retagged as made by the container. The ops are seen by run.counting.OpCounter, the
 dispatch mode already active during the run (its `flow`), so nothing else is installed.
 
 Tags are kept by tensor identity, through weak references: a tensor freed during the run takes its
@@ -89,7 +89,7 @@ class Flow:
         called_child = self._called_child.pop()
         leaf = record.is_leaf or not called_child
         if leaf and len(self.joins) > joins_before:
-            self._drop_joins(joins_before)
+            self._drop_joins(joins_before, f"layer:{index}")
         for t in outputs:
             if any(t is x and (v is None or tensor_version(t) == v) for x, v in taken):
                 continue  # returned as it came in
@@ -98,14 +98,15 @@ class Flow:
                 self._tag(t, f"layer:{index}")
         record.outputs_from = [self.tag_of(t) for t in outputs]
 
-    def _drop_joins(self, first: int) -> None:
-        """Forget joins `first`, … (made inside a call now seen as a leaf) and every tag naming one, so
-        that a later join of the same number is not taken for them."""
+    def _drop_joins(self, first: int, node: str) -> None:
+        """Forget joins `first`, … (made inside call `node`, now seen as a leaf); a tensor still tagged
+        with one of them (kept by the module, returned later) was made by that call, and says so, so
+        that no later join of the same number is taken for a dropped one."""
         dropped = {f"join:{j}" for j in range(first, len(self.joins))}
         del self.joins[first:]
-        stale = [key for key, (_, node) in self._tags.items() if node in dropped]
-        for key in stale:
-            del self._tags[key]
+        for key, (ref, tag) in list(self._tags.items()):
+            if tag in dropped:
+                self._tags[key] = (ref, node)
 
     def op(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
         """An aten op ran (OpCounter calls this): outside leaf layers, its output takes its inputs' tag,
