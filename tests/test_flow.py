@@ -105,3 +105,35 @@ def test_a_container_that_computes_its_own_output_produces_it() -> None:
     assert (attn.is_leaf, attn.inputs_from, attn.outputs_from) == (False, ["input:0"] * 3, ["layer:1"])
     assert [(j.op, j.inputs_from) for j in run.joins] == [("add", ["input:0", "layer:1"])]
     assert run.records[names.index("norm")].inputs_from == ["join:0"]
+
+
+def test_attention_with_a_query_other_than_its_key_is_one_node() -> None:
+    """tests/attention_models.py's CrossAttention: `attn(x, y, y)` with y = ln(x). The attention calls
+    none of its children, so its inner matmuls of x's and y's projections are not joins of the model:
+    the attention takes the input and the LayerNorm, and gives the output."""
+    from tests.attention_models import CrossAttention
+
+    run = trace(CrossAttention(), [torch.zeros(5, 2, 8)])
+    assert [r.name for r in run.records] == ["", "ln", "attn"]
+    root, ln, attn = run.records
+    assert (ln.inputs_from, attn.inputs_from) == (["input:0"], ["input:0", "layer:1", "layer:1"])
+    assert (attn.outputs_from[0], root.outputs_from) == ("layer:2", ["layer:2"])
+    assert run.joins == []
+
+
+def test_a_tensor_kept_from_a_dropped_join_is_the_containers() -> None:
+    """tests/attention_models.py's KeptThenJoined: `keeper` (a child it never calls) makes `x * y` of
+    two producers, keeps it and returns `x + y`; both are keeper's. The first cat joins keeper and the
+    input, the second takes keeper's output alone, and the add joins the two cats — no join named
+    after one made inside keeper."""
+    from tests.attention_models import KeptThenJoined
+
+    run = trace(KeptThenJoined(), [torch.zeros(5, 2, 8)])
+    names = [r.name for r in run.records]
+    keeper = names.index("keeper")
+    assert run.records[keeper].inputs_from == ["input:0", f"layer:{names.index('ln')}"]
+    assert [(j.op, j.inputs_from) for j in run.joins] == [
+        ("cat", [f"layer:{keeper}", "input:0"]),
+        ("add", ["join:0", f"layer:{keeper}"]),
+    ]
+    assert run.records[0].outputs_from == ["join:1"]

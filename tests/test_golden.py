@@ -65,6 +65,7 @@ CASES += [  # the layer graph: a chain, a residual net, and DOT
     ("lenet.graph", ["graph", "configs/lenet.yaml"], 0),
     ("resnet18.graph", ["graph", "configs/resnet18.yaml", "--format", "mermaid"], 0),
     ("lenet_dot.graph", ["graph", "configs/lenet.yaml", "--format", "dot"], 0),
+    ("transformer_encoder.graph", ["graph", "configs/transformer_encoder.yaml"], 0),  # attention fed, dropouts out
     ("resnet18_rf_depth1.inspect", ["inspect", "configs/resnet18.yaml", "--depth", "1", "--rf"], 0),
 ]
 CASES += [  # checkpoints of Python twins (tests/checkpoints/make_checkpoints.py writes them)

@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import torch
 from torch import nn
 
 from layerscope import api
@@ -149,3 +150,91 @@ def test_a_model_that_did_not_run_has_no_graph(cli) -> None:
     run = cli("graph", "tests.python_models:Residual", "--allow-import")  # no --input: nothing ran
     assert run.exit_code == 2 and run.stderr.count("\n") == 1 and run.stdout == ""
     assert "this model did not run" in run.stderr and "--input" in run.stderr
+
+
+def _connected(graph) -> None:
+    """Every node is reachable from an input and reaches the output, along the graph's edges."""
+    ahead: dict[str, set[str]] = {n.id: set() for n in graph.nodes}
+    behind: dict[str, set[str]] = {n.id: set() for n in graph.nodes}
+    for source, target, _ in graph.edges:
+        ahead[source].add(target)
+        behind[target].add(source)
+
+    def reach(starts: list[str], step: dict[str, set[str]]) -> set[str]:
+        seen, todo = set(starts), list(starts)
+        while todo:
+            for nxt in step[todo.pop()] - seen:
+                seen.add(nxt)
+                todo.append(nxt)
+        return seen
+
+    everything = set(ahead)
+    assert reach([n.id for n in graph.nodes if n.kind == "input"], ahead) == everything
+    assert reach(["OUT"], behind) == everything
+
+
+def test_self_attention_is_fed_by_the_input(cli) -> None:
+    """tests/attention_models.py's SelfAttention, `attn(x, x, x)[0]` on a 5x2x8 input."""
+    run = cli("graph", "tests.attention_models:SelfAttention", "--allow-import", "-i", "5x2x8")
+    assert run.exit_code == 0, run.stderr
+    assert run.stdout == (
+        "flowchart TD\n"
+        '    I0[/"input<br/>5x2x8"/]\n'
+        '    L1["attn<br/>MultiheadAttention"]\n'
+        '    OUT(["output"])\n'
+        '    I0 -->|"5x2x8"| L1\n'
+        '    L1 -->|"5x2x8"| OUT\n'  # (sequence, batch, embedding) in and out
+    )
+
+
+@pytest.mark.parametrize(
+    ("model", "edges"),
+    [
+        ("NormThenAttention", {("I0", "L1"), ("L1", "L2"), ("L2", "OUT")}),  # y = ln(x); attn(y, y, y)
+        ("CrossAttention", {("I0", "L1"), ("I0", "L2"), ("L1", "L2"), ("L2", "OUT")}),  # attn(x, ln(x), ln(x))
+    ],
+)
+def test_attention_after_a_layer_norm_is_one_node_fed_by_what_it_takes(model: str, edges: set) -> None:
+    """The edges read off each forward, every one a 5x2x8 tensor (attention keeps the input's shape);
+    no bmm of the attention's insides is a node."""
+    from tests import attention_models
+
+    module = getattr(attention_models, model)()
+    report = api.inspect(module, (5, 2, 8), device="cpu")
+    graph = build_graph(report)
+    assert [n.lines[0] for n in graph.nodes] == ["input", "ln", "attn", "output"]
+    assert {(s, t) for s, t, _ in graph.edges} == edges
+    assert {label for _, _, label in graph.edges} == {"5x2x8"}
+    _connected(graph)
+
+
+def test_the_bundled_transformer_encoder_is_connected_with_the_real_shapes() -> None:
+    """configs/transformer_encoder.yaml: each of the 6 self_attn takes what came before it (the input
+    or the previous layer's norm2), every node lies on a path from the input to the output, and each
+    edge into a layer carries the shape a real forward of nn.TransformerEncoder hands that module."""
+    report = api.inspect("transformer_encoder", device="meta")
+    graph = build_graph(report)
+    _connected(graph)
+    names = {f"L{i}": r.name for i, r in enumerate(report.layers)}
+    into = {names[t]: names.get(s, s) for s, t, _ in graph.edges if "self_attn" in names.get(t, "")}
+    assert into == {f"encoder.layers.{k}.self_attn": f"encoder.layers.{k - 1}.norm2" for k in range(1, 6)} | {
+        "encoder.layers.0.self_attn": "I0"
+    }
+    layer = nn.TransformerEncoderLayer(512, 8)
+    real = nn.TransformerEncoder(layer, 6, enable_nested_tensor=False).eval()
+    seen: dict[str, str] = {}
+
+    def hook(name: str):
+        def record(_: nn.Module, args: tuple) -> None:
+            seen.setdefault(name, "x".join(map(str, args[0].shape)))
+
+        return record
+
+    handles = [m.register_forward_pre_hook(hook(f"encoder.{n}")) for n, m in real.named_modules() if n]
+    with torch.no_grad():
+        real(torch.zeros(10, 32, 512))
+    for handle in handles:
+        handle.remove()
+    drawn = {(names[t], label) for s, t, label in graph.edges if t in names and names[t] in seen}
+    assert drawn and all(seen[name] == label for name, label in drawn)
+    assert {names[t] for t in (t for _, t, _ in graph.edges) if t in names} <= set(seen)

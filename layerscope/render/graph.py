@@ -3,7 +3,8 @@ the joins of its Python code as nodes, the tensors between them as edges labelle
 
 Built from the data flow the run recorded (LayerRecord.inputs_from, Report.joins; run/flow.py). A
 layer is a node under its full name (`layer1.0.conv1`) and type; a module called again is a node per
-call (`(call 2)`); a container is a node only where a tensor came straight from its own code. No torch.
+call (`(call 2)`); a container is a node only where a tensor came straight from its own code, and then has edges from
+its inputs as a layer has. No torch.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import re
 from dataclasses import dataclass, field
 
 from layerscope.report.model import Report
+from layerscope.run.records import LayerRecord
 
 Shape = list[int]
 
@@ -40,21 +42,34 @@ def _shape(shape: Shape) -> str:
     return "x".join(str(d) for d in shape) if shape else "scalar"
 
 
+def _passed_on(index: int, record: LayerRecord) -> bool:
+    """Whether a call returned its input untouched (nn.Identity, eval-mode Dropout): what comes next
+    takes the input from its producer (run/flow.py), so the call would be a dead end in the graph."""
+    return record.completed and bool(record.outputs_from) and f"layer:{index}" not in record.outputs_from
+
+
 def build_graph(report: Report) -> Graph:
     """The report's data flow as nodes and edges: every leaf layer that ran (or failed), every join,
-    the inputs and the output, and any container a tensor came from directly."""
+    the inputs and the output, and any container a tensor came from directly. A leaf that passed its
+    input on untouched is left out: nothing took a tensor from it."""
     graph = Graph(report.model)
-    wanted = {f"layer:{i}" for i, r in enumerate(report.layers) if r.is_leaf and i > 0}  # the failing one too
+    wanted = {f"layer:{i}" for i, r in enumerate(report.layers) if r.is_leaf and i > 0 and not _passed_on(i, r)}
     if len(report.layers) == 1:  # the model is one layer
         wanted.add("layer:0")
     consumers: list[tuple[str, list[str | None], list[Shape]]] = [
         (f"layer:{i}", r.inputs_from, r.input_shapes) for i, r in enumerate(report.layers) if f"layer:{i}" in wanted
     ]
     consumers += [(f"join:{j}", list(join.inputs_from), join.input_shapes) for j, join in enumerate(report.joins)]
-    if report.layers and report.layers[0].completed:
-        root = report.layers[0]
-        consumers.append(("output", list(root.outputs_from), report.output_shapes))
-    used = {ref for _, froms, _ in consumers for ref in froms if ref is not None}
+    output = report.layers[0].outputs_from if report.layers and report.layers[0].completed else None
+    used = {ref for _, froms, _ in consumers for ref in froms if ref is not None} | set(output or []) - {None}
+    drawn = set(wanted)
+    while more := sorted(r for r in used - drawn if r.startswith("layer:")):  # a container drawn: its inputs too
+        drawn.update(more)
+        added = [(ref, report.layers[int(ref.partition(":")[2])]) for ref in more]
+        consumers += [(ref, list(r.inputs_from), r.input_shapes) for ref, r in added]
+        used.update(ref for _, r in added for ref in r.inputs_from if ref is not None)
+    if output is not None:
+        consumers.append(("output", list(output), report.output_shapes))
     for k, shape in enumerate(report.input_shapes):
         if f"input:{k}" in used:
             graph.nodes.append(

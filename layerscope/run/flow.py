@@ -5,7 +5,10 @@ Each tensor is tagged with the node that produced it: `input:k` (the model's k-t
 what it returns; an op run by Python code between modules (in a container's forward: a view, a
 flatten, `out += identity`, `torch.cat`) passes its input's tag on, and where it combines tensors
 of different producers it is a join, a node of its own. Ops inside a leaf layer are not followed:
-the layer's output is tagged when it returns. The ops are seen by run.counting.OpCounter, the
+the layer's output is tagged when it returns. A container none of whose child modules was called
+(nn.MultiheadAttention, which computes with its out_proj's weights but never calls it) is a leaf of
+the flow too: what it returns is tagged as its own and the joins its inner ops made are dropped; a
+tensor still tagged with one of them is retagged as made by the container. The ops are seen by run.counting.OpCounter, the
 dispatch mode already active during the run (its `flow`), so nothing else is installed.
 
 Tags are kept by tensor identity, through weak references: a tensor freed during the run takes its
@@ -49,6 +52,7 @@ class Flow:
         # calls still open, innermost last: record, its index, joins before it, its input tensors with their versions
         self._open: list[tuple[LayerRecord, int, int, list[tuple[Tensor, int | None]]]] = []
         self._in_leaf = 0  # leaf calls open: their inner ops are not followed
+        self._called_child: list[bool] = []  # per open call: whether a module inside it was called
 
     def tag_of(self, t: Tensor) -> str | None:
         """The node that produced `t`, None for a tensor no layer or input gave (a parameter, a new tensor)."""
@@ -67,25 +71,42 @@ class Flow:
     def entered(self, record: LayerRecord, index: int, tensors: list[Tensor]) -> None:
         """Call `index` began with these input tensors: their producers, one each (aligned with `input_shapes`)."""
         record.inputs_from = [self.tag_of(t) for t in tensors]
+        if self._called_child:
+            self._called_child[-1] = True
+        self._called_child.append(False)
         self._open.append((record, index, len(self.joins), [(t, tensor_version(t)) for t in tensors]))
         self._in_leaf += record.is_leaf
 
     def left(self, outputs: list[Tensor]) -> None:
         """The innermost open call returned these tensors. A leaf tags what it made, not an input it
-        returned untouched (nn.Identity, eval-mode Dropout). A container keeps the tag of what a layer
-        or join inside it made, and tags the rest of what its own code made: nn.MultiheadAttention,
-        whose out_proj is never called, computes its output in its forward."""
+        returned untouched (nn.Identity, eval-mode Dropout). A container in which no module was called
+        is such a leaf too: the joins of its own ops are dropped. Any other container keeps the tag of
+        what a layer or join inside it made, and tags the rest of what its own code made."""
         if not self._open:
             return
         record, index, joins_before, taken = self._open.pop()
         self._in_leaf -= record.is_leaf
+        called_child = self._called_child.pop()
+        leaf = record.is_leaf or not called_child
+        if leaf and len(self.joins) > joins_before:
+            self._drop_joins(joins_before, f"layer:{index}")
         for t in outputs:
             if any(t is x and (v is None or tensor_version(t) == v) for x, v in taken):
                 continue  # returned as it came in
             tag = self.tag_of(t)
-            if record.is_leaf or tag is None or not _made_after(tag, index, joins_before):
+            if leaf or tag is None or not _made_after(tag, index, joins_before):
                 self._tag(t, f"layer:{index}")
         record.outputs_from = [self.tag_of(t) for t in outputs]
+
+    def _drop_joins(self, first: int, node: str) -> None:
+        """Forget joins `first`, … (made inside call `node`, now seen as a leaf); a tensor still tagged
+        with one of them (kept by the module, returned later) was made by that call, and says so, so
+        that no later join of the same number is taken for a dropped one."""
+        dropped = {f"join:{j}" for j in range(first, len(self.joins))}
+        del self.joins[first:]
+        for key, (ref, tag) in list(self._tags.items()):
+            if tag in dropped:
+                self._tags[key] = (ref, node)
 
     def op(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
         """An aten op ran (OpCounter calls this): outside leaf layers, its output takes its inputs' tag,
