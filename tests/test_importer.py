@@ -281,3 +281,11 @@ def test_falling_back_leaves_the_model_and_torch_as_they_were() -> None:
     to_spec(model, [((2, 3, 8, 8), "float32")], "Gated")
     assert state(model) == before and model.training
     assert torch.equal(torch.random.get_rng_state(), rng)
+
+
+def test_a_model_that_rejects_its_input_is_told_as_inspect_tells_it(cli) -> None:
+    args = ["tests.reference_models:LeNet", "--allow-import", "-i", "1x2x32x32"]
+    imported, drawn = cli("import", *args), cli("graph", *args)
+    assert imported.exit_code == drawn.exit_code == 1 and imported.stdout == ""
+    assert imported.stderr == drawn.stderr and imported.stderr.count("\n") == 1
+    assert "conv1 (Conv2d) does not accept its input" in imported.stderr
