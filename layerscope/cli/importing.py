@@ -76,12 +76,12 @@ def import_model(
         guarded(lambda: write_whole(output, text), debug)
 
 
-def _rejected(loaded: "nn.Module", inputs: list[str], options: Options) -> None:
+def _rejected(loaded: nn.Module, inputs: list[str], options: Options) -> None:
     """When the import failed because the model rejects its input, say so as `inspect` does (the
     failure line, exit 1) instead of the importer's reading of torch's message."""
     from layerscope.render.text import failure_line
 
     report = targets.inspect(loaded, inputs, options)
-    if report.failure is not None:
+    if report.failure is not None and report.failure.kind == "input":  # not a bug in its code
         typer.echo(inert(failure_line(report.failure, report.model), newlines=False), err=True)
         raise typer.Exit(1)
