@@ -289,3 +289,57 @@ def test_a_model_that_rejects_its_input_is_told_as_inspect_tells_it(cli) -> None
     assert imported.exit_code == drawn.exit_code == 1 and imported.stdout == ""
     assert imported.stderr == drawn.stderr and imported.stderr.count("\n") == 1
     assert "conv1 (Conv2d) does not accept its input" in imported.stderr
+
+
+class _TiedLM(nn.Module):
+    """tt.py's tie: the output head is the token embedding (GPT-2's)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.emb = nn.Embedding(50, 16)
+        self.body = nn.Sequential(nn.Linear(16, 16), nn.GELU())
+        self.head = nn.Linear(16, 50, bias=False)
+        self.head.weight = self.emb.weight
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(self.emb(idx)))
+
+
+class _TiedInside(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b = nn.Linear(8, 8), nn.Linear(8, 8)
+        self.b.weight = self.a.weight
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.b(self.a(x))
+
+
+def test_a_shared_parameter_is_written_as_a_tie_and_counted_once() -> None:
+    torch.manual_seed(0)
+    model = _TiedLM().eval()
+    text = to_spec(model, [((2, 5), "int64")], "TiedLM")
+    assert "tie: {weight: emb.weight}" in text
+    spec = parse_model(load_documents(text, "<t>")[0], default_name="TiedLM")
+    built = layerscope.build(spec).eval()
+    unique = sum(p.numel() for p in model.parameters())  # torch's own count: each tensor once
+    assert unique == 50 * 16 + 16 * 16 + 16 and sum(p.numel() for p in built.parameters()) == unique
+    assert built.head.weight is built.emb.weight
+    built.load_state_dict(model.state_dict(), strict=True)
+    idx = torch.randint(0, 50, (2, 5))
+    torch.testing.assert_close(built(idx), model(idx))
+
+
+def test_a_tie_the_spec_cannot_write_is_refused_naming_it() -> None:
+    model = nn.Sequential(_TiedInside(), _TiedInside())  # the tie inside a block, repeated
+    with pytest.raises(UsageError, match=r"0\.b\.weight is the very tensor of 0\.a\.weight"):
+        to_spec(model, [((2, 8), "float32")], "TiedInside")
+
+
+def test_a_lost_tie_fails_the_check() -> None:
+    from layerscope.importer.ties import check_ties
+
+    untied = nn.Module()
+    untied.a, untied.b = nn.Linear(8, 8), nn.Linear(8, 8)
+    with pytest.raises(UsageError, match=r"a\.weight and b\.weight .*\(144 parameters against the model's 80\)"):
+        check_ties(_TiedInside(), untied)

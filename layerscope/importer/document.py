@@ -3,8 +3,9 @@
 The module is read on a copy on the meta device (run/shadow.py: the user's module is not touched,
 nothing is allocated), in eval mode, for the given input shapes. The YAML is written by
 yaml.safe_dump from plain data, so every name and value re-reads as itself; then it is parsed and
-built again, and its parameter and buffer names and shapes must be the module's, or the import fails
-naming the first module whose differ.
+built again, and its parameter and buffer names and shapes must be the module's, and it must share
+a parameter under the names the module does (importer/ties.py), or the import fails naming the first
+module whose differ.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from layerscope.builder.builder import build
 from layerscope.errors import UsageError
 from layerscope.importer.fallback import check_fallback, inputs_maker, recorder
 from layerscope.importer.fold import fold_repeats, make_blocks, name_layers
+from layerscope.importer.ties import check_ties, shared_names, write_ties
 from layerscope.importer.walk import Walk, is_layer, walk_module
 from layerscope.run.shadow import shadow
 from layerscope.spec.model import ModelSpec, parse_model
@@ -62,7 +64,11 @@ def to_spec(
     if blocks:
         document["blocks"] = blocks
     document["layers"] = layers
-    text = yaml.dump(document, Dumper=_Dumper, sort_keys=False, width=110, allow_unicode=False)
+    text = _dumped(document)
+    if shared_names(module):  # a parameter of one module set on another: tie: on the later layer
+        untied = parse_model(load_documents(text, f"<{name} imported>")[0], default_name=name)
+        write_ties(module, build(untied, untied.inputs, device="meta").model, layers, walk.leaves)
+        text = _dumped(document)
     spec = check(text, module, name)
     if walk.fell_back:
         check_fallback(spec, model, walk, make)
@@ -71,6 +77,10 @@ def to_spec(
                 f"{where} was written from its recorded calls: torch.fx cannot trace its forward: {why}"
             )
     return text
+
+
+def _dumped(document: dict[str, Any]) -> str:
+    return yaml.dump(document, Dumper=_Dumper, sort_keys=False, width=110, allow_unicode=False)
 
 
 class _Dumper(yaml.SafeDumper):
@@ -114,4 +124,5 @@ def check(text: str, module: nn.Module, name: str) -> ModelSpec:
                 f"{owner}: the spec would hold {key} as {got.get(key)}, the model holds {wanted.get(key)}",
                 hint="its constructor arguments cannot be read off its attributes",
             )
+    check_ties(module, built.model)
     return spec

@@ -57,6 +57,7 @@ class Walk:
     # one traced run of the whole model (run.trace.Trace), for a container fx cannot trace (importer/fallback.py)
     recorded: Callable[[], Any] | None = None
     fell_back: list[tuple[str, str]] = field(default_factory=list)  # (the container, why fx failed)
+    leaves: list[tuple[dict[str, Any], str]] = field(default_factory=list)  # each torch.nn layer's, its module path
 
 
 class _ChildrenAreLeaves(fx.Tracer):
@@ -138,7 +139,9 @@ def child_layer(child: nn.Module, path: str, args: list[Any], walk: Walk) -> tup
     if is_layer(child):
         shape = list(args[0].shape) if args and isinstance(args[0], Tensor) else None
         op, arguments = layer_arguments(child, path, shape)
-        return {"op": op, **arguments}, ran(child, args, path)
+        layer = {"op": op, **arguments}
+        walk.leaves.append((layer, path))
+        return layer, ran(child, args, path)
     if isinstance(child, (nn.ModuleList, nn.ModuleDict)):
         raise UsageError(f"{path}: a {type(child).__name__} is called, and has no forward")
     layers, out = walk_module(child, path, args, walk)
@@ -249,7 +252,10 @@ class _Container:
             return
         self.called.add(target)
         layer, out = child_layer(child, f"{self.path}.{target}" if self.path else target, args, self.walk)
-        self._add(node, {"name": target, **layer}, tensors, out, len(tensors) > 1)
+        named = {"name": target, **layer}
+        if self.walk.leaves and self.walk.leaves[-1][0] is layer:  # the torch.nn layer, now named
+            self.walk.leaves[-1] = (named, self.walk.leaves[-1][1])
+        self._add(node, named, tensors, out, len(tensors) > 1)
 
     def _call(self, node: fx.Node) -> None:
         args, kwargs = self._value(list(node.args)), self._value(dict(node.kwargs))
