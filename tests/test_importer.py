@@ -343,3 +343,33 @@ def test_a_lost_tie_fails_the_check() -> None:
     untied.a, untied.b = nn.Linear(8, 8), nn.Linear(8, 8)
     with pytest.raises(UsageError, match=r"a\.weight and b\.weight .*\(144 parameters against the model's 80\)"):
         check_ties(_TiedInside(), untied)
+
+
+class _Scaled(nn.Module):
+    """A non-persistent buffer (np.py's Norm): in no state_dict, so the spec must make its values."""
+
+    def __init__(self, mean: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("mean", mean, persistent=False)
+        self.conv = nn.Conv2d(3, 4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x * self.mean)
+
+
+@pytest.mark.parametrize(("mean", "init"), [(torch.ones(1, 3, 1, 1), "init: ones, "), (torch.zeros(1, 3, 1, 1), "")])
+def test_a_non_persistent_buffer_of_zeros_or_ones_is_made_by_its_init(mean: torch.Tensor, init: str) -> None:
+    torch.manual_seed(0)
+    model = _Scaled(mean).eval()
+    text = to_spec(model, [((1, 3, 8, 8), "float32")], "Scaled")
+    assert f"buffer: {{shape: [1, 3, 1, 1], {init}persistent: false}}" in text
+    built = layerscope.build(parse_model(load_documents(text, "<s>")[0], default_name="Scaled")).eval()
+    built.load_state_dict(model.state_dict(), strict=True)
+    x = torch.randn(1, 3, 8, 8)
+    torch.testing.assert_close(built(x), model(x))
+
+
+def test_a_non_persistent_buffer_no_init_makes_is_refused_naming_it() -> None:
+    model = _Scaled(torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
+    with pytest.raises(UsageError, match=r"mean: a non-persistent buffer, in no checkpoint, .* neither all zeros nor"):
+        to_spec(model, [((1, 3, 8, 8), "float32")], "Scaled")

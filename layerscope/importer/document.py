@@ -22,6 +22,7 @@ from layerscope.errors import UsageError
 from layerscope.importer.fallback import check_fallback, inputs_maker, recorder
 from layerscope.importer.fold import fold_repeats, make_blocks, name_layers
 from layerscope.importer.ties import check_ties, shared_names, write_ties
+from layerscope.importer.values import free_buffers
 from layerscope.importer.walk import Walk, is_layer, walk_module
 from layerscope.run.shadow import shadow
 from layerscope.spec.model import ModelSpec, parse_model
@@ -51,7 +52,7 @@ def to_spec(
     module = copy.module.eval()
     args = [torch.empty(shape, dtype=getattr(torch, dtype), device="meta") for shape, dtype in inputs]
     make = inputs_maker(inputs)
-    walk = Walk(recorded=recorder(model, make))
+    walk = Walk(recorded=recorder(model, make), free_buffers=free_buffers(model))
     with torch.no_grad():
         layers, _ = walk_module(module, "", args, walk)
     name_layers(layers, positional=type(module) is nn.Sequential or not any("name" in x for x in layers))

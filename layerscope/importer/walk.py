@@ -26,6 +26,7 @@ from torch.nn.parameter import is_lazy
 from layerscope.errors import UsageError
 from layerscope.importer.arguments import layer_arguments
 from layerscope.importer.functional import T, call_name, getitem, read_call
+from layerscope.importer.values import buffer_init
 
 _CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
 _MULTI = ("add", "mul", "matmul", "cat", "functional_layer_norm", "scaled_dot_product_attention")
@@ -57,6 +58,7 @@ class Walk:
     # one traced run of the whole model (run.trace.Trace), for a container fx cannot trace (importer/fallback.py)
     recorded: Callable[[], Any] | None = None
     fell_back: list[tuple[str, str]] = field(default_factory=list)  # (the container, why fx failed)
+    free_buffers: dict[str, str] = field(default_factory=dict)  # importer/values.py: free_buffers
     leaves: list[tuple[dict[str, Any], str]] = field(default_factory=list)  # each torch.nn layer's, its module path
 
 
@@ -222,7 +224,8 @@ class _Container:
         elif target in buffers:
             value = buffers[target]
             kept = target in self.module.state_dict(keep_vars=True)
-            kind = {"buffer": {"shape": list(value.shape), **({} if kept else {"persistent": False})}}
+            made = {} if kept else {**buffer_init(self.walk.free_buffers, self._qualified(target)), "persistent": False}
+            kind = {"buffer": {"shape": list(value.shape), **made}}
         else:
             raise UsageError(f"{self.where(node)}: reads {target}, which is not a parameter or buffer of its own")
         layer = {"name": target, **kind}
@@ -230,6 +233,9 @@ class _Container:
         self.values[node] = value
         self.made_by[node] = Ref(layer)
         self.last = node
+
+    def _qualified(self, target: str) -> str:
+        return f"{self.path}.{target}" if self.path else target
 
     def _call_module(self, node: fx.Node) -> None:
         target = str(node.target)
