@@ -7,6 +7,7 @@ from __future__ import annotations
 import stat
 from pathlib import Path
 
+import import_models as python_import_models
 import pytest
 import torch
 import zoo_twins
@@ -373,3 +374,22 @@ def test_a_non_persistent_buffer_no_init_makes_is_refused_naming_it() -> None:
     model = _Scaled(torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
     with pytest.raises(UsageError, match=r"mean: a non-persistent buffer, in no checkpoint, .* neither all zeros nor"):
         to_spec(model, [((1, 3, 8, 8), "float32")], "Scaled")
+
+
+def test_a_size_read_in_the_forward_is_noted_and_another_input_fails(cli, tmp_path: Path) -> None:
+    out = tmp_path / "v.yaml"
+    run = cli("import", "tests.import_models:Viewed", "--allow-import", "-i", "2x3x8x8", "-o", str(out))
+    assert run.exit_code == 0 and run.stderr.splitlines() == [
+        f"note: {name}: shape {shape} holds the batch of 2 read in the forward; the spec is for input 2x3x8x8, "
+        "and keeps every layer's in-dim so another input fails"
+        for name, shape in (("reshape", [2, -1]), ("reshape_1", [2, 5, 1]))
+    ]
+    model = python_import_models.Viewed()
+    unique = sum(p.numel() for p in model.parameters())  # torch's count: 4*3*3*3 + 4 + 144*5 + 5
+    assert unique == 837 and "837" in cli("inspect", str(out)).stdout
+    other = cli("inspect", str(out), "-i", "4x3x8x8")
+    assert other.exit_code == 1 and "fc (Linear) does not accept its input" in other.stderr
+    built = layerscope.build(out).eval()
+    built.load_state_dict(model.state_dict(), strict=True)
+    x = torch.randn(2, 3, 8, 8)
+    torch.testing.assert_close(built(x), model.eval()(x))

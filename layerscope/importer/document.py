@@ -55,7 +55,13 @@ def to_spec(
     walk = Walk(recorded=recorder(model, make), free_buffers=free_buffers(model))
     with torch.no_grad():
         layers, _ = walk_module(module, "", args, walk)
-    name_layers(layers, positional=type(module) is nn.Sequential or not any("name" in x for x in layers))
+        if walk.baked:  # a size read in the forward, written as a number: keep every in-dim (importer/sizes.py)
+            walk = Walk(recorded=walk.recorded, free_buffers=walk.free_buffers, keep_in_dims=True)
+            layers, _ = walk_module(module, "", args, walk)
+    names: dict[int, str] = {}
+    name_layers(layers, type(module) is nn.Sequential or not any("name" in x for x in layers), names)
+    if notes is not None:
+        notes.extend(_baked(walk, names, inputs))
     blocks = make_blocks(walk.uses)
     fold_repeats(layers, blocks)
     document: dict[str, Any] = {"name": name}
@@ -82,6 +88,20 @@ def to_spec(
 
 def _dumped(document: dict[str, Any]) -> str:
     return yaml.dump(document, Dumper=_Dumper, sort_keys=False, width=110, allow_unicode=False)
+
+
+def _baked(walk: Walk, names: dict[int, str], inputs: Sequence[Input]) -> list[str]:
+    """A note for each layer that holds a size read in the forward (importer/sizes.py)."""
+    given = ", ".join("x".join(map(str, shape)) for shape, _ in inputs)
+    notes = []
+    for path, layer, held in walk.baked:
+        where = f"{path}: " if path else ""
+        arguments = " ".join(f"{k} {v}" for k, v in layer.items() if k not in ("op", "name", "from"))
+        notes.append(
+            f"{where}{names.get(id(layer), layer['op'])}: {arguments} holds {' and '.join(held)} read in the forward;"
+            f" the spec is for input {given}, and keeps every layer's in-dim so another input fails"
+        )
+    return notes
 
 
 class _Dumper(yaml.SafeDumper):
