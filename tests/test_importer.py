@@ -292,20 +292,6 @@ def test_a_model_that_rejects_its_input_is_told_as_inspect_tells_it(cli) -> None
     assert "conv1 (Conv2d) does not accept its input" in imported.stderr
 
 
-class _TiedLM(nn.Module):
-    """tt.py's tie: the output head is the token embedding (GPT-2's)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.emb = nn.Embedding(50, 16)
-        self.body = nn.Sequential(nn.Linear(16, 16), nn.GELU())
-        self.head = nn.Linear(16, 50, bias=False)
-        self.head.weight = self.emb.weight
-
-    def forward(self, idx: torch.Tensor) -> torch.Tensor:
-        return self.head(self.body(self.emb(idx)))
-
-
 class _TiedInside(nn.Module):
     def __init__(self) -> None:
         super().__init__()
@@ -318,7 +304,7 @@ class _TiedInside(nn.Module):
 
 def test_a_shared_parameter_is_written_as_a_tie_and_counted_once() -> None:
     torch.manual_seed(0)
-    model = _TiedLM().eval()
+    model = python_import_models.Tied().eval()
     text = to_spec(model, [((2, 5), "int64")], "TiedLM")
     assert "tie: {weight: emb.weight}" in text
     spec = parse_model(load_documents(text, "<t>")[0], default_name="TiedLM")
