@@ -268,6 +268,8 @@ def test_the_command_notes_the_fallback_on_stderr_and_refuses_in_one_line(cli) -
     assert run.stderr == (
         "note: the model (Gated) was written from its recorded calls: torch.fx cannot trace its forward: "
         "symbolically traced variables cannot be used as inputs to control flow\n"
+        "note: reshape: shape [2, 512] holds the sizes of the recorded run; the spec is for input 2x3x8x8, "
+        "and keeps every layer's in-dim so another input fails\n"
     )
     run = cli("import", "tests.python_models:Doubled", "--allow-import", "-i", "2x3x8x8")
     assert run.exit_code == 2 and run.stdout == "" and run.stderr.count("\n") == 1

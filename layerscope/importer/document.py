@@ -60,8 +60,7 @@ def to_spec(
             layers, _ = walk_module(module, "", args, walk)
     names: dict[int, str] = {}
     name_layers(layers, type(module) is nn.Sequential or not any("name" in x for x in layers), names)
-    if notes is not None:
-        notes.extend(_baked(walk, names, inputs))
+    baked = _baked(walk, names, inputs)
     blocks = make_blocks(walk.uses)
     fold_repeats(layers, blocks)
     document: dict[str, Any] = {"name": name}
@@ -83,6 +82,8 @@ def to_spec(
             (notes if notes is not None else []).append(
                 f"{where} was written from its recorded calls: torch.fx cannot trace its forward: {why}"
             )
+    if notes is not None:
+        notes.extend(baked)
     return text
 
 
@@ -98,7 +99,7 @@ def _baked(walk: Walk, names: dict[int, str], inputs: Sequence[Input]) -> list[s
         where = f"{path}: " if path else ""
         arguments = " ".join(f"{k} {v}" for k, v in layer.items() if k not in ("op", "name", "from"))
         notes.append(
-            f"{where}{names.get(id(layer), layer['op'])}: {arguments} holds {' and '.join(held)} read in the forward;"
+            f"{where}{names.get(id(layer), layer['op'])}: {arguments} holds {' and '.join(held)};"
             f" the spec is for input {given}, and keeps every layer's in-dim so another input fails"
         )
     return notes

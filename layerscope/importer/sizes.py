@@ -2,7 +2,8 @@
 was for the given input (`reshape [2, -1]`), so the spec holds for that input only. The walk marks
 each fx node whose value was read off a tensor's size (or computed from one), and each layer that
 takes such a number; importer/document.py then says so on stderr and keeps every in-dim, so that
-another input fails at a layer instead of building a different model.
+another input fails at a layer instead of building a different model. A container written from its
+recorded calls (importer/fallback.py) marks its reshapes the same way: their sizes are the run's.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ def read_size(node: fx.Node, value: Any, sized: dict[fx.Node, str]) -> None:
 
 def baked(node: fx.Node, sized: dict[fx.Node, str]) -> list[str]:
     """What the sizes a tensor-making `node` takes hold, in words (none: it takes no size)."""
-    return list(dict.fromkeys(sized[n] for n in node.all_input_nodes if n in sized))
+    return list(dict.fromkeys(f"{sized[n]} read in the forward" for n in node.all_input_nodes if n in sized))
 
 
 def _dim(value: Any, dim: int) -> str:
