@@ -214,7 +214,9 @@ def test_a_forward_fx_cannot_trace_is_written_from_its_recorded_calls_and_comput
     text = to_spec(model, [((2, 3, 8, 8), "float32")], "Gated", notes=notes)
     assert notes == [
         "the model (Gated) was written from its recorded calls: torch.fx cannot trace its forward: "
-        "symbolically traced variables cannot be used as inputs to control flow"
+        "symbolically traced variables cannot be used as inputs to control flow",
+        "reshape: shape [2, 512] holds the sizes of the recorded run; the spec is for input 2x3x8x8, "
+        "and keeps every layer's in-dim so another input fails",
     ]
     assert "{op: add, from: [act, side]}" in text and "{op: cat, dim: 1, from: [act_1, side_1]}" in text
     assert "{op: reshape, shape: [2, 512]}" in text and "{use: side, from: input}" in text
