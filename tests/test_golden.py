@@ -90,6 +90,7 @@ CASES += [
 CASES += [  # `layerscope import`: a Python model's spec
     ("lenet.import", ["import", "tests.reference_models:LeNet", "--allow-import", "--input", "1x1x32x32"], 0),
     ("zoo_resnet18.import", ["import", "tests.zoo_twins:resnet18", "--allow-import", "--input", "1x3x224x224"], 0),
+    ("tied.import", ["import", "tests.import_models:Tied", "--allow-import", "--input", "2x5:int64"], 0),
 ]
 
 NARROW = [  # at 60 columns: the golden file's name ends in _60

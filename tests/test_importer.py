@@ -7,6 +7,7 @@ from __future__ import annotations
 import stat
 from pathlib import Path
 
+import import_models as python_import_models
 import pytest
 import torch
 import zoo_twins
@@ -213,7 +214,9 @@ def test_a_forward_fx_cannot_trace_is_written_from_its_recorded_calls_and_comput
     text = to_spec(model, [((2, 3, 8, 8), "float32")], "Gated", notes=notes)
     assert notes == [
         "the model (Gated) was written from its recorded calls: torch.fx cannot trace its forward: "
-        "symbolically traced variables cannot be used as inputs to control flow"
+        "symbolically traced variables cannot be used as inputs to control flow",
+        "reshape: shape [2, 512] holds the sizes of the recorded run; the spec is for input 2x3x8x8, "
+        "and keeps every layer's in-dim so another input fails",
     ]
     assert "{op: add, from: [act, side]}" in text and "{op: cat, dim: 1, from: [act_1, side_1]}" in text
     assert "{op: reshape, shape: [2, 512]}" in text and "{use: side, from: input}" in text
@@ -267,6 +270,8 @@ def test_the_command_notes_the_fallback_on_stderr_and_refuses_in_one_line(cli) -
     assert run.stderr == (
         "note: the model (Gated) was written from its recorded calls: torch.fx cannot trace its forward: "
         "symbolically traced variables cannot be used as inputs to control flow\n"
+        "note: reshape: shape [2, 512] holds the sizes of the recorded run; the spec is for input 2x3x8x8, "
+        "and keeps every layer's in-dim so another input fails\n"
     )
     run = cli("import", "tests.python_models:Doubled", "--allow-import", "-i", "2x3x8x8")
     assert run.exit_code == 2 and run.stdout == "" and run.stderr.count("\n") == 1
@@ -281,3 +286,100 @@ def test_falling_back_leaves_the_model_and_torch_as_they_were() -> None:
     to_spec(model, [((2, 3, 8, 8), "float32")], "Gated")
     assert state(model) == before and model.training
     assert torch.equal(torch.random.get_rng_state(), rng)
+
+
+def test_a_model_that_rejects_its_input_is_told_as_inspect_tells_it(cli) -> None:
+    args = ["tests.reference_models:LeNet", "--allow-import", "-i", "1x2x32x32"]
+    imported, drawn = cli("import", *args), cli("graph", *args)
+    assert imported.exit_code == drawn.exit_code == 1 and imported.stdout == ""
+    assert imported.stderr == drawn.stderr and imported.stderr.count("\n") == 1
+    assert "conv1 (Conv2d) does not accept its input" in imported.stderr
+
+
+class _TiedInside(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b = nn.Linear(8, 8), nn.Linear(8, 8)
+        self.b.weight = self.a.weight
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.b(self.a(x))
+
+
+def test_a_shared_parameter_is_written_as_a_tie_and_counted_once() -> None:
+    torch.manual_seed(0)
+    model = python_import_models.Tied().eval()
+    text = to_spec(model, [((2, 5), "int64")], "TiedLM")
+    assert "tie: {weight: emb.weight}" in text
+    spec = parse_model(load_documents(text, "<t>")[0], default_name="TiedLM")
+    built = layerscope.build(spec).eval()
+    unique = sum(p.numel() for p in model.parameters())  # torch's own count: each tensor once
+    assert unique == 50 * 16 + 16 * 16 + 16 and sum(p.numel() for p in built.parameters()) == unique
+    assert built.head.weight is built.emb.weight
+    built.load_state_dict(model.state_dict(), strict=True)
+    idx = torch.randint(0, 50, (2, 5))
+    torch.testing.assert_close(built(idx), model(idx))
+
+
+def test_a_tie_the_spec_cannot_write_is_refused_naming_it() -> None:
+    model = nn.Sequential(_TiedInside(), _TiedInside())  # the tie inside a block, repeated
+    with pytest.raises(UsageError, match=r"0\.b\.weight is the very tensor of 0\.a\.weight"):
+        to_spec(model, [((2, 8), "float32")], "TiedInside")
+
+
+def test_a_lost_tie_fails_the_check() -> None:
+    from layerscope.importer.ties import check_ties
+
+    untied = nn.Module()
+    untied.a, untied.b = nn.Linear(8, 8), nn.Linear(8, 8)
+    with pytest.raises(UsageError, match=r"a\.weight and b\.weight .*\(144 parameters against the model's 80\)"):
+        check_ties(_TiedInside(), untied)
+
+
+class _Scaled(nn.Module):
+    """A non-persistent buffer (np.py's Norm): in no state_dict, so the spec must make its values."""
+
+    def __init__(self, mean: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("mean", mean, persistent=False)
+        self.conv = nn.Conv2d(3, 4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x * self.mean)
+
+
+@pytest.mark.parametrize(("mean", "init"), [(torch.ones(1, 3, 1, 1), "init: ones, "), (torch.zeros(1, 3, 1, 1), "")])
+def test_a_non_persistent_buffer_of_zeros_or_ones_is_made_by_its_init(mean: torch.Tensor, init: str) -> None:
+    torch.manual_seed(0)
+    model = _Scaled(mean).eval()
+    text = to_spec(model, [((1, 3, 8, 8), "float32")], "Scaled")
+    assert f"buffer: {{shape: [1, 3, 1, 1], {init}persistent: false}}" in text
+    built = layerscope.build(parse_model(load_documents(text, "<s>")[0], default_name="Scaled")).eval()
+    built.load_state_dict(model.state_dict(), strict=True)
+    x = torch.randn(1, 3, 8, 8)
+    torch.testing.assert_close(built(x), model(x))
+
+
+def test_a_non_persistent_buffer_no_init_makes_is_refused_naming_it() -> None:
+    model = _Scaled(torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
+    with pytest.raises(UsageError, match=r"mean: a non-persistent buffer, in no checkpoint, .* neither all zeros nor"):
+        to_spec(model, [((1, 3, 8, 8), "float32")], "Scaled")
+
+
+def test_a_size_read_in_the_forward_is_noted_and_another_input_fails(cli, tmp_path: Path) -> None:
+    out = tmp_path / "v.yaml"
+    run = cli("import", "tests.import_models:Viewed", "--allow-import", "-i", "2x3x8x8", "-o", str(out))
+    assert run.exit_code == 0 and run.stderr.splitlines() == [
+        f"note: {name}: shape {shape} holds the batch of 2 read in the forward; the spec is for input 2x3x8x8, "
+        "and keeps every layer's in-dim so another input fails"
+        for name, shape in (("reshape", [2, -1]), ("reshape_1", [2, 5, 1]))
+    ]
+    model = python_import_models.Viewed()
+    unique = sum(p.numel() for p in model.parameters())  # torch's count: 4*3*3*3 + 4 + 144*5 + 5
+    assert unique == 837 and "837" in cli("inspect", str(out)).stdout
+    other = cli("inspect", str(out), "-i", "4x3x8x8")
+    assert other.exit_code == 1 and "fc (Linear) does not accept its input" in other.stderr
+    built = layerscope.build(out).eval()
+    built.load_state_dict(model.state_dict(), strict=True)
+    x = torch.randn(2, 3, 8, 8)
+    torch.testing.assert_close(built(x), model.eval()(x))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -12,6 +12,9 @@ from layerscope.cli.main import command as register
 from layerscope.cli.options import AllowImportOpt, ArgOpt, DebugOpt, InputOpt, Options
 from layerscope.cli.output import guarded, inert, writing
 from layerscope.errors import UsageError
+
+if TYPE_CHECKING:
+    from torch import nn
 
 TargetArg = Annotated[
     str,
@@ -47,15 +50,20 @@ def import_model(
         source = Path(model.rpartition(":")[0])
         if output is not None and source.exists() and output.resolve() == source.resolve():
             raise UsageError(f"{output} is the model's own code", hint="write the spec to another file")
-        loaded = targets.load(model, Options(allow_import=allow_import, args=tuple(args or ())))
+        loaded = targets.load(model, options)
         assert not isinstance(loaded, ModelSpec)
         examples = targets.examples(inputs or [])
         if any(e.name is not None for e in examples):
             raise UsageError("a spec's inputs are positional", hint="give --input without NAME=")
         shapes = [(e.shape, str(e.dtype).removeprefix("torch.")) for e in examples]
         name = model.rpartition(":")[2].rpartition(".")[2]
-        return to_spec(loaded, shapes, name, description=f"imported from {model}", notes=notes)
+        try:
+            return to_spec(loaded, shapes, name, description=f"imported from {model}", notes=notes)
+        except UsageError:
+            _rejected(loaded, inputs or [], options)
+            raise
 
+    options = Options(allow_import=allow_import, args=tuple(args or ()))
     notes: list[str] = []
     text = guarded(spec_text, debug)
     for note in notes:  # a container written from its recorded calls (importer/fallback.py)
@@ -66,3 +74,14 @@ def import_model(
         from layerscope.render.files import write_whole
 
         guarded(lambda: write_whole(output, text), debug)
+
+
+def _rejected(loaded: nn.Module, inputs: list[str], options: Options) -> None:
+    """When the import failed because the model rejects its input, say so as `inspect` does (the
+    failure line, exit 1) instead of the importer's reading of torch's message."""
+    from layerscope.render.text import failure_line
+
+    report = targets.inspect(loaded, inputs, options)
+    if report.failure is not None and report.failure.kind == "input":  # not a bug in its code
+        typer.echo(inert(failure_line(report.failure, report.model), newlines=False), err=True)
+        raise typer.Exit(1)

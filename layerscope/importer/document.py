@@ -3,8 +3,9 @@
 The module is read on a copy on the meta device (run/shadow.py: the user's module is not touched,
 nothing is allocated), in eval mode, for the given input shapes. The YAML is written by
 yaml.safe_dump from plain data, so every name and value re-reads as itself; then it is parsed and
-built again, and its parameter and buffer names and shapes must be the module's, or the import fails
-naming the first module whose differ.
+built again, and its parameter and buffer names and shapes must be the module's, and it must share
+a parameter under the names the module does (importer/ties.py), or the import fails naming the first
+module whose differ.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from layerscope.builder.builder import build
 from layerscope.errors import UsageError
 from layerscope.importer.fallback import check_fallback, inputs_maker, recorder
 from layerscope.importer.fold import fold_repeats, make_blocks, name_layers
+from layerscope.importer.ties import check_ties, shared_names, write_ties
+from layerscope.importer.values import free_buffers
 from layerscope.importer.walk import Walk, is_layer, walk_module
 from layerscope.run.shadow import shadow
 from layerscope.spec.model import ModelSpec, parse_model
@@ -49,10 +52,15 @@ def to_spec(
     module = copy.module.eval()
     args = [torch.empty(shape, dtype=getattr(torch, dtype), device="meta") for shape, dtype in inputs]
     make = inputs_maker(inputs)
-    walk = Walk(recorded=recorder(model, make))
+    walk = Walk(recorded=recorder(model, make), free_buffers=free_buffers(model))
     with torch.no_grad():
         layers, _ = walk_module(module, "", args, walk)
-    name_layers(layers, positional=type(module) is nn.Sequential or not any("name" in x for x in layers))
+        if walk.baked:  # a size read in the forward, written as a number: keep every in-dim (importer/sizes.py)
+            walk = Walk(recorded=walk.recorded, free_buffers=walk.free_buffers, keep_in_dims=True)
+            layers, _ = walk_module(module, "", args, walk)
+    names: dict[int, str] = {}
+    name_layers(layers, type(module) is nn.Sequential or not any("name" in x for x in layers), names)
+    baked = _baked(walk, names, inputs)
     blocks = make_blocks(walk.uses)
     fold_repeats(layers, blocks)
     document: dict[str, Any] = {"name": name}
@@ -62,7 +70,11 @@ def to_spec(
     if blocks:
         document["blocks"] = blocks
     document["layers"] = layers
-    text = yaml.dump(document, Dumper=_Dumper, sort_keys=False, width=110, allow_unicode=False)
+    text = _dumped(document)
+    if shared_names(module):  # a parameter of one module set on another: tie: on the later layer
+        untied = parse_model(load_documents(text, f"<{name} imported>")[0], default_name=name)
+        write_ties(module, build(untied, untied.inputs, device="meta").model, layers, walk.leaves)
+        text = _dumped(document)
     spec = check(text, module, name)
     if walk.fell_back:
         check_fallback(spec, model, walk, make)
@@ -70,7 +82,27 @@ def to_spec(
             (notes if notes is not None else []).append(
                 f"{where} was written from its recorded calls: torch.fx cannot trace its forward: {why}"
             )
+    if notes is not None:
+        notes.extend(baked)
     return text
+
+
+def _dumped(document: dict[str, Any]) -> str:
+    return yaml.dump(document, Dumper=_Dumper, sort_keys=False, width=110, allow_unicode=False)
+
+
+def _baked(walk: Walk, names: dict[int, str], inputs: Sequence[Input]) -> list[str]:
+    """A note for each layer that holds a size read in the forward (importer/sizes.py)."""
+    given = ", ".join("x".join(map(str, shape)) for shape, _ in inputs)
+    notes = []
+    for path, layer, held in walk.baked:
+        where = f"{path}: " if path else ""
+        arguments = " ".join(f"{k} {v}" for k, v in layer.items() if k not in ("op", "name", "from"))
+        notes.append(
+            f"{where}{names.get(id(layer), layer['op'])}: {arguments} holds {' and '.join(held)};"
+            f" the spec is for input {given}, and keeps every layer's in-dim so another input fails"
+        )
+    return notes
 
 
 class _Dumper(yaml.SafeDumper):
@@ -114,4 +146,5 @@ def check(text: str, module: nn.Module, name: str) -> ModelSpec:
                 f"{owner}: the spec would hold {key} as {got.get(key)}, the model holds {wanted.get(key)}",
                 hint="its constructor arguments cannot be read off its attributes",
             )
+    check_ties(module, built.model)
     return spec

@@ -183,6 +183,7 @@ class _Container:
         if list(value.shape) != shape:  # a view or reshape in Python between the two
             value = ran(lambda t: t.reshape(shape), [value], f"{self.path or 'the model'}: reshape")
             self._append({"op": "reshape", "shape": list(shape)}, [source], value)
+            self.walk.baked.append((self.path, self.out[-1], ["the sizes of the recorded run"]))
             source = self.out[-1]
         return source, value
 

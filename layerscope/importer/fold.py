@@ -26,11 +26,12 @@ _STRUCTURE = frozenset({"name", "op", "from", "use", "layers", "repeat", "param"
 _MAX_EXPRESSION = 200  # spec/expr.py's limit on one expression
 
 
-def name_layers(layers: list[dict[str, Any]], positional: bool) -> None:
+def name_layers(layers: list[dict[str, Any]], positional: bool, names: dict[int, str] | None = None) -> None:
     """Give each layer of a list the name the spec will give it, and turn `Ref`s into names: in a
     positional list (an nn.Sequential) every layer's position; else, for the unnamed ones, the spec's
-    automatic name (op in lower case, numbered), written out where the spec's would differ."""
-    names: dict[int, str] = {}
+    automatic name (op in lower case, numbered), written out where the spec's would differ. `names`
+    gets each layer's name in its list, by the id of its dict."""
+    names = {} if names is None else names
     explicit = {layer["name"] for layer in layers if "name" in layer}
     defined: set[str] = set()
     counters: dict[str, int] = {}
@@ -53,10 +54,10 @@ def name_layers(layers: list[dict[str, Any]], positional: bool) -> None:
             resolved = [names[id(s.layer)] if isinstance(s, Ref) else s for s in sources]
             layer["from"] = resolved if isinstance(layer["from"], list) else resolved[0]
         if "layers" in layer:
-            name_layers(layer["layers"], positional=True)
+            name_layers(layer["layers"], positional=True, names=names)
         if isinstance(layer.get("op"), Use):
             layer["op"].site = layer
-            name_layers(layer["op"].layers, positional=not any("name" in x for x in layer["op"].layers))
+            name_layers(layer["op"].layers, not any("name" in x for x in layer["op"].layers), names)
 
 
 def _fresh(base: str, taken: set[str]) -> str:

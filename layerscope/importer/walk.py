@@ -26,6 +26,8 @@ from torch.nn.parameter import is_lazy
 from layerscope.errors import UsageError
 from layerscope.importer.arguments import layer_arguments
 from layerscope.importer.functional import T, call_name, getitem, read_call
+from layerscope.importer.sizes import baked, read_size
+from layerscope.importer.values import buffer_init
 
 _CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
 _MULTI = ("add", "mul", "matmul", "cat", "functional_layer_norm", "scaled_dot_product_attention")
@@ -57,6 +59,10 @@ class Walk:
     # one traced run of the whole model (run.trace.Trace), for a container fx cannot trace (importer/fallback.py)
     recorded: Callable[[], Any] | None = None
     fell_back: list[tuple[str, str]] = field(default_factory=list)  # (the container, why fx failed)
+    free_buffers: dict[str, str] = field(default_factory=dict)  # importer/values.py: free_buffers
+    keep_in_dims: bool = False  # write every in-dim, even one the builder would read off the input
+    baked: list[tuple[str, dict[str, Any], list[str]]] = field(default_factory=list)  # importer/sizes.py
+    leaves: list[tuple[dict[str, Any], str]] = field(default_factory=list)  # each torch.nn layer's, its module path
 
 
 class _ChildrenAreLeaves(fx.Tracer):
@@ -136,9 +142,11 @@ def _sequential(module: nn.Sequential, path: str, args: list[Any], walk: Walk) -
 def child_layer(child: nn.Module, path: str, args: list[Any], walk: Walk) -> tuple[dict[str, Any], Any]:
     """One child called on `args` as a layer (without name or from:), and its output."""
     if is_layer(child):
-        shape = list(args[0].shape) if args and isinstance(args[0], Tensor) else None
+        shape = list(args[0].shape) if args and isinstance(args[0], Tensor) and not walk.keep_in_dims else None
         op, arguments = layer_arguments(child, path, shape)
-        return {"op": op, **arguments}, ran(child, args, path)
+        layer = {"op": op, **arguments}
+        walk.leaves.append((layer, path))
+        return layer, ran(child, args, path)
     if isinstance(child, (nn.ModuleList, nn.ModuleDict)):
         raise UsageError(f"{path}: a {type(child).__name__} is called, and has no forward")
     layers, out = walk_module(child, path, args, walk)
@@ -160,6 +168,7 @@ class _Container:
         self.layers: list[dict[str, Any]] = []
         self.last: fx.Node | None = None  # the node the previous layer's output is
         self.called: set[str] = set()
+        self.sized: dict[fx.Node, str] = {}  # a number read off a tensor's size → what it holds (importer/sizes.py)
 
     def where(self, node: fx.Node) -> str:
         """The container and the call: `layer1.0: torch.sigmoid(…)`."""
@@ -219,7 +228,8 @@ class _Container:
         elif target in buffers:
             value = buffers[target]
             kept = target in self.module.state_dict(keep_vars=True)
-            kind = {"buffer": {"shape": list(value.shape), **({} if kept else {"persistent": False})}}
+            made = {} if kept else {**buffer_init(self.walk.free_buffers, self._qualified(target)), "persistent": False}
+            kind = {"buffer": {"shape": list(value.shape), **made}}
         else:
             raise UsageError(f"{self.where(node)}: reads {target}, which is not a parameter or buffer of its own")
         layer = {"name": target, **kind}
@@ -227,6 +237,9 @@ class _Container:
         self.values[node] = value
         self.made_by[node] = Ref(layer)
         self.last = node
+
+    def _qualified(self, target: str) -> str:
+        return f"{self.path}.{target}" if self.path else target
 
     def _call_module(self, node: fx.Node) -> None:
         target = str(node.target)
@@ -249,7 +262,10 @@ class _Container:
             return
         self.called.add(target)
         layer, out = child_layer(child, f"{self.path}.{target}" if self.path else target, args, self.walk)
-        self._add(node, {"name": target, **layer}, tensors, out, len(tensors) > 1)
+        named = {"name": target, **layer}
+        if self.walk.leaves and self.walk.leaves[-1][0] is layer:  # the torch.nn layer, now named
+            self.walk.leaves[-1] = (named, self.walk.leaves[-1][1])
+        self._add(node, named, tensors, out, len(tensors) > 1)
 
     def _call(self, node: fx.Node) -> None:
         args, kwargs = self._value(list(node.args)), self._value(dict(node.kwargs))
@@ -257,6 +273,7 @@ class _Container:
         value = ran(fn, args if node.op == "call_function" else args[1:], self.where(node), kwargs)
         self.values[node] = value
         if not _holds_tensor(value):
+            read_size(node, value, self.sized)
             return  # sizes and other numbers: the nodes that read them take the number
         name = call_name(node.op, node.target)
         marked = fx.node.map_arg(
@@ -280,9 +297,10 @@ class _Container:
         if call.op is None:  # passes its input on: the node is that tensor
             self.made_by[node] = self.made_by[call.tensors[0]]
             return
-        self._add(
-            node, {"op": call.op, **call.arguments}, call.tensors, value, call.op in _MULTI and len(call.tensors) > 1
-        )
+        layer = {"op": call.op, **call.arguments}
+        if baked(node, self.sized):
+            self.walk.baked.append((self.path, layer, baked(node, self.sized)))
+        self._add(node, layer, call.tensors, value, call.op in _MULTI and len(call.tensors) > 1)
 
     def _output(self, node: fx.Node) -> Any:
         result = node.args[0]
