@@ -24,17 +24,7 @@ from torch import Tensor
 
 from layerscope._torch_compat import tensor_version
 from layerscope.run.records import Join, LayerRecord
-
-
-def _tensors(value: Any) -> list[Tensor]:
-    """The tensors among an aten op's arguments or results: alone, or in (nested) lists, tuples and dicts."""
-    if isinstance(value, Tensor):
-        return [value]
-    if isinstance(value, (list, tuple)):
-        return [t for v in value for t in _tensors(v)]
-    if isinstance(value, dict):
-        return [t for v in value.values() for t in _tensors(v)]
-    return []
+from layerscope.run.tensors import tensors_in
 
 
 def _made_after(tag: str, index: int, joins_before: int) -> bool:
@@ -114,13 +104,13 @@ class Flow:
         if self._in_leaf:
             return
         firsts: dict[str, Tensor] = {}  # producer → its first tensor among the op's inputs
-        for t in _tensors([args, kwargs]):
+        for t in tensors_in([args, kwargs]):
             node = self.tag_of(t)
             if node is not None and node not in firsts:
                 firsts[node] = t
         if not firsts:
             return
-        outputs = _tensors(out)
+        outputs = tensors_in(out)
         if len(firsts) == 1:
             node = next(iter(firsts))
         else:

@@ -1,8 +1,11 @@
-"""Run stage, a module's own tensors: its parameters and buffers as records, and parameter counts per subtree."""
+"""Run stage, a module's own tensors: its parameters and buffers as records, and parameter counts per subtree;
+and the tensors in any nested value (a call's arguments, an output, an aten op's arguments)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import fields, is_dataclass
+from typing import Any
 
 from torch import Tensor, nn
 
@@ -75,3 +78,17 @@ def _records(named: Iterable[tuple[str, Tensor]], buffer: bool) -> list[ParamRec
             )
         )
     return records
+
+
+def tensors_in(value: Any) -> list[Tensor]:
+    """Every tensor in a (nested) value — lists, tuples, dicts, dataclasses — in order: LSTM's
+    (out, (h, c)) gives three."""
+    if isinstance(value, Tensor):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return [t for v in value for t in tensors_in(v)]
+    if isinstance(value, Mapping):
+        return [t for v in value.values() for t in tensors_in(v)]
+    if is_dataclass(value) and not isinstance(value, type):  # a dataclass output: its fields in order
+        return [t for f in fields(value) for t in tensors_in(getattr(value, f.name))]
+    return []

@@ -14,7 +14,7 @@ import random
 import sys
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from traceback import format_exception, walk_tb
 from types import FrameType
@@ -29,21 +29,7 @@ from layerscope.run.counting import OpCounter
 from layerscope.run.devices import Restart
 from layerscope.run.flow import Flow
 from layerscope.run.records import Join, LayerRecord, Note, ParamRecord, Shape
-from layerscope.run.tensors import buffer_records, count_params, param_records, subtree_counts
-
-
-def tensors_in(value: Any) -> list[Tensor]:
-    """Every tensor in a (nested) value — lists, tuples, dicts, dataclasses — in order: LSTM's
-    (out, (h, c)) gives three."""
-    if isinstance(value, Tensor):
-        return [value]
-    if isinstance(value, (list, tuple)):
-        return [t for v in value for t in tensors_in(v)]
-    if isinstance(value, Mapping):
-        return [t for v in value.values() for t in tensors_in(v)]
-    if is_dataclass(value) and not isinstance(value, type):  # a dataclass output: its fields in order
-        return [t for f in fields(value) for t in tensors_in(getattr(value, f.name))]
-    return []
+from layerscope.run.tensors import buffer_records, count_params, param_records, subtree_counts, tensors_in
 
 
 def mapped(value: Any, change: Callable[[Any], Any], leaf: Callable[[Any], bool] | None = None) -> Any:
