@@ -45,7 +45,7 @@ def import_model(
         from layerscope.importer.document import to_spec
         from layerscope.spec.model import ModelSpec
 
-        if not targets.PYTHON_TARGET.fullmatch(model) or Path(model).exists():
+        if not targets.names_python(model):
             raise UsageError(f"{model!r} is not a Python model", hint="name one as pkg.module:Class or file.py:Class")
         source = Path(model.rpartition(":")[0])
         if output is not None and source.exists() and output.resolve() == source.resolve():

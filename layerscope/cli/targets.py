@@ -11,7 +11,7 @@ import ast
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 import typer
 
@@ -31,14 +31,31 @@ PYTHON_TARGET = re.compile(r"(?:[A-Za-z_][\w.]*|[^:]+\.py):[A-Za-z_][\w.]*")
 imported_user_code = False  # set once a Python-defined model is imported: the process then ends normally
 
 
+def names_python(target: str | None) -> TypeGuard[str]:
+    """Whether SPEC names a Python-defined model (`pkg.module:Class`, `file.py:Class`), not a file."""
+    if not target or PYTHON_TARGET.fullmatch(target) is None:
+        return False
+    return not Path(target).exists()
+
+
+def spec_file(target: str | None) -> Path:
+    """The spec file SPEC names (a path, a bundled name, the only spec here); a bundled spec standing
+    in for a file name that is not here is said on stderr, so JSON and CSV on stdout stay data."""
+    from layerscope.spec.bundled import resolve_spec_noting
+
+    path, note = resolve_spec_noting(target)
+    if note is not None:
+        typer.echo(f"note: {inert(note, newlines=False)}", err=True)
+    return path
+
+
 def load(target: str | None, options: Options) -> ModelSpec | nn.Module:
     """What SPEC names: a spec (file, bundled name, or the only spec here) with --model and --set,
     or with --allow-import a Python-defined model `pkg.module:Class` made with --arg."""
     from layerscope.api import load_python
-    from layerscope.spec.bundled import resolve_spec_noting
     from layerscope.spec.model import load_spec
 
-    if target and PYTHON_TARGET.fullmatch(target) and not Path(target).exists():
+    if names_python(target):
         if not options.allow_import:
             raise UsageError(
                 f"{target!r} names Python code, and importing it runs that code",
@@ -56,10 +73,7 @@ def load(target: str | None, options: Options) -> ModelSpec | nn.Module:
         )
     if options.args:
         raise UsageError("--arg is for Python-defined models (pkg.module:Class)", hint="for a spec's vars, use --set")
-    path, note = resolve_spec_noting(target)
-    if note is not None:  # on stderr, so JSON and CSV on stdout stay data
-        typer.echo(f"note: {inert(note, newlines=False)}", err=True)
-    return load_spec(path, options.model, parse_sets(list(options.sets)))
+    return load_spec(spec_file(target), options.model, parse_sets(list(options.sets)))
 
 
 def spec_inputs(spec: ModelSpec, input_texts: Sequence[str]) -> tuple[InputSpec, ...]:

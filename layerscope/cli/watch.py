@@ -14,7 +14,7 @@ from pathlib import Path
 
 import typer
 
-from layerscope.cli.targets import PYTHON_TARGET
+from layerscope.cli.targets import names_python, spec_file
 from layerscope.errors import UsageError, inert
 
 CLEAR = "\x1b[2J\x1b[H"  # erase the terminal, cursor home
@@ -24,17 +24,12 @@ def watched_file(target: str | None) -> Path:
     """The spec file a --watch follows: the file SPEC names (a bundled name, the only spec here),
     found once: if it is removed, the runs say so rather than finding another. A Python model is
     refused: its module, once imported, is not imported again."""
-    from layerscope.spec.bundled import resolve_spec_noting
-
-    if target is not None and PYTHON_TARGET.fullmatch(target) and not Path(target).exists():
+    if names_python(target):
         raise UsageError(
             "--watch follows a spec file; a Python model's module is imported once",
             hint="rerun the command after editing the Python file",
         )
-    path, note = resolve_spec_noting(target)
-    if note is not None:
-        typer.echo(f"note: {inert(note, newlines=False)}", err=True)
-    return path
+    return spec_file(target)
 
 
 def watch(target: str | None, run_once: Callable[[str], None], changes: Iterable[object] | None = None) -> None:
