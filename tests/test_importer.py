@@ -155,7 +155,7 @@ def test_o_replaces_nothing_but_a_regular_file(cli, tmp_path: Path) -> None:
     source = tmp_path / "model.py"
     source.write_text("from tests.reference_models import LeNet\n", encoding="utf-8")
     run = cli("import", f"{source}:LeNet", "--allow-import", "-i", "1x1x32x32", "-o", str(source))
-    assert run.exit_code == 2 and "is the model's own code" in run.stderr
+    assert run.exit_code == 2 and "is the code of the imported module" in run.stderr  # render/files.write_whole
     assert stat.S_ISREG(source.stat().st_mode) and "LeNet" in source.read_text(encoding="utf-8")
 
 

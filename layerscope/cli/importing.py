@@ -47,9 +47,6 @@ def import_model(
 
         if not targets.names_python(model):
             raise UsageError(f"{model!r} is not a Python model", hint="name one as pkg.module:Class or file.py:Class")
-        source = Path(model.rpartition(":")[0])
-        if output is not None and source.exists() and output.resolve() == source.resolve():
-            raise UsageError(f"{output} is the model's own code", hint="write the spec to another file")
         loaded = targets.load(model, options)
         assert not isinstance(loaded, ModelSpec)
         examples = targets.examples(inputs or [])
