@@ -108,6 +108,36 @@ class Trace:
         return [*self.inputs, *self.kwargs.values()]
 
 
+class CallNames:
+    """The name of each module call: its qualified name, and a module registered under several names
+    (a spec's `use:`) takes them in turn, call by call."""
+
+    def __init__(self, model: nn.Module):
+        self.names: dict[int, list[str]] = {}
+        for qualname, module in model.named_modules(remove_duplicate=False):
+            self.names.setdefault(id(module), []).append(qualname)
+        self.calls: dict[int, int] = {}
+
+    def next(self, module: nn.Module) -> tuple[str, int]:
+        """This call's name, and how many calls of the module came before it."""
+        n = self.calls.get(id(module), 0)
+        self.calls[id(module)] = n + 1
+        options = self.names.get(id(module), ["?"])
+        return options[n % len(options)], n
+
+
+def hook_modules(model: nn.Module, pre_hook: Callable[..., None], post_hook: Callable[..., None]) -> list[Any]:
+    """Forward hooks (with keyword arguments) on every distinct module of `model` but TorchScript ones,
+    which take none; the handles remove them."""
+    handles = []
+    for module in {id(m): m for _, m in model.named_modules()}.values():
+        if isinstance(module, torch.jit.ScriptModule):  # takes no hooks: part of its parent's row
+            continue
+        handles.append(module.register_forward_pre_hook(pre_hook, with_kwargs=True))
+        handles.append(module.register_forward_hook(post_hook, with_kwargs=True))
+    return handles
+
+
 class _Recorder:
     """The forward hooks: a LayerRecord per call, with the FLOPs counted while it was open."""
 
@@ -124,14 +154,11 @@ class _Recorder:
         self.kinds: dict[
             int, tuple[str, bool, bool]
         ] = {}  # by module id: its type's name, is it a leaf, a functional op
-        self.names: dict[int, list[str]] = {}
-        for qualname, module in model.named_modules(remove_duplicate=False):
-            self.names.setdefault(id(module), []).append(qualname)
+        self.names = CallNames(model)
         self.sources = sources
         self.counter = counter
         self.flow = Flow()
         counter.flow = self.flow.op
-        self.calls: dict[int, int] = {}
         self.first_call: dict[int, str] = {}
         self.counts = subtree_counts(model)  # parameters of each module and its children, by module id
         self.records: list[LayerRecord] = []
@@ -143,11 +170,7 @@ class _Recorder:
 
     def pre_hook(self, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         key = id(module)
-        n = self.calls.get(key, 0)
-        self.calls[key] = n + 1
-        # a module registered under several names (a spec's `use:`) takes them in turn, call by call
-        options = self.names.get(key, ["?"])
-        qualname = options[n % len(options)]
+        qualname, n = self.names.next(module)
         total, trainable = self.counts.get(key) or count_params(list(module.parameters()))
         kind = self.kinds.get(key)
         if kind is None:
@@ -197,16 +220,6 @@ class _Recorder:
         if record.is_leaf and self.after_leaf is not None:
             self.after_leaf(module, record.output_bytes)  # the CPU byte budget: may stop the run after this layer
 
-    def attach(self, model: nn.Module) -> list[Any]:
-        """Hook every distinct module of `model`; the handles remove the hooks."""
-        handles = []
-        for module in {id(m): m for _, m in model.named_modules()}.values():
-            if isinstance(module, torch.jit.ScriptModule):  # takes no hooks: part of its parent's row
-                continue
-            handles.append(module.register_forward_pre_hook(self.pre_hook, with_kwargs=True))
-            handles.append(module.register_forward_hook(self.post_hook, with_kwargs=True))
-        return handles
-
     def notes(self) -> list[Note]:
         """Warnings as notes, each with the layer it was raised in (else the layer that failed), then
         the operators whose FLOPs could not be counted, each with the innermost layer that ran it."""
@@ -246,7 +259,7 @@ def trace(
     kwargs = dict(kwargs or {})
     counter = OpCounter(guarded)
     recorder = _Recorder(model, sources or {}, counter, before_leaf, after_leaf)
-    handles = recorder.attach(model)
+    handles = hook_modules(model, recorder.pre_hook, recorder.post_hook)
     recorder.flow.start(tensors_in([*inputs, kwargs]))
     output: Any = None
     error: BaseException | None = None

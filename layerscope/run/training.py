@@ -35,7 +35,7 @@ from layerscope._torch_compat import aten_ops, cpu_fused_attention
 from layerscope.run.counting import OpCounter
 from layerscope.run.devices import WritesWeights
 from layerscope.run.shadow import restored, shadow, stand_ins, weight_storages
-from layerscope.run.trace import tensors_in
+from layerscope.run.trace import CallNames, hook_modules, tensors_in
 
 
 @dataclass
@@ -68,7 +68,7 @@ def _saved(
     held = [*run.parameters(), *run.buffers(), *(weights or {}).values(), *tensors_in([list(args), dict(kwargs)])]
     counter = _SavedTensors(held)
     calls = _Calls(run, counter)
-    handles = calls.attach(run)
+    handles = hook_modules(run, calls.pre_hook, calls.post_hook)
     guarded = weight_storages(model) if share and not in_place else frozenset()
     error = None
     trains: set[str] | None = None
@@ -141,32 +141,17 @@ class _Calls:
 
     def __init__(self, model: nn.Module, counter: _SavedTensors):
         self.counter = counter
-        self.names: dict[int, list[str]] = {}
-        for qualname, module in model.named_modules(remove_duplicate=False):
-            self.names.setdefault(id(module), []).append(qualname)
-        self.seen: dict[int, int] = {}
+        self.names = CallNames(model)
         self.calls: list[list[Any]] = []
         self.open: list[tuple[int, int]] = []
 
-    def pre_hook(self, module: nn.Module, args: Any) -> None:
-        n = self.seen.get(id(module), 0)
-        self.seen[id(module)] = n + 1
-        options = self.names.get(id(module), ["?"])
+    def pre_hook(self, module: nn.Module, args: Any, kwargs: Any) -> None:
         self.open.append((len(self.calls), self.counter.total))
-        self.calls.append([options[n % len(options)], 0])
+        self.calls.append([self.names.next(module)[0], 0])
 
-    def post_hook(self, module: nn.Module, args: Any, output: Any) -> None:
+    def post_hook(self, module: nn.Module, args: Any, kwargs: Any, output: Any) -> None:
         index, before = self.open.pop()
         self.calls[index][1] = self.counter.total - before
-
-    def attach(self, model: nn.Module) -> list[Any]:
-        handles = []
-        for module in {id(m): m for _, m in model.named_modules()}.values():
-            if isinstance(module, torch.jit.ScriptModule):
-                continue
-            handles.append(module.register_forward_pre_hook(self.pre_hook))
-            handles.append(module.register_forward_hook(self.post_hook))
-        return handles
 
 
 class _CpuAttention(TorchFunctionMode):
