@@ -42,7 +42,7 @@ class Flow:
         # calls still open, innermost last: record, its index, joins before it, its input tensors with their versions
         self._open: list[tuple[LayerRecord, int, int, list[tuple[Tensor, int | None]]]] = []
         self._in_leaf = 0  # leaf calls open: their inner ops are not followed
-        self._called_child: list[bool] = []  # per open call: whether a module inside it was called
+        self._last = -1  # the index of the last call begun: a call with a later one inside called a module
 
     def tag_of(self, t: Tensor) -> str | None:
         """The node that produced `t`, None for a tensor no layer or input gave (a parameter, a new tensor)."""
@@ -61,9 +61,7 @@ class Flow:
     def entered(self, record: LayerRecord, index: int, tensors: list[Tensor]) -> None:
         """Call `index` began with these input tensors: their producers, one each (aligned with `input_shapes`)."""
         record.inputs_from = [self.tag_of(t) for t in tensors]
-        if self._called_child:
-            self._called_child[-1] = True
-        self._called_child.append(False)
+        self._last = index
         self._open.append((record, index, len(self.joins), [(t, tensor_version(t)) for t in tensors]))
         self._in_leaf += record.is_leaf
 
@@ -76,8 +74,7 @@ class Flow:
             return
         record, index, joins_before, taken = self._open.pop()
         self._in_leaf -= record.is_leaf
-        called_child = self._called_child.pop()
-        leaf = record.is_leaf or not called_child
+        leaf = record.is_leaf or self._last == index  # no call began inside it
         if leaf and len(self.joins) > joins_before:
             self._drop_joins(joins_before, f"layer:{index}")
         for t in outputs:
