@@ -26,6 +26,7 @@ from layerscope.importer.values import free_buffers
 from layerscope.importer.walk import Walk, is_layer, walk_module
 from layerscope.run.shadow import shadow
 from layerscope.spec.model import ModelSpec, parse_model
+from layerscope.spec.shapes import format_shapes
 from layerscope.spec.source import load_documents
 
 Input = tuple[tuple[int, ...], str]  # a shape and a dtype name
@@ -93,7 +94,7 @@ def _dumped(document: dict[str, Any]) -> str:
 
 def _baked(walk: Walk, names: dict[int, str], inputs: Sequence[Input]) -> list[str]:
     """A note for each layer that holds a size read in the forward (importer/sizes.py)."""
-    given = ", ".join("x".join(map(str, shape)) for shape, _ in inputs)
+    given = format_shapes([shape for shape, _ in inputs])
     notes = []
     for path, layer, held in walk.baked:
         where = f"{path}: " if path else ""

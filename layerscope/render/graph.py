@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from layerscope.report.model import Report
 from layerscope.run.records import LayerRecord
+from layerscope.spec.shapes import format_shape
 
 Shape = list[int]
 
@@ -36,10 +37,6 @@ def _node_id(ref: str) -> str:
     """`layer:12` → `L12`, `join:3` → `J3`, `input:0` → `I0`."""
     kind, _, number = ref.partition(":")
     return {"layer": "L", "join": "J", "input": "I"}[kind] + number
-
-
-def _shape(shape: Shape) -> str:
-    return "x".join(str(d) for d in shape) if shape else "scalar"
 
 
 def _passed_on(index: int, record: LayerRecord) -> bool:
@@ -73,7 +70,7 @@ def build_graph(report: Report) -> Graph:
     for k, shape in enumerate(report.input_shapes):
         if f"input:{k}" in used:
             graph.nodes.append(
-                Node(f"I{k}", [f"input {k}" if len(report.input_shapes) > 1 else "input", _shape(shape)], "input")
+                Node(f"I{k}", [f"input {k}" if len(report.input_shapes) > 1 else "input", format_shape(shape)], "input")
             )
     calls: dict[str, int] = {}
     for i, record in enumerate(report.layers):
@@ -90,7 +87,7 @@ def build_graph(report: Report) -> Graph:
     for ref, froms, shapes in consumers:
         target = "OUT" if ref == "output" else _node_id(ref)
         for source, shape in zip(froms, shapes, strict=False):
-            edge = (_node_id(source), target, _shape(shape)) if source is not None else None
+            edge = (_node_id(source), target, format_shape(shape)) if source is not None else None
             if edge is not None and edge not in seen:
                 seen.add(edge)
                 graph.edges.append(edge)
