@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import torch
 from torch import Tensor, nn
 
 from layerscope._torch_compat import module_type_name
 from layerscope.report import diagnose, fixes, receptive
 from layerscope.report.model import Note, Report
+from layerscope.run.tensors import records_bytes
 from layerscope.run.trace import Trace, nbytes, shapes_of, trace
 
 
@@ -53,9 +53,9 @@ def report(
         params=run.params,
         total_params=sum(p.numel for p in counted),
         trainable_params=sum(p.numel for p in counted if p.trainable),
-        param_bytes=sum(p.numel * _itemsize(p.dtype) for p in counted),
+        param_bytes=records_bytes(counted),
         buffers=run.buffers,
-        buffer_bytes=sum(b.numel * _itemsize(b.dtype) for b in run.buffers if b.counted),
+        buffer_bytes=records_bytes(b for b in run.buffers if b.counted),
         input_bytes=nbytes(run.all_inputs),
         # the outputs of layers, not of function calls: the same figure for a model in Python and in YAML
         activation_bytes=sum(r.output_bytes for r in run.records if r.is_leaf and r.completed and not r.functional),
@@ -90,7 +90,3 @@ def unbuilt_notes(stopped_at: str | None, skipped: Sequence[str]) -> list[Note]:
         return []
     names = ", ".join(skipped[:4]) + (", ..." if len(skipped) > 4 else "")
     return [Note(stopped_at, f"building stopped here; {len(skipped)} later layer(s) ({names}) are not in the totals")]
-
-
-def _itemsize(dtype: str) -> int:
-    return int(getattr(torch, dtype).itemsize)

@@ -26,6 +26,7 @@ from torch import nn
 from layerscope import limits
 from layerscope.errors import UsageError
 from layerscope.report.model import Note, ParamRecord, Report, TrainMemory
+from layerscope.run.tensors import records_bytes
 from layerscope.run.trace import moved
 from layerscope.run.training import Saved, saved_in_training
 
@@ -59,11 +60,9 @@ def training(train: bool, optimizer: str | None = None, momentum: float | None =
     return Training(name, float(momentum or 0.0))
 
 
-def optimizer_bytes(training: Training, params: list[ParamRecord], trains: set[str] | None = None) -> int:
-    """The optimizer's state for the trainable parameters (see the module's docstring); `trains`, the
-    names that require grad in training mode, where known (a `train()` that freezes layers)."""
-    trainable = [p for p in params if p.counted and not p.buffer and _trains(p, trains)]
-    size = sum(p.numel * _itemsize(p.dtype) for p in trainable)
+def optimizer_bytes(training: Training, trainable: list[ParamRecord]) -> int:
+    """The optimizer's state for the trainable parameters, each counted once (see the module's docstring)."""
+    size = records_bytes(trainable)
     if training.optimizer in ("adam", "adamw"):
         # torch keeps `step` as a scalar tensor per parameter tensor: float32, float64 where that is the default dtype
         step = 8 if torch.get_default_dtype() == torch.float64 else 4
@@ -77,9 +76,9 @@ def with_train_memory(report: Report, saved: Saved, training: Training) -> None:
         report.notes.append(Note("", f"no training memory: the training-mode forward failed ({saved.error})"))
         return
     report.notes.extend(Note("", note) for note in saved.notes)
-    counted = [p for p in report.params if p.counted and not p.buffer]
-    grads = sum(p.numel * _itemsize(p.dtype) for p in counted if _trains(p, saved.trains))
-    state = optimizer_bytes(training, report.params, saved.trains)
+    trainable = [p for p in report.params if p.counted and not p.buffer and _trains(p, saved.trains)]
+    grads = records_bytes(trainable)
+    state = optimizer_bytes(training, trainable)
     report.train_memory = TrainMemory(
         optimizer=training.optimizer,
         momentum=training.momentum if training.optimizer == "sgd" else None,
@@ -127,7 +126,3 @@ def _trains(param: ParamRecord, trains: set[str] | None) -> bool:
     """Whether a parameter gets a gradient in a training step: as it is after `model.train()` (which
     may freeze layers, as detection models' `_freeze_stages` do) where the training run told, else now."""
     return param.trainable if trains is None else param.name in trains
-
-
-def _itemsize(dtype: str) -> int:
-    return int(getattr(torch, dtype).itemsize)

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import fields, is_dataclass
 from typing import Any
 
+import torch
 from torch import Tensor, nn
 
 from layerscope.run.records import ParamRecord
@@ -92,3 +93,8 @@ def tensors_in(value: Any) -> list[Tensor]:
     if is_dataclass(value) and not isinstance(value, type):  # a dataclass output: its fields in order
         return [t for f in fields(value) for t in tensors_in(getattr(value, f.name))]
     return []
+
+
+def records_bytes(records: Iterable[ParamRecord]) -> int:
+    """The bytes the tensors of these records hold, each in its dtype."""
+    return sum(r.numel * getattr(torch, r.dtype).itemsize for r in records)
