@@ -212,39 +212,29 @@ def annotate(model: nn.Module, records: list[LayerRecord], joins: list[Join]) ->
     states: dict[str, State] = {}
     modules = dict(model.named_modules(remove_duplicate=False))  # every name a call can have (a spec's use:)
 
+    def node(ref: str) -> LayerRecord | Join | None:
+        """The call or join `ref` names (`layer:3`, `join:0`); None for an input."""
+        kind, _, number = ref.partition(":")
+        return joins[int(number)] if kind == "join" else records[int(number)] if kind == "layer" else None
+
     def inputs_of(ref: str) -> list[str | None]:
-        kind, _, number = ref.partition(":")
-        if kind == "join":
-            return list(joins[int(number)].inputs_from)
-        return records[int(number)].inputs_from if kind == "layer" else []
-
-    def shapes_in(ref: str) -> list[Any]:
-        """The shapes node `ref` took, one per entry of inputs_of(ref)."""
-        kind, _, number = ref.partition(":")
-        if kind == "join":
-            return list(joins[int(number)].input_shapes)
-        return records[int(number)].input_shapes if kind == "layer" else []
-
-    def made(ref: str) -> list[Any] | None:
-        """The shapes node `ref` gave out; None where not known (an input)."""
-        kind, _, number = ref.partition(":")
-        if kind == "join":
-            return list(joins[int(number)].output_shapes)
-        return records[int(number)].output_shapes if kind == "layer" else None
+        found = node(ref)
+        return list(found.inputs_from) if found is not None else []
 
     def taken(ref: str) -> list[State]:
         """The fields reaching `ref`: a producer's, or none where the tensor changed shape on the way
         (Python code between layers: `x.flatten(1)`, `.view`, `.mean(...)`, `F.max_pool2d`, which the
         flow passes through but no layer rule describes)."""
-        shapes = shapes_in(ref)
-        found = []
+        found = node(ref)
+        shapes = found.input_shapes if found is not None else []
+        fields = []
         for k, producer in enumerate(inputs_of(ref)):
             if producer is None:
                 continue
-            given = made(producer)
-            reshaped = given is not None and k < len(shapes) and shapes[k] not in given
-            found.append(None if reshaped else states[producer])
-        return found
+            maker = node(producer)
+            reshaped = maker is not None and k < len(shapes) and shapes[k] not in maker.output_shapes
+            fields.append(None if reshaped else states[producer])
+        return fields
 
     def resolve(ref: str) -> State:
         """The field of node `ref`, its producers first (a stack, not recursion: nets run deep)."""
