@@ -52,7 +52,7 @@ def to_spec(
         raise UsageError(f"cannot copy the model to read it: {copy.problem}")
     module = copy.module.eval()
     args = [torch.empty(shape, dtype=getattr(torch, dtype), device="meta") for shape, dtype in inputs]
-    make = inputs_maker(inputs)
+    make = inputs_maker(model, inputs)
     walk = Walk(recorded=recorder(model, make), free_buffers=free_buffers(model))
     with torch.no_grad():
         layers, _ = walk_module(module, "", args, walk)

@@ -15,6 +15,7 @@ check_fallback: the spec's run must match the recorded run's layer calls, FLOPs 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -25,7 +26,8 @@ from layerscope import limits
 from layerscope.builder.builder import build
 from layerscope.errors import UsageError
 from layerscope.importer.walk import Ref, Walk, child_layer, ran
-from layerscope.run.inputs import Inputs
+from layerscope.run.inputs import Example, Inputs
+from layerscope.run.inputs import make as make_inputs
 from layerscope.run.records import LayerRecord
 from layerscope.run.runner import run_module, run_on
 from layerscope.run.trace import Trace, nbytes, tensors_in
@@ -35,22 +37,11 @@ _JOINS = {"add": torch.add, "mul": torch.mul}
 _META = torch.device("meta")
 
 
-def inputs_maker(shapes: Sequence[tuple[tuple[int, ...], str]]) -> Callable[[torch.device], Inputs]:
-    """The inputs of the recorded run: the same values every time (a generator of its own, so the
-    global RNG is untouched), zeros for integer inputs (an index any embedding takes)."""
-
-    def make(device: torch.device) -> Inputs:
-        generator = torch.Generator().manual_seed(0)
-        made = []
-        for shape, dtype in shapes:
-            kind = getattr(torch, dtype)
-            if kind.is_floating_point:
-                made.append(torch.randn(shape, generator=generator, dtype=kind).to(device))
-            else:
-                made.append(torch.zeros(shape, dtype=kind, device=device))
-        return Inputs(tuple(made))
-
-    return make
+def inputs_maker(model: nn.Module, shapes: Sequence[tuple[tuple[int, ...], str]]) -> Callable[[torch.device], Inputs]:
+    """The inputs of the recorded run, made as for any Python model (run/inputs.py): the same values
+    every time, from a generator of its own, so the global RNG is untouched."""
+    examples = [Example(tuple(shape), getattr(torch, dtype)) for shape, dtype in shapes]
+    return lambda device: make_inputs(examples, model, device)
 
 
 def recorder(model: nn.Module, make: Callable[[torch.device], Inputs]) -> Callable[[], Trace]:
@@ -168,8 +159,8 @@ class _Container:
         if tag not in self.made:
             raise _Refused(f"{what}: it comes from {tag}, made outside this container's calls")
         entries = self.made[tag]
-        numel = _numel(shape)
-        fits = [(s, v) for s, v in entries if _numel(list(v.shape)) == numel]
+        numel = math.prod(shape)
+        fits = [(s, v) for s, v in entries if math.prod(list(v.shape)) == numel]
         if len(entries) == 1 and not fits:
             raise _Refused(f"{what}: its producer's {list(entries[0][1].shape)} becomes {shape} by ops of no module")
         if len({id(s) if not isinstance(s, str) else s for s, _ in entries}) != 1 or len(fits) != 1:
@@ -226,13 +217,6 @@ class _Container:
             raise _Refused(f"a {join.op}: its output's shape")
         self._append(layer, [s for s, _ in taken], value)
         self.made[f"join:{number}"] = [(self.out[-1], value)]
-
-
-def _numel(shape: Sequence[int]) -> int:
-    n = 1
-    for s in shape:
-        n *= s
-    return n
 
 
 def check_fallback(spec: ModelSpec, model: nn.Module, walk: Walk, make: Callable[[torch.device], Inputs]) -> None:

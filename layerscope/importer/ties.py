@@ -15,14 +15,12 @@ from typing import Any
 from torch import nn
 
 from layerscope.errors import UsageError
+from layerscope.run.tensors import param_names
 
 
 def shared_names(module: nn.Module) -> list[list[str]]:
     """The names of each parameter `module` holds under more than one name, in registration order."""
-    by_tensor: dict[int, list[str]] = {}
-    for key, value in module.named_parameters(remove_duplicate=False):
-        by_tensor.setdefault(id(value), []).append(key)
-    return [names for names in by_tensor.values() if len(names) > 1]
+    return [names for names in param_names(module).values() if len(names) > 1]
 
 
 def write_ties(module: nn.Module, built: nn.Module, layers: list[dict[str, Any]], leaves: list[Any]) -> None:
